@@ -1,0 +1,77 @@
+"""facetoon: portrait photos and videos to anime.
+
+Importing ``facetoon`` is cheap: torch, dlib and the models are imported only when a function
+that needs them is first used (attributes below resolve lazily).
+
+    >>> import facetoon
+    >>> out = facetoon.stylize("portrait.jpg")   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from ._version import __version__
+from .errors import (
+    ConfigError,
+    DataError,
+    FacetoonError,
+    ImageTooLargeError,
+    InvalidImageError,
+    NoFaceError,
+    VideoError,
+    WeightsError,
+)
+
+# public name -> module that defines it (imported on first access)
+_LAZY: dict[str, str] = {
+    "read_image": "facetoon.io",
+    "write_image": "facetoon.io",
+    "detect_faces": "facetoon.face",
+    "align_face": "facetoon.face",
+    "paste_back": "facetoon.face",
+    "Face": "facetoon.face",
+    "AlignedFace": "facetoon.face",
+    "stylize": "facetoon.pipeline",
+    "Stylizer": "facetoon.pipeline",
+    "StylizeResult": "facetoon.pipeline",
+    "stylize_video": "facetoon.video",
+    "create_model": "facetoon.models",
+    "list_models": "facetoon.models",
+    "load_pretrained": "facetoon.models",
+}
+
+__all__ = [
+    "__version__",
+    "FacetoonError",
+    "InvalidImageError",
+    "ImageTooLargeError",
+    "NoFaceError",
+    "WeightsError",
+    "ConfigError",
+    "DataError",
+    "VideoError",
+    *_LAZY,
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'facetoon' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .face import AlignedFace, Face, align_face, detect_faces, paste_back
+    from .io import read_image, write_image
+    from .models import create_model, list_models, load_pretrained
+    from .pipeline import Stylizer, StylizeResult, stylize
+    from .video import stylize_video

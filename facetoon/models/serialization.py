@@ -1,0 +1,158 @@
+"""Save and load models as a folder: ``config.json`` beside ``model.safetensors``.
+
+``config.json`` holds ``{"arch": <registry name>, "config": <constructor kwargs>,
+"facetoon_version": ..., "dtype": ..., "meta": {...}}``; the weights are a safetensors file, so
+loading never executes code. Weights stored in fp16 are upcast to the requested dtype on load.
+
+Named weights (e.g. ``"ugatit-selfie2anime"``) are folders of the weights directory: the
+``FACETOON_WEIGHTS`` environment variable if set, else the ``weights/`` folder of the source
+checkout facetoon runs from.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .._version import __version__
+from ..errors import WeightsError
+from .registry import create_model
+
+__all__ = ["save_pretrained", "load_pretrained", "read_config", "resolve_weights", "weights_dir"]
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+
+
+def weights_dir() -> Path:
+    """The folder that holds facetoon's named weights."""
+    env = os.environ.get("FACETOON_WEIGHTS")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[2] / "weights"
+
+
+def resolve_weights(name_or_path: str | os.PathLike[str]) -> Path:
+    """A weights folder from a path, or from a name in :func:`weights_dir`."""
+    path = Path(name_or_path)
+    if path.is_dir():
+        return path
+    candidate = weights_dir() / str(name_or_path)
+    if candidate.is_dir():
+        return candidate
+    known = sorted(p.name for p in weights_dir().glob("*") if (p / CONFIG_NAME).is_file()) \
+        if weights_dir().is_dir() else []
+    raise WeightsError(
+        f"no weights folder here and no named weights of that name (known: {', '.join(known) or 'none'})",
+        path=name_or_path,
+    )
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_pretrained(
+    model: nn.Module,
+    directory: str | os.PathLike[str],
+    *,
+    dtype: torch.dtype | None = None,
+    meta: dict[str, Any] | None = None,
+) -> Path:
+    """Write ``model`` (a registered architecture) as ``config.json`` + ``model.safetensors``.
+
+    ``dtype=torch.float16`` halves the file; floating tensors are cast, others kept. Both files
+    are written atomically.
+    """
+    from safetensors.torch import save
+
+    arch = getattr(model, "arch", None)
+    config = getattr(model, "config", None)
+    if arch is None or config is None:
+        raise WeightsError(f"{type(model).__name__} is not a registered facetoon model")
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    state = {}
+    for key, tensor in model.state_dict().items():
+        t = tensor.detach().to("cpu")
+        if dtype is not None and t.is_floating_point():
+            t = t.to(dtype)
+        state[key] = t.contiguous()
+    _atomic_write_bytes(out / WEIGHTS_NAME, save(state, metadata={"arch": arch}))
+    doc = {
+        "arch": arch,
+        "config": config,
+        "facetoon_version": __version__,
+        "dtype": str(dtype or next(iter(state.values())).dtype).replace("torch.", ""),
+        "meta": meta or {},
+    }
+    _atomic_write_bytes(out / CONFIG_NAME, (json.dumps(doc, indent=2) + "\n").encode())
+    return out
+
+
+def read_config(directory: str | os.PathLike[str]) -> dict[str, Any]:
+    path = resolve_weights(directory) / CONFIG_NAME
+    try:
+        doc = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise WeightsError("config.json is missing", path=path.parent) from None
+    except json.JSONDecodeError as exc:
+        raise WeightsError(f"config.json is not valid JSON ({exc.msg}, line {exc.lineno})", path=path) from None
+    if not isinstance(doc, dict) or "arch" not in doc or "config" not in doc:
+        raise WeightsError("config.json lacks 'arch' or 'config'", path=path)
+    return doc
+
+
+def load_pretrained(
+    name_or_path: str | os.PathLike[str],
+    *,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
+) -> nn.Module:
+    """Build the architecture named in ``config.json`` and load its safetensors weights.
+
+    Returns the model in eval mode on ``device`` with floating tensors in ``dtype``.
+    Raises :class:`WeightsError` on a missing file or mismatching tensors.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    folder = resolve_weights(name_or_path)
+    doc = read_config(folder)
+    model = create_model(doc["arch"], **doc["config"])
+    file = folder / WEIGHTS_NAME
+    if not file.is_file():
+        raise WeightsError("model.safetensors is missing", path=folder)
+    try:
+        state = load_file(str(file))
+    except (SafetensorError, OSError) as exc:
+        raise WeightsError(f"cannot read safetensors file ({exc})", path=file) from None
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = sorted(k for k in set(state) & set(expected) if state[k].shape != expected[k].shape)
+    if missing or unexpected or wrong:
+        parts = []
+        if missing:
+            parts.append(f"missing {len(missing)} tensors (e.g. {missing[0]})")
+        if unexpected:
+            parts.append(f"unexpected {len(unexpected)} (e.g. {unexpected[0]})")
+        if wrong:
+            parts.append(f"wrong shape for {len(wrong)} (e.g. {wrong[0]})")
+        raise WeightsError(f"weights do not match {doc['arch']}: " + "; ".join(parts), path=file)
+    state = {k: (v.to(expected[k].dtype) if v.is_floating_point() else v) for k, v in state.items()}
+    model.load_state_dict(state)
+    return model.to(device=device, dtype=dtype).eval()
