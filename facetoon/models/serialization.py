@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from .._fileutil import atomic_write_bytes
 from .._version import __version__
 from ..errors import WeightsError
 from .registry import create_model
@@ -54,17 +54,6 @@ def resolve_weights(name_or_path: str | os.PathLike[str]) -> Path:
     )
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_pretrained(
     model: nn.Module,
     directory: str | os.PathLike[str],
@@ -91,7 +80,7 @@ def save_pretrained(
         if dtype is not None and t.is_floating_point():
             t = t.to(dtype)
         state[key] = t.contiguous()
-    _atomic_write_bytes(out / WEIGHTS_NAME, save(state, metadata={"arch": arch}))
+    atomic_write_bytes(out / WEIGHTS_NAME, save(state, metadata={"arch": arch}))
     doc = {
         "arch": arch,
         "config": config,
@@ -99,7 +88,7 @@ def save_pretrained(
         "dtype": str(dtype or next(iter(state.values())).dtype).replace("torch.", ""),
         "meta": meta or {},
     }
-    _atomic_write_bytes(out / CONFIG_NAME, (json.dumps(doc, indent=2) + "\n").encode())
+    atomic_write_bytes(out / CONFIG_NAME, (json.dumps(doc, indent=2) + "\n").encode())
     return out
 
 

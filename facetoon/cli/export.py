@@ -1,0 +1,58 @@
+"""``facetoon export ugatit RUN_DIR OUT_DIR``: checkpoint -> safetensors + config.json."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from .train import TRAINERS
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "export", help="export trained generators as safetensors + config.json",
+        description="Load the latest (or given) checkpoint of RUN_DIR and write the inference "
+                    "models to OUT_DIR, loadable with facetoon.load_pretrained / Stylizer.")
+    p.add_argument("model", choices=sorted(TRAINERS))
+    p.add_argument("run_dir", help="the training run folder")
+    p.add_argument("out_dir", help="where to write the exported models")
+    p.add_argument("--checkpoint", help="a checkpoint file (default: the latest in RUN_DIR)")
+    p.add_argument("--fp16", action="store_true", help="store weights in float16 (half the size)")
+    p.add_argument("--discriminators", action="store_true",
+                   help="also export the discriminators (for warm restarts with init_from)")
+    p.add_argument("--data", help="data folder, if it moved since training")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import importlib
+    from pathlib import Path
+
+    from ..errors import ConfigError
+    from ..train.checkpoint import latest_checkpoint
+    from ..train.config import load_config
+
+    run_dir = Path(args.run_dir)
+    if not (run_dir / "config.toml").is_file():
+        raise ConfigError("not a training run folder (no config.toml)", path=run_dir)
+    checkpoint = Path(args.checkpoint) if args.checkpoint else latest_checkpoint(run_dir)
+    if checkpoint is None:
+        raise ConfigError("no checkpoint in this run folder", path=run_dir)
+    module_name, config_name, trainer_name = TRAINERS[args.model]
+    module = importlib.import_module(module_name)
+    config = load_config(getattr(module, config_name), run_dir / "config.toml",
+                         {"device": "cpu", "precision": "fp32", "init_from": ""})
+    data = args.data or _data_dir_of(run_dir)
+    trainer = getattr(module, trainer_name)(config, data, run_dir, resume=checkpoint)
+    out = trainer.export(args.out_dir, fp16=args.fp16, discriminators=args.discriminators)
+    print(f"exported step {trainer.step} to {out}")
+    return 0
+
+
+def _data_dir_of(run_dir: "Path") -> str:
+    from ..errors import ConfigError
+
+    marker = run_dir / "data_dir.txt"
+    if not marker.is_file():
+        raise ConfigError("the run folder does not record its data folder; pass --data", path=run_dir)
+    return marker.read_text().strip()

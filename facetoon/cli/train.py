@@ -1,0 +1,62 @@
+"""``facetoon train ugatit|animegan --data DIR --out RUN_DIR [--config FILE] [--resume] [--set key=value ...]``.
+
+Multi-GPU / multi-process: ``torchrun --nproc_per_node=N -m facetoon train ugatit ...``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+# model name -> (trainer module, config class, trainer class)
+TRAINERS = {
+    "ugatit": ("facetoon.train.ugatit", "UGATITConfig", "UGATITTrainer"),
+    "animegan": ("facetoon.train.animegan", "AnimeGANConfig", "AnimeGANTrainer"),
+}
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "train",
+        help="train a model (U-GAT-IT faces, AnimeGAN scenes)",
+        description="Train a model from a config file plus key=value overrides. The resolved config "
+                    "is saved as RUN_DIR/config.toml; checkpoints, logs and samples go to RUN_DIR.",
+    )
+    p.add_argument("model", choices=sorted(TRAINERS), help="which model to train")
+    p.add_argument("--data", required=True, help="data folder (U-GAT-IT: trainA/ and trainB/)")
+    p.add_argument("--out", required=True, help="run folder for checkpoints, logs, samples")
+    p.add_argument("--config", help="TOML config file (a [train] table); see configs/")
+    p.add_argument("--resume", nargs="?", const=True, default=False, metavar="CHECKPOINT",
+                   help="continue from the latest checkpoint in RUN_DIR (or the given file)")
+    p.add_argument("--export", metavar="DIR", help="after training, export the generators to DIR")
+    p.add_argument("--fp16", action="store_true", help="export weights in float16")
+    p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
+    p.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                   help="config overrides, e.g. --set lr=2e-4 light=true")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import importlib
+
+    from ..train.config import config_to_dict, load_config, parse_overrides
+
+    module_name, config_name, trainer_name = TRAINERS[args.model]
+    module = importlib.import_module(module_name)
+    config = load_config(getattr(module, config_name), args.config, parse_overrides(args.overrides))
+    if args.dry_run:
+        for key, value in config_to_dict(config).items():
+            print(f"{key} = {value!r}")
+        return 0
+    trainer = getattr(module, trainer_name)(config, args.data, args.out, resume=args.resume)
+    try:
+        step = trainer.fit()
+        if args.export and trainer.dist.is_main:
+            out = trainer.export(args.export, fp16=args.fp16)
+            log.info("exported step %d to %s", step, out)
+    finally:
+        trainer.close()
+    return 0

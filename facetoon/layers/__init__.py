@@ -1,0 +1,14 @@
+"""Small reusable network layers (normalisations, blocks) shared by facetoon's models."""
+
+from .blocks import ConvNormAct, ResnetAdaILNBlock, ResnetBlock
+from .norms import ILN, AdaILN, clip_rho, instance_layer_norm
+
+__all__ = [
+    "ConvNormAct",
+    "ResnetBlock",
+    "ResnetAdaILNBlock",
+    "AdaILN",
+    "ILN",
+    "clip_rho",
+    "instance_layer_norm",
+]

@@ -1,0 +1,109 @@
+"""Device and precision choices shared by inference and training.
+
+Precision names:
+
+* ``"fp32"``: the reference path.
+* ``"fast"``: on CPU, channels_last memory format plus bf16 autocast where the CPU has native
+  bf16 (AVX512-BF16 or AMX); on CUDA, fp16 autocast (AMP). Falls back to fp32 elsewhere.
+* ``"auto"``: ``"fast"`` where it is supported, else ``"fp32"``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass
+from typing import Iterator
+
+import torch
+
+from .errors import ConfigError
+
+__all__ = ["Runtime", "resolve_device", "cpu_has_fast_bf16", "resolve_runtime"]
+
+log = logging.getLogger(__name__)
+
+PRECISIONS = ("auto", "fp32", "fast")
+
+
+def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
+    """``"auto"``/``None`` -> CUDA when available, else CPU; other values as given (validated)."""
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ConfigError(f"invalid device {device!r} ({exc})") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r} requested but CUDA is not available")
+    return dev
+
+
+def cpu_has_fast_bf16() -> bool:
+    """Whether oneDNN runs bf16 natively on this CPU (AVX512-BF16 / AMX)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """A resolved device and precision.
+
+    ``autocast_dtype`` is ``None`` for fp32; ``channels_last`` says whether models and inputs
+    should use that memory format.
+    """
+
+    device: torch.device
+    precision: str  # "fp32" or "fast" after resolution
+    autocast_dtype: torch.dtype | None
+    channels_last: bool
+
+    def autocast(self) -> contextlib.AbstractContextManager[None]:
+        """Autocast context for the forward passes (a no-op for fp32)."""
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
+
+    def prepare_module(self, module: torch.nn.Module) -> torch.nn.Module:
+        module = module.to(self.device)
+        if self.channels_last:
+            module = module.to(memory_format=torch.channels_last)
+        return module
+
+    def prepare_input(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.to(self.device, non_blocking=True)
+        if self.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    @contextlib.contextmanager
+    def inference(self) -> Iterator[None]:
+        """``torch.inference_mode`` plus autocast."""
+        with torch.inference_mode(), self.autocast():
+            yield
+
+
+def resolve_runtime(device: str | torch.device | None = "auto", precision: str = "auto") -> Runtime:
+    """Turn user-facing ``device``/``precision`` options into a :class:`Runtime`."""
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    dev = resolve_device(device)
+    if dev.type == "cuda":
+        supported = True
+        dtype = torch.float16
+    elif dev.type == "cpu":
+        supported = cpu_has_fast_bf16()
+        dtype = torch.bfloat16
+    else:
+        supported, dtype = False, None
+    if precision == "fast" and not supported:
+        log.warning("fast precision is not supported on %s; using fp32", dev)
+    fast = precision in ("fast", "auto") and supported
+    return Runtime(
+        device=dev,
+        precision="fast" if fast else "fp32",
+        autocast_dtype=dtype if fast else None,
+        channels_last=fast and dev.type == "cpu",
+    )

@@ -1,0 +1,62 @@
+"""Training checkpoints: atomic writes, the last K kept, safe loading.
+
+A checkpoint is a dict of tensors, state dicts and plain values written with ``torch.save`` to
+``RUN_DIR/checkpoints/step_XXXXXXXX.pt`` via a temporary file and ``os.replace``, so a crash
+never leaves a half-written checkpoint. Loading uses ``weights_only=True``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .._fileutil import atomic_open
+from ..errors import WeightsError
+
+__all__ = ["save_checkpoint", "list_checkpoints", "latest_checkpoint", "load_checkpoint"]
+
+log = logging.getLogger(__name__)
+_NAME = re.compile(r"^step_(\d{8})\.pt$")
+
+
+def list_checkpoints(run_dir: str | os.PathLike[str]) -> list[Path]:
+    """Checkpoints of a run, oldest first."""
+    folder = Path(run_dir) / "checkpoints"
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if _NAME.match(p.name))
+
+
+def latest_checkpoint(run_dir: str | os.PathLike[str]) -> Path | None:
+    found = list_checkpoints(run_dir)
+    return found[-1] if found else None
+
+
+def save_checkpoint(state: dict[str, Any], run_dir: str | os.PathLike[str], step: int, keep: int = 3) -> Path:
+    """Write ``state`` atomically as the checkpoint of ``step``; delete all but the last ``keep``."""
+    folder = Path(run_dir) / "checkpoints"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"step_{step:08d}.pt"
+    with atomic_open(path, suffix=".pt") as f:
+        torch.save(state, f)
+    for old in list_checkpoints(run_dir)[:-keep] if keep > 0 else []:
+        old.unlink(missing_ok=True)
+    log.info("checkpoint saved: %s", path)
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a checkpoint written by :func:`save_checkpoint` (no pickled code is executed)."""
+    p = Path(path)
+    if not p.is_file():
+        raise WeightsError("checkpoint not found", path=p)
+    try:
+        return torch.load(p, map_location=map_location, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - corrupt/truncated/foreign files
+        raise WeightsError(f"cannot read checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0]})",
+                           path=p) from None

@@ -1,0 +1,262 @@
+"""The training services shared by every facetoon trainer (U-GAT-IT, AnimeGAN).
+
+A concrete trainer subclasses :class:`Trainer` and writes only what is particular to its model:
+``build`` (networks, optimisers, data), ``train_step``, ``state_dict``/``load_state_dict``,
+``sample_grid``, ``validate`` and ``export``. :meth:`Trainer.fit` supplies the rest, once:
+
+* device and precision (CPU fast path: channels_last + bf16 autocast; CUDA: AMP) via
+  :mod:`facetoon.runtime`; ``torchrun`` process groups via :mod:`facetoon.train.distributed`;
+* deterministic, resumable data order (:mod:`facetoon.train.data`);
+* a tqdm progress bar with the losses and the time per step; CSV + TensorBoard logs;
+* sample grids every ``sample_every`` steps;
+* checkpoints every ``checkpoint_every`` steps **and** every ``checkpoint_minutes`` minutes,
+  atomic, the last ``keep_checkpoints`` kept; ``resume`` continues exactly;
+* SIGINT/SIGTERM: finish the current step, save a checkpoint, exit cleanly.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import logging
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .._fileutil import atomic_open
+from ..errors import ConfigError
+from ..runtime import Runtime, resolve_runtime
+from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from .config import save_config
+from .data import StepSampler, make_loader
+from .distributed import DistInfo, cleanup_distributed, init_distributed
+from .logger import MetricLogger
+
+__all__ = ["BaseTrainConfig", "Trainer"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class BaseTrainConfig:
+    """Options every trainer has. Subclasses add the model's hyper-parameters."""
+
+    seed: int = 0  # seeds weights, data order and augmentation
+    iterations: int = 1_000_000  # total optimisation steps
+    batch_size: int = 1  # per process
+    device: str = "auto"  # "auto" (CUDA if available), "cpu", "cuda", "cuda:1", ...
+    precision: str = "auto"  # "auto" | "fp32" | "fast" (CPU: channels_last + bf16; CUDA: AMP)
+    num_workers: int = 0  # data loader worker processes
+    log_every: int = 1  # CSV/TensorBoard loss rows
+    sample_every: int = 1000  # sample grids
+    checkpoint_every: int = 5000  # checkpoint every N steps ...
+    checkpoint_minutes: float = 10.0  # ... and every M minutes of wall-clock time
+    keep_checkpoints: int = 3
+    validate_every: int = 5000  # validation metric (0 = never)
+    tensorboard: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("iterations", "batch_size", "sample_every", "checkpoint_every", "log_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1")
+        if self.keep_checkpoints < 1:
+            raise ValueError("keep_checkpoints must be >= 1")
+
+
+class _StopRequest:
+    """Turns SIGINT/SIGTERM into a flag checked between steps (a second signal aborts)."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> "_StopRequest":
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._previous[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread (e.g. a notebook worker)
+                pass
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        log.warning("received %s: saving a checkpoint after this step", signal.Signals(signum).name)
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+class Trainer(abc.ABC):
+    """Base class of facetoon's trainers; see the module docstring."""
+
+    config: BaseTrainConfig
+
+    def __init__(self, config: BaseTrainConfig, data_dir: str | os.PathLike[str],
+                 run_dir: str | os.PathLike[str], resume: bool | str | os.PathLike[str] = False) -> None:
+        self.config = config
+        self.data_dir = Path(data_dir)
+        self.run_dir = Path(run_dir)
+        runtime = resolve_runtime(config.device, config.precision)
+        self.dist: DistInfo = init_distributed(runtime.device.type)
+        if runtime.device.type == "cuda" and self.dist.enabled:
+            runtime = dataclasses.replace(runtime, device=torch.device("cuda", self.dist.local_rank))
+        self.runtime: Runtime = runtime
+        self.step = 0
+        self.train_seconds = 0.0  # wall-clock seconds spent in training steps, summed over sessions
+        torch.manual_seed(config.seed)
+        np.random.seed(config.seed % 2**32)
+        self.build()
+        checkpoint = self._find_resume(resume)
+        if checkpoint is not None:
+            state = load_checkpoint(checkpoint, map_location=self.runtime.device)
+            self.load_state_dict(state["trainer"])
+            self.step = int(state["step"])
+            self.train_seconds = float(state.get("train_seconds", 0.0))
+            log.info("resumed from %s at step %d", checkpoint, self.step)
+        if self.dist.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            save_config(config, self.run_dir / "config.toml")
+            (self.run_dir / "data_dir.txt").write_text(str(self.data_dir.resolve()) + "\n")
+        log.info("device %s, precision %s, %d process(es)", self.runtime.device, self.runtime.precision,
+                 self.dist.world_size)
+
+    def _find_resume(self, resume: bool | str | os.PathLike[str]) -> Path | None:
+        if resume is False or resume is None:
+            if latest_checkpoint(self.run_dir) is not None:
+                raise ConfigError("the run folder already has checkpoints: pass --resume to continue it "
+                                  "or choose another --out", path=self.run_dir)
+            return None
+        if resume is True:
+            found = latest_checkpoint(self.run_dir)
+            if found is None:
+                log.warning("--resume: no checkpoint in %s yet; starting from step 0", self.run_dir)
+            return found
+        return Path(resume)
+
+    # ---- what a concrete trainer provides -------------------------------------------------
+    @abc.abstractmethod
+    def build(self) -> None:
+        """Create networks, optimisers and ``self.dataset`` (a map-style dataset of samples)."""
+
+    @abc.abstractmethod
+    def train_step(self, batch: Any) -> dict[str, float]:
+        """One optimisation step on ``batch``; returns the losses as floats."""
+
+    @abc.abstractmethod
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume exactly (networks, optimisers, schedulers)."""
+
+    @abc.abstractmethod
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+    @abc.abstractmethod
+    def sample_grid(self) -> np.ndarray:
+        """A grid of fixed validation samples, HxWx3 uint8 RGB."""
+
+    def validate(self) -> dict[str, float]:
+        """Validation metrics on held-out data (main rank only); none by default."""
+        return {}
+
+    @abc.abstractmethod
+    def export(self, out_dir: str | os.PathLike[str]) -> Path:
+        """Write the inference models (safetensors + config.json)."""
+
+    # ---- the services ------------------------------------------------------------------------
+    def save(self) -> Path | None:
+        if not self.dist.is_main:
+            return None
+        state = {"step": self.step, "train_seconds": self.train_seconds, "trainer": self.state_dict(),
+                 "config": dataclasses.asdict(self.config)}
+        return save_checkpoint(state, self.run_dir, self.step, keep=self.config.keep_checkpoints)
+
+    def write_samples(self) -> Path:
+        from PIL import Image
+
+        grid = self.sample_grid()
+        folder = self.run_dir / "samples"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"step_{self.step:08d}.jpg"
+        for target in (path, folder / "latest.jpg"):
+            with atomic_open(target, suffix=".jpg") as f:
+                Image.fromarray(grid).save(f, format="JPEG", quality=90)
+        return path
+
+    def _sync_flags(self, *flags: bool) -> list[bool]:
+        if not self.dist.enabled:
+            return list(flags)
+        import torch.distributed as dist
+
+        t = torch.tensor([1.0 if f else 0.0 for f in flags])
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return [bool(v > 0) for v in t.tolist()]
+
+    def fit(self) -> int:
+        """Train until ``config.iterations`` or a stop signal; returns the step reached."""
+        cfg = self.config
+        if self.step >= cfg.iterations:
+            log.info("already at step %d of %d: nothing to do", self.step, cfg.iterations)
+            return self.step
+        main = self.dist.is_main
+        logger = MetricLogger(self.run_dir, self.step, tensorboard=cfg.tensorboard) if main else None
+        sampler = StepSampler(self.step, cfg.batch_size, self.dist.rank, self.dist.world_size, cfg.iterations)
+        loader = make_loader(self.dataset, sampler, cfg.batch_size, cfg.num_workers)
+        bar = None
+        if main:
+            from tqdm.auto import tqdm
+
+            tty = sys.stderr.isatty()
+            bar = tqdm(total=cfg.iterations, initial=self.step, unit="step", dynamic_ncols=True,
+                       mininterval=0.5 if tty else 60.0, smoothing=0.05, desc=type(self).__name__)
+        last_save = time.monotonic()
+        try:
+            with _StopRequest() as stop:
+                for batch in loader:
+                    t0 = time.perf_counter()
+                    losses = self.train_step(batch)
+                    dt = time.perf_counter() - t0
+                    self.step += 1
+                    self.train_seconds += dt
+                    if main:
+                        assert logger is not None and bar is not None
+                        if self.step % cfg.log_every == 0:
+                            logger.log_losses(self.step, {**losses, "sec_per_step": dt})
+                        bar.set_postfix({k: f"{v:.3g}" for k, v in losses.items() if k.endswith("total")}
+                                        | {"s/step": f"{dt:.2f}"}, refresh=False)
+                        bar.update(1)
+                        if self.step % cfg.sample_every == 0:
+                            logger.log_image("samples", self.step, np.asarray(self.sample_grid()))
+                            self.write_samples()
+                    timed = time.monotonic() - last_save > cfg.checkpoint_minutes * 60
+                    stop_now, timed = self._sync_flags(stop.requested, timed)
+                    finished = self.step >= cfg.iterations
+                    if self.step % cfg.checkpoint_every == 0 or timed or stop_now or finished:
+                        self.save()
+                        last_save = time.monotonic()
+                    if cfg.validate_every and (self.step % cfg.validate_every == 0 or finished) and main:
+                        stats = self.validate()
+                        if stats:
+                            assert logger is not None
+                            logger.log_stats(self.step, {**stats, "train_hours": self.train_seconds / 3600})
+                            log.info("step %d validation: %s", self.step,
+                                     ", ".join(f"{k}={v:.4g}" for k, v in stats.items()))
+                    if stop_now:
+                        log.warning("stopped at step %d; resume with --resume", self.step)
+                        break
+        finally:
+            if bar is not None:
+                bar.close()
+            if logger is not None:
+                logger.close()
+        return self.step
+
+    def close(self) -> None:
+        cleanup_distributed()
