@@ -20,6 +20,7 @@ from .errors import (
     ImageTooLargeError,
     InvalidImageError,
     NoFaceError,
+    OutputError,
     VideoError,
     WeightsError,
 )
@@ -28,6 +29,8 @@ from .errors import (
 _LAZY: dict[str, str] = {
     "read_image": "facetoon.io",
     "write_image": "facetoon.io",
+    "read_image_with_alpha": "facetoon.io",
+    "iter_image_files": "facetoon.io",
     "detect_faces": "facetoon.face",
     "align_face": "facetoon.face",
     "paste_back": "facetoon.face",
@@ -52,6 +55,7 @@ __all__ = [
     "ConfigError",
     "DataError",
     "VideoError",
+    "OutputError",
     *_LAZY,
 ]
 
@@ -71,7 +75,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # pragma: no cover
     from .face import AlignedFace, Face, align_face, detect_faces, paste_back
-    from .io import read_image, write_image
+    from .io import iter_image_files, read_image, read_image_with_alpha, write_image
     from .models import create_model, list_models, load_pretrained
     from .pipeline import Stylizer, StylizeResult, stylize
     from .video import stylize_video

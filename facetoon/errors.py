@@ -19,6 +19,7 @@ __all__ = [
     "ConfigError",
     "DataError",
     "VideoError",
+    "OutputError",
 ]
 
 
@@ -57,3 +58,7 @@ class DataError(FacetoonError):
 
 class VideoError(FacetoonError):
     """A video cannot be read, decoded or written."""
+
+
+class OutputError(FacetoonError, OSError):
+    """An output cannot be written (it would overwrite an input, exists, or the disk refused)."""

@@ -64,7 +64,7 @@ from typing import IO, TYPE_CHECKING, Any, Final, Literal, Union
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import ConfigError, FacetoonError, ImageTooLargeError, InvalidImageError
+from .errors import ConfigError, FacetoonError, ImageTooLargeError, InvalidImageError, OutputError
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -512,7 +512,7 @@ def _create_temp(directory: Path, name: str) -> tuple[Path, int]:
         except FileExistsError:
             continue
         return tmp, fd
-    raise FacetoonError("cannot create a temporary file", path=directory)
+    raise OutputError("cannot create a temporary file", path=directory)
 
 
 def write_image(
@@ -547,7 +547,7 @@ def write_image(
     Raises:
         InvalidImageError: bad array or unsupported extension.
         ConfigError: ``quality`` out of range.
-        FacetoonError: the target is protected, exists with ``overwrite=False``, is a folder,
+        OutputError: the target is protected, exists with ``overwrite=False``, is a folder,
             or cannot be written.
     """
     target = Path(path)
@@ -562,11 +562,11 @@ def write_image(
         raise ConfigError(f"quality must be an integer in 1..100, got {quality!r}")
     for p in protect:
         if _same_file(target, Path(p)):
-            raise FacetoonError(f"refusing to overwrite the input image {os.fspath(p)}", path=target)
+            raise OutputError(f"refusing to overwrite the input image {os.fspath(p)}", path=target)
     if target.is_dir():
-        raise FacetoonError("output path is a directory", path=target)
+        raise OutputError("output path is a directory", path=target)
     if not overwrite and target.exists():
-        raise FacetoonError("output file already exists (overwrite is off)", path=target)
+        raise OutputError("output file already exists (overwrite is off)", path=target)
 
     im = _as_pil(image)
     if im.mode == "RGBA" and fmt == "JPEG":
@@ -584,7 +584,7 @@ def write_image(
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp, fd = _create_temp(target.parent, target.name)
     except OSError as exc:
-        raise FacetoonError(f"cannot write: {exc.strerror or exc}", path=target) from None
+        raise OutputError(f"cannot write: {exc.strerror or exc}", path=target) from None
     try:
         with os.fdopen(fd, "wb") as f:
             im.save(f, format=fmt, **params)
@@ -600,9 +600,9 @@ def write_image(
         if isinstance(exc, FacetoonError) or not isinstance(exc, Exception):
             raise
         if isinstance(exc, OSError):
-            raise FacetoonError(f"cannot write: {exc.strerror or _first_line(exc)}", path=target) \
+            raise OutputError(f"cannot write: {exc.strerror or _first_line(exc)}", path=target) \
                 from None
-        raise FacetoonError(
+        raise OutputError(
             f"cannot write image: {type(exc).__name__}: {_first_line(exc)}", path=target
         ) from None
     log.debug("wrote %s (%s, %dx%d)", target, fmt, im.width, im.height)
@@ -614,10 +614,10 @@ def _link_no_clobber(tmp: Path, target: Path) -> None:
     try:
         os.link(tmp, target)
     except FileExistsError:
-        raise FacetoonError("output file already exists (overwrite is off)", path=target) from None
+        raise OutputError("output file already exists (overwrite is off)", path=target) from None
     except OSError:  # no hard links on this file system: check, then replace
         if target.exists():
-            raise FacetoonError("output file already exists (overwrite is off)", path=target) \
+            raise OutputError("output file already exists (overwrite is off)", path=target) \
                 from None
         os.replace(tmp, target)
         return

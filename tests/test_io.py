@@ -19,7 +19,7 @@ import pytest
 from PIL import Image
 
 import facetoon.io as fio
-from facetoon.errors import ConfigError, FacetoonError, ImageTooLargeError, InvalidImageError
+from facetoon.errors import ConfigError, FacetoonError, ImageTooLargeError, InvalidImageError, OutputError
 from facetoon.io import (
     iter_image_files,
     read_image,
@@ -498,7 +498,7 @@ def test_write_bad_inputs(tmp_path: Path) -> None:
         write_image(img[:, :, :2], tmp_path / "o.png")
     with pytest.raises(ConfigError, match="quality"):
         write_image(img, tmp_path / "o.jpg", quality=0)
-    with pytest.raises(FacetoonError, match="is a directory"):
+    with pytest.raises(OutputError, match="is a directory"):
         (tmp_path / "d.png").mkdir()
         write_image(img, tmp_path / "d.png")
     assert not list(tmp_path.glob(".*.tmp"))
@@ -522,7 +522,7 @@ def test_write_failure_leaves_old_file_intact(tmp_path: Path, monkeypatch: pytes
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(Image.Image, "save", failing_save)
-    with pytest.raises(FacetoonError, match="out.png: cannot write: No space left on device"):
+    with pytest.raises(OutputError, match="out.png: cannot write: No space left on device"):
         write_image(_pattern(seed=2), target)
     assert target.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.png"]  # temp file removed
@@ -539,9 +539,9 @@ def test_refuses_to_overwrite_inputs(tmp_path: Path) -> None:
     os.link(src, hard)
     spellings = [src, str(src), tmp_path / "sub" / ".." / "in.png", link, hard]
     for target in spellings:
-        with pytest.raises(FacetoonError, match="refusing to overwrite the input image"):
+        with pytest.raises(OutputError, match="refusing to overwrite the input image"):
             write_image(img, target, protect=[src])
-    with pytest.raises(FacetoonError, match="refusing"):
+    with pytest.raises(OutputError, match="refusing"):
         write_image(img, src, protect=[str(link)])
     assert src.read_bytes() == before
     # other outputs are fine
@@ -551,7 +551,7 @@ def test_refuses_to_overwrite_inputs(tmp_path: Path) -> None:
 def test_overwrite_false(tmp_path: Path) -> None:
     target = write_image(_pattern(seed=1), tmp_path / "o.png")
     before = target.read_bytes()
-    with pytest.raises(FacetoonError, match="already exists"):
+    with pytest.raises(OutputError, match="already exists"):
         write_image(_pattern(seed=2), target, overwrite=False)
     assert target.read_bytes() == before
     fresh = write_image(_pattern(seed=2), tmp_path / "n.png", overwrite=False)
