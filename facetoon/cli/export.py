@@ -25,6 +25,7 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import dataclasses
     import importlib
     from pathlib import Path
 
@@ -40,11 +41,19 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("no checkpoint in this run folder", path=run_dir)
     module_name, config_name, trainer_name = TRAINERS[args.model]
     module = importlib.import_module(module_name)
-    config = load_config(getattr(module, config_name), run_dir / "config.toml",
-                         {"device": "cpu", "precision": "fp32", "init_from": ""})
+    config_cls = getattr(module, config_name)
+    overrides = {"device": "cpu", "precision": "fp32"}
+    if "init_from" in {f.name for f in dataclasses.fields(config_cls)}:
+        overrides["init_from"] = ""  # the checkpoint holds the weights; don't re-read a warm start
+    config = load_config(config_cls, run_dir / "config.toml", overrides)
     data = args.data or _data_dir_of(run_dir)
-    trainer = getattr(module, trainer_name)(config, data, run_dir, resume=checkpoint)
-    out = trainer.export(args.out_dir, fp16=args.fp16, discriminators=args.discriminators)
+    import tempfile
+
+    # the trainer writes its resolved config into its run folder: point it at a scratch folder so
+    # that exporting never rewrites the run's own config.toml (which --resume reads)
+    with tempfile.TemporaryDirectory(prefix="facetoon-export-") as scratch:
+        trainer = getattr(module, trainer_name)(config, data, scratch, resume=checkpoint)
+        out = trainer.export(args.out_dir, fp16=args.fp16, discriminators=args.discriminators)
     print(f"exported step {trainer.step} to {out}")
     return 0
 

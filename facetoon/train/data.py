@@ -30,6 +30,7 @@ __all__ = [
     "Augment",
     "DomainSampler",
     "UnpairedDataset",
+    "PhotoStyleDataset",
     "StepSampler",
     "make_loader",
     "load_image_tensor",
@@ -182,3 +183,33 @@ def make_loader(dataset: Dataset, sampler: StepSampler, batch_size: int, num_wor
         pin_memory=torch.cuda.is_available(),
         drop_last=True,
     )
+
+
+class PhotoStyleDataset(Dataset):
+    """AnimeGAN samples: ``i`` -> ``(photo, style, smooth)``, each ``(3, S, S)`` RGB in [-1, 1].
+
+    Photos and style images are drawn independently (unpaired); a style image and its
+    edge-smoothed copy share the file index and the augmentation, so they stay aligned.
+    """
+
+    def __init__(self, photos: Sequence[Path], styles: Sequence[Path], smooths: Sequence[Path],
+                 augment: Augment, seed: int) -> None:
+        if not photos or not styles:
+            raise DataError("need at least one photo and one style image")
+        if len(styles) != len(smooths):
+            raise DataError(f"{len(styles)} style images but {len(smooths)} smoothed copies")
+        self.photos, self.styles, self.smooths = list(photos), list(styles), list(smooths)
+        self.augment = augment
+        self.seed = seed
+        self.samplers = (DomainSampler(len(self.photos), seed, 0), DomainSampler(len(self.styles), seed, 1))
+
+    def __len__(self) -> int:
+        return 2**62
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        photo = self.augment(_read_rgb(self.photos[self.samplers[0](i)]),
+                             np.random.default_rng([self.seed, 0, i, 7]))
+        j = self.samplers[1](i)
+        style = self.augment(_read_rgb(self.styles[j]), np.random.default_rng([self.seed, 1, i, 7]))
+        smooth = self.augment(_read_rgb(self.smooths[j]), np.random.default_rng([self.seed, 1, i, 7]))
+        return photo, style, smooth

@@ -57,23 +57,35 @@ class MetricLogger:
 
     def log_losses(self, step: int, values: dict[str, float]) -> None:
         row = {"step": step, **{k: f"{v:.6g}" for k, v in values.items()}}
-        if self._writer is None:
-            exists = self.csv_path.is_file() and self.csv_path.stat().st_size > 0
-            if exists:
-                with self.csv_path.open(newline="") as f:
-                    header = next(csv.reader(f), None)
-                self._fields = header or list(row)
-            else:
-                self._fields = list(row)
-            self._csv_file = self.csv_path.open("a", newline="")
-            self._writer = csv.DictWriter(self._csv_file, fieldnames=self._fields, extrasaction="ignore")
-            if not exists:
-                self._writer.writeheader()
+        if self._writer is None or not set(row) <= set(self._fields or ()):
+            self._open_csv(list(row))
+        assert self._writer is not None and self._csv_file is not None
         self._writer.writerow(row)
-        self._csv_file.flush()  # type: ignore[union-attr]
+        self._csv_file.flush()
         if self._tb is not None:
             for k, v in values.items():
                 self._tb.add_scalar(f"loss/{k}", v, step)
+
+    def _open_csv(self, keys: list[str]) -> None:
+        """(Re)open the CSV for appending; when new columns appear, rewrite it with the union header."""
+        if self._csv_file is not None:
+            self._csv_file.close()
+        rows: list[dict[str, str]] = []
+        header: list[str] = []
+        if self.csv_path.is_file() and self.csv_path.stat().st_size > 0:
+            with self.csv_path.open(newline="") as f:
+                reader = csv.DictReader(f)
+                header = list(reader.fieldnames or [])
+                rows = list(reader)
+        fields = header + [k for k in keys if k not in header]
+        if fields != header:
+            with self.csv_path.open("w", newline="") as f:
+                w = csv.DictWriter(f, fieldnames=fields)
+                w.writeheader()
+                w.writerows(rows)
+        self._fields = fields
+        self._csv_file = self.csv_path.open("a", newline="")
+        self._writer = csv.DictWriter(self._csv_file, fieldnames=fields, restval="")
 
     def log_stats(self, step: int, stats: dict[str, Any]) -> None:
         with self.stats_path.open("a") as f:
