@@ -28,7 +28,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("model", choices=sorted(TRAINERS), help="which model to train")
     p.add_argument("--data", required=True, help="data folder (U-GAT-IT: trainA/ and trainB/)")
     p.add_argument("--out", required=True, help="run folder for checkpoints, logs, samples")
-    p.add_argument("--config", help="TOML config file (a [train] table); see configs/")
+    p.add_argument("--config", help="TOML config file (a [train] table); see configs/. With --resume "
+                                    "and no --config, RUN_DIR/config.toml is used")
     p.add_argument("--resume", nargs="?", const=True, default=False, metavar="CHECKPOINT",
                    help="continue from the latest checkpoint in RUN_DIR (or the given file)")
     p.add_argument("--export", metavar="DIR", help="after training, export the generators to DIR")
@@ -41,12 +42,19 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import importlib
+    from pathlib import Path
 
     from ..train.config import config_to_dict, load_config, parse_overrides
 
     module_name, config_name, trainer_name = TRAINERS[args.model]
     module = importlib.import_module(module_name)
-    config = load_config(getattr(module, config_name), args.config, parse_overrides(args.overrides))
+    config_file = args.config
+    saved = Path(args.out) / "config.toml"
+    if config_file is None and args.resume and saved.is_file():
+        # resuming without --config: start from the run's own resolved config, not the defaults
+        config_file = saved
+        log.info("--resume: using the run's config %s (plus any --set overrides)", saved)
+    config = load_config(getattr(module, config_name), config_file, parse_overrides(args.overrides))
     if args.dry_run:
         for key, value in config_to_dict(config).items():
             print(f"{key} = {value!r}")

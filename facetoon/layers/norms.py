@@ -33,13 +33,14 @@ def instance_layer_norm(x: Tensor, rho: Tensor, eps: float = 1e-5) -> Tensor:
     """
     if x.dim() != 4:
         raise ValueError(f"instance_layer_norm expects (B, C, H, W), got shape {tuple(x.shape)}")
-    # statistics in float32 even under bf16 autocast: var of bf16 activations is too coarse
-    xf = x.float()
+    # statistics in (at least) float32 even under bf16 autocast: var of bf16 activations is too
+    # coarse; float64 inputs stay float64
+    xf = x if x.dtype in (torch.float32, torch.float64) else x.float()
     in_var, in_mean = torch.var_mean(xf, dim=(2, 3), keepdim=True)
     ln_var, ln_mean = torch.var_mean(xf, dim=(1, 2, 3), keepdim=True)
     out_in = (xf - in_mean) * torch.rsqrt(in_var + eps)
     out_ln = (xf - ln_mean) * torch.rsqrt(ln_var + eps)
-    rho = rho.float()
+    rho = rho.to(xf.dtype)
     return (rho * out_in + (1.0 - rho) * out_ln).to(x.dtype)
 
 

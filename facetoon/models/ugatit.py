@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm
 
+from ..errors import InvalidImageError
 from ..layers import ConvNormAct, ILN, ResnetAdaILNBlock, ResnetBlock
 from .registry import register_model
 
@@ -111,10 +112,10 @@ class Generator(nn.Module):
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         h, w = x.shape[-2:]
         if h % 4 or w % 4:
-            raise ValueError(f"U-GAT-IT generator needs H and W multiples of 4, got {h}x{w}")
+            raise InvalidImageError(f"U-GAT-IT generator needs H and W multiples of 4, got {h}x{w}")
         if not self.light and (h != self.img_size or w != self.img_size):
-            raise ValueError(f"the full U-GAT-IT generator runs at {self.img_size}px only, got {h}x{w}; "
-                             "use light=True for other sizes")
+            raise InvalidImageError(f"the full U-GAT-IT generator runs at {self.img_size}px only, "
+                                    f"got {h}x{w}; use light=True for other sizes")
         feats = self.encoder(x)
         feats, cam_logit = _cam_attention(feats, self.gap_fc, self.gmp_fc)
         feats = F.relu(self.conv1x1(feats))

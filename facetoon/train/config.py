@@ -42,7 +42,9 @@ def _coerce(cls_name: str, key: str, value: Any, annotation: Any) -> Any:
     target = annotation if isinstance(annotation, type) else None
     if target is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
-    if target is not None and not isinstance(value, target):
+    # bool is a subclass of int in Python: `iterations = true` must not pass as 1
+    wrong_bool = isinstance(value, bool) and target is not bool
+    if target is not None and (wrong_bool or not isinstance(value, target)):
         raise ConfigError(f"{cls_name}.{key} must be {target.__name__}, got {value!r}")
     return value
 

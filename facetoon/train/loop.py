@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from .._fileutil import atomic_open
-from ..errors import ConfigError
+from ..errors import ConfigError, WeightsError
 from ..runtime import Runtime, resolve_runtime
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from .config import save_config
@@ -118,7 +118,12 @@ class Trainer(abc.ABC):
         checkpoint = self._find_resume(resume)
         if checkpoint is not None:
             state = load_checkpoint(checkpoint, map_location=self.runtime.device)
-            self.load_state_dict(state["trainer"])
+            try:
+                self.load_state_dict(state["trainer"])
+            except (KeyError, TypeError, RuntimeError, ValueError) as exc:
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise WeightsError(f"checkpoint does not match this trainer/config ({first})",
+                                   path=checkpoint) from None
             self.step = int(state["step"])
             self.train_seconds = float(state.get("train_seconds", 0.0))
             log.info("resumed from %s at step %d", checkpoint, self.step)
@@ -178,10 +183,12 @@ class Trainer(abc.ABC):
                  "config": dataclasses.asdict(self.config)}
         return save_checkpoint(state, self.run_dir, self.step, keep=self.config.keep_checkpoints)
 
-    def write_samples(self) -> Path:
+    def write_samples(self, grid: np.ndarray | None = None) -> Path:
+        """Write ``grid`` (default: a fresh :meth:`sample_grid`) to ``samples/step_N.jpg`` and ``latest.jpg``."""
         from PIL import Image
 
-        grid = self.sample_grid()
+        if grid is None:
+            grid = self.sample_grid()
         folder = self.run_dir / "samples"
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"step_{self.step:08d}.jpg"
@@ -233,8 +240,9 @@ class Trainer(abc.ABC):
                                         | {"s/step": f"{dt:.2f}"}, refresh=False)
                         bar.update(1)
                         if self.step % cfg.sample_every == 0:
-                            logger.log_image("samples", self.step, np.asarray(self.sample_grid()))
-                            self.write_samples()
+                            grid = self.sample_grid()
+                            logger.log_image("samples", self.step, grid)
+                            self.write_samples(grid)
                     timed = time.monotonic() - last_save > cfg.checkpoint_minutes * 60
                     stop_now, timed = self._sync_flags(stop.requested, timed)
                     finished = self.step >= cfg.iterations

@@ -32,7 +32,7 @@ from ..losses.ugatit import (
     generator_adversarial_loss,
     generator_cam_loss,
 )
-from ..models.serialization import load_pretrained, save_pretrained
+from ..models.serialization import load_pretrained, read_config, save_pretrained
 from ..models.ugatit import Discriminator, Generator
 from .data import Augment, UnpairedDataset, list_images, load_image_tensor, split_holdout
 from .loop import BaseTrainConfig, Trainer
@@ -83,6 +83,12 @@ class UGATITConfig(BaseTrainConfig):
             raise ValueError("img_size must be a multiple of 4")
         if not 0.0 <= self.decay_start <= 1.0:
             raise ValueError("decay_start must be in [0, 1]")
+        for name in ("n_layers_global", "n_layers_local"):
+            # n_layers - 2 halvings must leave >= 3 px for the last two reflection-padded 4x4 convs
+            n = getattr(self, name)
+            if n < 3 or self.img_size >> (n - 2) < 3:
+                raise ValueError(f"{name}={n} does not fit img_size={self.img_size} (needs 3 <= {name} "
+                                 f"and img_size / 2**({name} - 2) >= 3)")
 
     def loss_weights(self) -> UGATITLossWeights:
         return UGATITLossWeights(self.adv_weight, self.cycle_weight, self.identity_weight, self.cam_weight)
@@ -186,6 +192,11 @@ class UGATITTrainer(Trainer):
                                   f"this run uses {module.config}")
             module.load_state_dict(loaded.state_dict())
             log.info("init_from: loaded %s", folder / name)
+        # carry the step count and training time on, so the schedule and data order continue
+        meta = read_config(folder / "a2b").get("meta", {})
+        self.step = int(meta.get("step", 0))
+        self.train_seconds = float(meta.get("train_hours", 0.0)) * 3600
+        log.info("init_from: continuing at step %d (optimiser moments start afresh)", self.step)
 
     # ---- one step ----------------------------------------------------------------------------------
     def _set_lr(self) -> float:

@@ -1,0 +1,176 @@
+"""U-GAT-IT training speed, fp32 against the CPU fast path, and generator inference time.
+
+    python benchmarks/bench_ugatit.py [--configs 128x32x1 128x32x4 256x64x1] [--warmup 1] [--steps 3]
+                                      [--threads 2] [--shared ../shared] [--infer-runs 10]
+
+Each configuration ``SIZExNGFxBATCH`` builds a :class:`facetoon.train.ugatit.UGATITTrainer`
+(light generators, four discriminators with ``ndf = ngf`` and the paper's 7 / 5 layers, all
+paper losses) twice from the same seed, once with ``precision="fp32"`` and once with
+``precision="fast"`` (channels_last + bf16 autocast), and times its ``train_step`` on the same
+batches of real selfie2anime images (synthetic images if ``../shared`` is absent): the median
+over ``--steps`` steps after ``--warmup`` steps. It prints the losses of both paths over these
+first steps side by side (same seed, same data), then generator inference (light, ngf 64,
+256 px, batch 1, eval mode, median of ``--infer-runs``) in fp32 and fast, and a Markdown table.
+
+The load average is printed with the figures: on a shared machine they are only indicative.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _synthetic_data(root: Path, n: int = 8) -> Path:
+    """Two domains of random smooth images, for machines without ../shared."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for domain in ("trainA", "trainB"):
+        (root / domain).mkdir(parents=True)
+        for i in range(n):
+            small = rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)
+            Image.fromarray(small).resize((256, 256), Image.BICUBIC).save(root / domain / f"{i}.png")
+    return root
+
+
+def _parse(spec: str) -> tuple[int, int, int]:
+    size, ngf, batch = (int(v) for v in spec.lower().split("x"))
+    return size, ngf, batch
+
+
+def bench_training(data: Path, size: int, ngf: int, batch: int, precision: str, warmup: int, steps: int,
+                   scratch: Path) -> tuple[list[float], list[dict[str, float]], str]:
+    import torch
+
+    from facetoon.train.ugatit import UGATITConfig, UGATITTrainer
+
+    cfg = UGATITConfig(img_size=size, ngf=ngf, ndf=ngf, light=True, batch_size=batch, precision=precision,
+                       device="cpu", holdout=0, kid_images=0, iterations=1_000_000, seed=0)
+    trainer = UGATITTrainer(cfg, data, scratch / f"{size}_{ngf}_{batch}_{precision}")
+    times: list[float] = []
+    losses: list[dict[str, float]] = []
+    for step in range(warmup + steps):
+        # the samples an uninterrupted run would see at this step (rank 0 of 1)
+        items = [trainer.dataset[step * batch + j] for j in range(batch)]
+        batch_t = (torch.stack([a for a, _ in items]), torch.stack([b for _, b in items]))
+        t0 = time.perf_counter()
+        losses.append(trainer.train_step(batch_t))
+        dt = time.perf_counter() - t0
+        trainer.step += 1
+        _log(f"  {size}px ngf{ngf} b{batch} {precision}: step {step + 1} {dt:.2f} s")
+        if step >= warmup:
+            times.append(dt)
+    resolved = trainer.runtime.precision
+    trainer.close()
+    return times, losses, resolved
+
+
+def bench_inference(runs: int) -> dict[str, float]:
+    import torch
+
+    from facetoon.models.ugatit import Generator
+    from facetoon.runtime import resolve_runtime
+
+    torch.manual_seed(0)
+    out: dict[str, float] = {}
+    x0 = torch.rand(1, 3, 256, 256) * 2 - 1
+    for precision in ("fp32", "fast"):
+        rt = resolve_runtime("cpu", precision)
+        gen = rt.prepare_module(Generator(ngf=64, n_res=4, img_size=256, light=True).eval())
+        x = rt.prepare_input(x0)
+        times = []
+        with rt.inference():
+            for i in range(runs + 2):
+                t0 = time.perf_counter()
+                gen(x)
+                if i >= 2:  # two warm-up runs
+                    times.append(time.perf_counter() - t0)
+        out[rt.precision if precision == "fast" else "fp32"] = statistics.median(times)
+        _log(f"  inference 256px ngf64 light {rt.precision}: {statistics.median(times) * 1000:.0f} ms")
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--configs", nargs="+", default=["128x32x1", "128x32x4", "256x64x1"],
+                        help="SIZExNGFxBATCH training configurations (light generator, ndf = ngf)")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed steps first (default 1)")
+    parser.add_argument("--steps", type=int, default=3, help="timed steps, median reported (default 3)")
+    parser.add_argument("--infer-runs", type=int, default=10, help="timed inference runs (default 10)")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads")
+    parser.add_argument("--shared", type=Path, default=Path(__file__).resolve().parents[2] / "shared")
+    args = parser.parse_args()
+
+    import torch
+
+    from facetoon.runtime import cpu_has_fast_bf16
+
+    logging.basicConfig(level=logging.WARNING)
+    torch.set_num_threads(args.threads)
+    load_before = os.getloadavg()
+    data = args.shared / "data" / "selfie2anime"
+    with tempfile.TemporaryDirectory(prefix="bench-ugatit-") as tmp:
+        scratch = Path(tmp)
+        if (data / "trainA").is_dir() and (data / "trainB").is_dir():
+            source = "real selfie2anime images"
+        else:
+            data, source = _synthetic_data(scratch / "data"), "synthetic images (../shared absent)"
+        _log(f"data: {source}; torch {torch.__version__}, {args.threads} threads, "
+             f"native bf16: {cpu_has_fast_bf16()}")
+        rows = []
+        loss_tables = []
+        for spec in args.configs:
+            size, ngf, batch = _parse(spec)
+            t32, l32, _ = bench_training(data, size, ngf, batch, "fp32", args.warmup, args.steps, scratch)
+            tfa, lfa, resolved = bench_training(data, size, ngf, batch, "fast", args.warmup, args.steps,
+                                                scratch)
+            m32, mfa = statistics.median(t32), statistics.median(tfa)
+            rows.append((size, ngf, batch, m32, mfa, resolved))
+            loss_tables.append((spec, l32, lfa))
+        infer = bench_inference(args.infer_runs)
+    load_after = os.getloadavg()
+
+    print(f"\ntorch {torch.__version__}, {args.threads} threads, native bf16: {cpu_has_fast_bf16()}, "
+          f"data: {source}")
+    before = " ".join(f"{v:.2f}" for v in load_before)
+    after = " ".join(f"{v:.2f}" for v in load_after)
+    print(f"load average (1/5/15 min) before: {before}, after: {after}")
+    print(f"median of {args.steps} steps after {args.warmup} warm-up step(s); light generators, ndf = ngf, "
+          "discriminators with 7 / 5 layers\n")
+    print("| image size, ngf, batch | fp32 s/step | fast s/step | speed-up | fp32 img/s | fast img/s |")
+    print("|---|---|---|---|---|---|")
+    for size, ngf, batch, m32, mfa, resolved in rows:
+        note = "" if resolved == "fast" else " (fast unsupported: fp32)"
+        print(f"| {size} px, ngf {ngf}, batch {batch} | {m32:.2f} | {mfa:.2f}{note} | {m32 / mfa:.2f}x "
+              f"| {batch / m32:.2f} | {batch / mfa:.2f} |")
+    print("\n| generator inference, 256 px, light, ngf 64, batch 1 | ms |")
+    print("|---|---|")
+    for name, sec in infer.items():
+        print(f"| {name} | {sec * 1000:.0f} |")
+    print("\nLosses over the first steps, same seed and data (fp32 / fast):\n")
+    print("| config | step | d_total fp32 | d_total fast | g_total fp32 | g_total fast "
+          "| g_cam fp32 | g_cam fast |")
+    print("|---|---|---|---|---|---|---|---|")
+    for spec, l32, lfa in loss_tables:
+        for i, (a, b) in enumerate(zip(l32, lfa)):
+            cam32, camfa = a["g_cam_a"] + a["g_cam_b"], b["g_cam_a"] + b["g_cam_b"]
+            print(f"| {spec} | {i + 1} | {a['d_total']:.4f} | {b['d_total']:.4f} | {a['g_total']:.2f} "
+                  f"| {b['g_total']:.2f} | {cam32:.4f} | {camfa:.4f} |")
+
+
+if __name__ == "__main__":
+    main()

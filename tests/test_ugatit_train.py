@@ -1,0 +1,494 @@
+"""End-to-end tests of U-GAT-IT training (``facetoon train ugatit``, ``facetoon export ugatit``).
+
+Every run is real but tiny: 32 px images, 8-channel networks, a few steps, one torch thread per
+process. Data is either a handful of real selfie2anime images copied from ``../shared`` (tests
+skip without it) or two synthetic domains drawn with numpy, so that training is exercised on
+machines without ``../shared`` too.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from facetoon.cli import main
+from facetoon.models import load_pretrained
+from facetoon.runtime import cpu_has_fast_bf16
+from facetoon.train.checkpoint import list_checkpoints, load_checkpoint
+from facetoon.train.config import load_config
+from facetoon.train.ugatit import UGATITConfig, UGATITTrainer
+
+REPO = Path(__file__).resolve().parents[1]
+
+# a complete but tiny U-GAT-IT: every part of the model and of the step is exercised
+TINY = ["img_size=32", "ngf=8", "ndf=8", "n_res=2", "light=true", "n_layers_global=5", "n_layers_local=4",
+        "holdout=1", "kid_images=0", "n_samples=2", "precision=fp32", "device=cpu"]
+TINY_CONFIG = dict(img_size=32, ngf=8, ndf=8, n_res=2, light=True, n_layers_global=5, n_layers_local=4,
+                   holdout=1, kid_images=0, n_samples=2, precision="fp32", device="cpu")
+LOSS_KEYS = ["d_total", "d_a", "d_b", "g_total", "g_adv_a", "g_adv_b", "g_cycle_a", "g_cycle_b",
+             "g_identity_a", "g_identity_b", "g_cam_a", "g_cam_b"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # tiny networks: a second thread only adds contention on a busy 2-core machine (module scope,
+    # so that it also covers the module-scoped training-run fixtures)
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def subprocess_env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+
+
+# ---- data ------------------------------------------------------------------------------------------
+def _synthetic_image(rng: np.random.Generator, kind: str, size: int = 64) -> np.ndarray:
+    """A face-like picture: ``"photo"`` = soft shading and noise, ``"anime"`` = flat colours, hard edges."""
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    cy, cx = rng.uniform(0.4, 0.6, 2)
+    ry, rx = rng.uniform(0.25, 0.35), rng.uniform(0.18, 0.28)
+    inside = ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2
+    bg = rng.uniform(0, 255, 3)
+    skin = np.array([rng.uniform(150, 230), rng.uniform(110, 180), rng.uniform(90, 150)])
+    if kind == "photo":
+        ramp = (0.6 + 0.4 * xx)[..., None]
+        face = np.clip(1.2 - inside, 0, 1)[..., None]  # soft edge
+        img = ramp * bg * (1 - face) + face * skin * (0.8 + 0.2 * yy[..., None])
+        img = img + rng.normal(0, 8, img.shape)
+    else:
+        face = (inside < 1)[..., None]
+        img = np.where(face, skin, bg) * np.ones((size, size, 3))
+        for ex in (cx - rx / 2.5, cx + rx / 2.5):  # big dark eyes
+            eye = ((yy - cy) / (ry / 4)) ** 2 + ((xx - ex) / (rx / 4)) ** 2 < 1
+            img[eye] = (30, 30, 80)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def make_synthetic_data(root: Path, n: int = 6, seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
+    for domain, kind in (("trainA", "photo"), ("trainB", "anime")):
+        (root / domain).mkdir(parents=True)
+        for i in range(n):
+            Image.fromarray(_synthetic_image(rng, kind)).save(root / domain / f"{i:03d}.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def synthetic_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_synthetic_data(tmp_path_factory.mktemp("synthetic"))
+
+
+@pytest.fixture(scope="module")
+def real_data(shared: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Six real selfies and six real anime faces of selfie2anime, copied as trainA/ and trainB/."""
+    root = tmp_path_factory.mktemp("selfie2anime")
+    for domain in ("trainA", "trainB"):
+        files = sorted((shared / "data" / "selfie2anime" / domain).glob("*.jpg"))[:6]
+        if len(files) < 6:
+            pytest.skip(f"selfie2anime/{domain} has fewer than 6 images")
+        (root / domain).mkdir()
+        for f in files:
+            shutil.copy(f, root / domain / f.name)
+    return root
+
+
+# ---- helpers ---------------------------------------------------------------------------------------
+def train(data: Path, out: Path, *settings: str, extra: tuple[str, ...] = ()) -> int:
+    """``facetoon -q train ugatit --data DATA --out OUT [extra] --set TINY settings`` in-process."""
+    return main(["-q", "train", "ugatit", "--data", str(data), "--out", str(out), *extra,
+                 "--set", *TINY, *settings])
+
+
+def read_losses(run: Path) -> list[dict[str, str]]:
+    with (run / "losses.csv").open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def loss_rows(run: Path) -> list[tuple[str, ...]]:
+    """The logged losses of every step, as written (6 significant digits), without timings."""
+    return [(r["step"], *(r[k] for k in LOSS_KEYS), r["lr"]) for r in read_losses(run)]
+
+
+def ckpt_steps(run: Path) -> list[int]:
+    return [int(p.stem.split("_")[1]) for p in list_checkpoints(run)]
+
+
+def one_line_error(capsys: pytest.CaptureFixture[str], code: int, *needles: str) -> str:
+    err = capsys.readouterr().err.strip()
+    assert code == 1, err
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("facetoon: error: "), err
+    assert "Traceback" not in err
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def synthetic_run(synthetic_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished 6-step run on the synthetic data (checkpoints every 2 steps, last 2 kept)."""
+    run = tmp_path_factory.mktemp("runs") / "synthetic"
+    code = train(synthetic_data, run, "iterations=6", "checkpoint_every=2", "keep_checkpoints=2",
+                 "sample_every=3")
+    assert code == 0
+    return run
+
+
+# ---- end to end -------------------------------------------------------------------------------------
+def _check_finished_run(run: Path, data: Path, n_val_images: int) -> None:
+    rows = read_losses(run)
+    assert [int(r["step"]) for r in rows] == list(range(1, 7))
+    assert set(LOSS_KEYS + ["lr", "sec_per_step"]) <= set(rows[0])
+    for r in rows:
+        for k in LOSS_KEYS:
+            assert math.isfinite(float(r[k])), (k, r)
+        assert float(r["d_total"]) > 0 and float(r["g_total"]) > 0
+    # lr: constant over the first half, then linear decay (lr of step s uses s - 1 steps done)
+    lrs = [float(r["lr"]) for r in rows]
+    assert lrs == pytest.approx([1e-4, 1e-4, 1e-4, 1e-4, 1e-4 * 2 / 3, 1e-4 / 3], rel=1e-4)
+    # checkpoints every 2 steps, only the last 2 kept; no temporary files left behind
+    assert ckpt_steps(run) == [4, 6]
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step_00000004.pt", "step_00000006.pt"]
+    state = load_checkpoint(run / "checkpoints" / "step_00000006.pt")
+    assert state["step"] == 6 and state["config"]["ngf"] == 8
+    # sample grids: rows of input | heat-map | translation | cycle | identity, per direction
+    samples = sorted(p.name for p in (run / "samples").iterdir())
+    assert samples == ["latest.jpg", "step_00000003.jpg", "step_00000006.jpg"]
+    with Image.open(run / "samples" / "latest.jpg") as im:
+        assert im.size == (5 * (32 + 2) + 2, n_val_images * (32 + 2) + 2)
+    events = list((run / "tensorboard").glob("events.out.tfevents.*"))
+    assert events and events[0].stat().st_size > 0
+    # the resolved config, readable back
+    expected = {**TINY_CONFIG, "iterations": 6, "checkpoint_every": 2, "keep_checkpoints": 2,
+                "sample_every": 3}
+    if n_val_images == 4:
+        expected.update(holdout=3, kid_images=3)
+    assert load_config(UGATITConfig, run / "config.toml") == UGATITConfig(**expected)
+    assert (run / "data_dir.txt").read_text().strip() == str(data.resolve())
+
+
+def _check_export(run: Path, data: Path, out: Path, tmp_path: Path) -> None:
+    config_before = (run / "config.toml").read_bytes()
+    assert main(["-q", "export", "ugatit", str(run), str(out)]) == 0
+    assert (run / "config.toml").read_bytes() == config_before  # exporting leaves the run alone
+    x = torch.stack([torch.linspace(-1, 1, 32 * 32 * 3).view(3, 32, 32),
+                     torch.rand(3, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1])
+    config = load_config(UGATITConfig, run / "config.toml")
+    last = run / "checkpoints" / "step_00000006.pt"
+    trainer = UGATITTrainer(config, data, tmp_path / "reloaded", resume=last)
+    assert trainer.step == 6
+    for direction in ("a2b", "b2a"):
+        folder = out / direction
+        assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors"]
+        model = load_pretrained(folder)
+        assert model.config == dict(ngf=8, n_res=2, img_size=32, light=True, in_channels=3, out_channels=3)
+        with torch.no_grad():
+            got = model(x)
+        want = trainer.translate(x, direction)
+        for a, b in zip(got, want):
+            assert torch.equal(a, b)
+    assert not torch.equal(load_pretrained(out / "a2b")(x)[0], load_pretrained(out / "b2a")(x)[0])
+
+
+def test_end_to_end_synthetic(synthetic_run: Path, synthetic_data: Path, tmp_path: Path) -> None:
+    _check_finished_run(synthetic_run, synthetic_data, n_val_images=2)
+    _check_export(synthetic_run, synthetic_data, tmp_path / "export", tmp_path)
+
+
+def test_export_fp16_discriminators_and_warm_start(synthetic_run: Path, synthetic_data: Path, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    out = tmp_path / "half"
+    assert main(["-q", "export", "ugatit", str(synthetic_run), str(out), "--fp16", "--discriminators"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["a2b", "b2a", "disc_ga", "disc_gb", "disc_la", "disc_lb"]
+    doc = json.loads((out / "a2b" / "config.json").read_text())
+    assert doc["arch"] == "ugatit_generator" and doc["dtype"] == "float16"
+    assert doc["meta"]["step"] == 6 and doc["meta"]["direction"] == "A->B"
+    assert (out / "a2b" / "model.safetensors").stat().st_size < 0.6 * (
+        sum(t.numel() for t in load_pretrained(out / "a2b").state_dict().values()) * 4)
+    # init_from: a new run starts from the exported weights (fp16-rounded), discriminators included
+    cfg = UGATITConfig(**{**TINY_CONFIG, "init_from": str(out)})
+    trainer = UGATITTrainer(cfg, synthetic_data, tmp_path / "warm")
+    for name, module in (("a2b", trainer.gens.a2b), ("b2a", trainer.gens.b2a), ("disc_la", trainer.discs.la)):
+        want = load_pretrained(out / name).state_dict()
+        assert all(torch.equal(module.state_dict()[k], want[k]) for k in want), name
+    # ... but only with the same architecture
+    code = train(synthetic_data, tmp_path / "mismatch", "ngf=16", f"init_from={json.dumps(str(out))}")
+    one_line_error(capsys, code, "init_from", "ngf")
+    # export needs a run folder with a checkpoint
+    code = main(["-q", "export", "ugatit", str(tmp_path), str(tmp_path / "x")])
+    one_line_error(capsys, code, "not a training run folder", str(tmp_path))
+
+
+@pytest.mark.shared
+def test_end_to_end_real_images_with_kid(real_data: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    code = train(real_data, run, "iterations=6", "checkpoint_every=2", "keep_checkpoints=2", "sample_every=3",
+                 "holdout=3", "kid_images=3")
+    assert code == 0
+    _check_finished_run(run, real_data, n_val_images=4)
+    # validation at the end: KID x100 on MobileNetV2 features of 3 held-out images per domain
+    import json
+
+    stats = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
+    assert [s["step"] for s in stats] == [6]
+    assert math.isfinite(stats[0]["kid_x100"]) and stats[0]["kid_x100_std"] >= 0
+    _check_export(run, real_data, tmp_path / "export", tmp_path)
+
+
+def test_dry_run_prints_config_and_writes_nothing(synthetic_data: Path, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[train]\nngf = 16\nlr = 3e-4\n")
+    code = main(["-q", "train", "ugatit", "--data", str(synthetic_data), "--out", str(tmp_path / "run"),
+                 "--config", str(cfg), "--set", "lr=5e-4", "light=true", "--dry-run"])
+    assert code == 0
+    out = capsys.readouterr().out
+    for line in ("ngf = 16", "lr = 0.0005", "light = True", "cam_weight = 1000.0"):
+        assert line in out.splitlines()
+    assert not (tmp_path / "run").exists()
+
+
+# ---- loss weighting and rho -------------------------------------------------------------------------
+def _tiny_trainer(data: Path, run: Path, **changes: object) -> UGATITTrainer:
+    return UGATITTrainer(UGATITConfig(**{**TINY_CONFIG, "iterations": 10, **changes}), data, run)
+
+
+def test_loss_weighting_and_rho_clipping(synthetic_data: Path, tmp_path: Path) -> None:
+    base = _tiny_trainer(synthetic_data, tmp_path / "a")
+    other = _tiny_trainer(synthetic_data, tmp_path / "b", cam_weight=500.0, cycle_weight=3.0,
+                          identity_weight=20.0, adv_weight=1.0)
+    batch = tuple(t[None] for t in base.dataset[0])
+    # put some rho out of [0, 1]: the step must clip it back after the generator update
+    # (the same in both trainers, so that their first steps differ only by the loss weights)
+    norms = [m for m in base.gens.modules() if hasattr(m, "rho")]
+    other_norms = [m for m in other.gens.modules() if hasattr(m, "rho")]
+    with torch.no_grad():
+        for group in (norms, other_norms):
+            group[0].rho.fill_(1.5)
+            group[-1].rho.fill_(-0.5)
+    g_before = [p.detach().clone() for p in base.gens.parameters()]
+    la, lb = base.train_step(batch), other.train_step(batch)
+
+    # the logged total is the weighted sum of the logged components
+    for losses, cfg in ((la, base.config), (lb, other.config)):
+        expected = (cfg.adv_weight * (losses["g_adv_a"] + losses["g_adv_b"])
+                    + cfg.cycle_weight * (losses["g_cycle_a"] + losses["g_cycle_b"])
+                    + cfg.identity_weight * (losses["g_identity_a"] + losses["g_identity_b"])
+                    + cfg.cam_weight * (losses["g_cam_a"] + losses["g_cam_b"]))
+        assert losses["g_total"] == pytest.approx(expected, rel=1e-5)
+        assert losses["d_total"] == pytest.approx(losses["d_a"] + losses["d_b"], rel=1e-6)
+    # same seed, same data: the components are identical, the totals differ by the re-weighted terms
+    for k in LOSS_KEYS:
+        if k != "g_total":
+            assert la[k] == lb[k], k
+    delta = ((500.0 - 1000.0) * (la["g_cam_a"] + la["g_cam_b"])
+             + (3.0 - 10.0) * (la["g_cycle_a"] + la["g_cycle_b"])
+             + (20.0 - 10.0) * (la["g_identity_a"] + la["g_identity_b"]))
+    assert lb["g_total"] - la["g_total"] == pytest.approx(delta, rel=1e-4)
+
+    for m in norms:
+        assert m.rho.min() >= 0.0 and m.rho.max() <= 1.0
+    assert torch.all(norms[0].rho == 1.0) and torch.all(norms[-1].rho == 0.0)
+    changed = [not torch.equal(a, b) for a, b in zip(g_before, base.gens.parameters())]
+    assert sum(changed) > len(changed) // 2  # the generators really were updated
+
+
+@pytest.mark.skipif(not cpu_has_fast_bf16(), reason="no native bf16 on this CPU (fast path = fp32)")
+def test_fast_path_step_agrees_with_fp32(synthetic_data: Path, tmp_path: Path) -> None:
+    ref = _tiny_trainer(synthetic_data, tmp_path / "fp32")
+    fast = _tiny_trainer(synthetic_data, tmp_path / "fast", precision="fast")
+    assert fast.runtime.channels_last and fast.runtime.autocast_dtype == torch.bfloat16
+    assert fast.gens.a2b.encoder[0][1].weight.is_contiguous(memory_format=torch.channels_last)
+    batch = tuple(t[None] for t in ref.dataset[0])
+    a, b = ref.train_step(batch), fast.train_step(batch)
+    for k in LOSS_KEYS:
+        assert math.isfinite(b[k])
+        assert b[k] == pytest.approx(a[k], rel=0.05, abs=0.02), k
+
+
+# ---- resume ------------------------------------------------------------------------------------------
+@pytest.mark.shared
+def test_exact_resume_from_a_checkpoint_into_a_new_run(real_data: Path, tmp_path: Path) -> None:
+    full, resumed = tmp_path / "full", tmp_path / "resumed"
+    assert train(real_data, full, "iterations=8", "checkpoint_every=4", "sample_every=100") == 0
+    half = full / "checkpoints" / "step_00000004.pt"
+    assert half.is_file()
+    assert train(real_data, resumed, "iterations=8", "checkpoint_every=4", "sample_every=100",
+                 extra=("--resume", str(half))) == 0
+    want = loss_rows(full)[4:]
+    got = loss_rows(resumed)
+    assert [r[0] for r in got] == ["5", "6", "7", "8"]
+    assert got == want  # identical in fp32, to the 6 digits logged
+    a = load_checkpoint(full / "checkpoints" / "step_00000008.pt")["trainer"]
+    b = load_checkpoint(resumed / "checkpoints" / "step_00000008.pt")["trainer"]
+    for part in ("gens", "discs"):
+        for k in a[part]:
+            assert torch.equal(a[part][k], b[part][k]), (part, k)
+
+
+@pytest.mark.slow
+def test_sigint_saves_and_resume_continues_exactly(synthetic_data: Path, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    run, reference = tmp_path / "interrupted", tmp_path / "reference"
+    settings = ["iterations=30", "checkpoint_every=3", "keep_checkpoints=20", "sample_every=1000"]
+    log_file = tmp_path / "stderr.txt"
+    with log_file.open("w") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "facetoon", "train", "ugatit", "--data", str(synthetic_data), "--out",
+             str(run), "--set", *TINY, *settings],
+            cwd=REPO, env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=err)
+        try:
+            deadline = time.monotonic() + 240
+            while not list_checkpoints(run):
+                assert proc.poll() is None, log_file.read_text()
+                assert time.monotonic() < deadline, "no checkpoint within 240 s"
+                time.sleep(0.02)
+            proc.send_signal(signal.SIGINT)
+            code = proc.wait(timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    stderr = log_file.read_text()
+    assert code == 0, stderr
+    assert "Traceback" not in stderr
+    assert "received SIGINT" in stderr and "resume with --resume" in stderr
+    stopped = ckpt_steps(run)[-1]
+    assert 3 <= stopped < 30, stderr  # it stopped early ...
+    assert len(read_losses(run)) == stopped  # ... after saving the step it was in
+
+    # resume in the same folder: no --config/--set needed, the run's config.toml is used
+    assert main(["-q", "train", "ugatit", "--data", str(synthetic_data), "--out", str(run), "--resume"]) == 0
+    assert train(synthetic_data, reference, *settings) == 0
+    assert ckpt_steps(run)[-1] == 30
+    assert loss_rows(run) == loss_rows(reference)  # all 30 steps, as if never interrupted
+    a = load_checkpoint(run / "checkpoints" / "step_00000030.pt")["trainer"]["gens"]
+    b = load_checkpoint(reference / "checkpoints" / "step_00000030.pt")["trainer"]["gens"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+# ---- refusals -----------------------------------------------------------------------------------------
+def test_refuses_a_run_folder_with_checkpoints_without_resume(synthetic_run: Path, synthetic_data: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    before = (synthetic_run / "config.toml").read_bytes()
+    code = train(synthetic_data, synthetic_run, "iterations=6")
+    one_line_error(capsys, code, "already has checkpoints", "--resume", str(synthetic_run))
+    assert (synthetic_run / "config.toml").read_bytes() == before
+    assert ckpt_steps(synthetic_run) == [4, 6]
+
+
+def test_corrupt_checkpoint_is_a_one_line_weights_error(
+        synthetic_run: Path, synthetic_data: Path, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    good = synthetic_run / "checkpoints" / "step_00000006.pt"
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"not a checkpoint at all\n" * 10)
+    for bad in (truncated, garbage, tmp_path / "missing.pt"):
+        code = train(synthetic_data, tmp_path / f"run_{bad.stem}", "iterations=8",
+                     extra=("--resume", str(bad)))
+        line = one_line_error(capsys, code, str(bad))
+        assert "cannot read checkpoint" in line or "checkpoint not found" in line
+    # a readable checkpoint of another architecture: a one-line error too, not a state-dict dump
+    code = train(synthetic_data, tmp_path / "run_other", "iterations=8", "ngf=16",
+                 extra=("--resume", str(good)))
+    one_line_error(capsys, code, "checkpoint does not match", str(good))
+
+
+def test_bad_config_values_are_one_line_errors(synthetic_data: Path, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    cases = [
+        (["no_such_option=1"], "unknown UGATITConfig option(s): no_such_option"),
+        (["light=maybe"], "UGATITConfig.light must be bool"),
+        (["iterations=true"], "UGATITConfig.iterations must be int"),
+        (["img_size=30"], "img_size must be a multiple of 4"),
+        (["n_layers_global=7"], "n_layers_global=7 does not fit img_size=32"),
+        (["precision=fastest"], "precision must be one of"),
+    ]
+    for settings, needle in cases:
+        code = train(synthetic_data, tmp_path / "run", *settings)
+        one_line_error(capsys, code, needle)
+    assert not list_checkpoints(tmp_path / "run")
+    code = main(["-q", "train", "ugatit", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "r2"),
+                 "--set", *TINY])
+    one_line_error(capsys, code, "nowhere", "folder not found")
+
+
+# ---- DistributedDataParallel -------------------------------------------------------------------------
+_RANK_DUMP = '''"""Run the facetoon CLI unchanged; at the end each rank also saves its own weights."""
+import sys
+from pathlib import Path
+
+import torch
+
+import facetoon.train.ugatit as ugatit
+from facetoon.cli import main
+
+DUMP = Path(sys.argv.pop(1))
+_close = ugatit.UGATITTrainer.close
+
+
+def close(self):
+    torch.save({"step": self.step, "gens": self.gens.state_dict(), "discs": self.discs.state_dict()},
+               DUMP / f"rank{self.dist.rank}.pt")
+    _close(self)
+
+
+ugatit.UGATITTrainer.close = close
+sys.exit(main(sys.argv[1:]))
+'''
+
+
+@pytest.mark.slow
+def test_ddp_two_cpu_processes(synthetic_data: Path, tmp_path: Path) -> None:
+    # synthetic data, so that machines without ../shared exercise DDP too
+    script = tmp_path / "rank_dump.py"
+    script.write_text(_RANK_DUMP)
+    run, single, export = tmp_path / "ddp", tmp_path / "single", tmp_path / "export"
+    settings = ["iterations=4", "checkpoint_every=2", "sample_every=2"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script),
+         str(tmp_path), "-q", "train", "ugatit", "--data", str(synthetic_data), "--out", str(run),
+         "--export", str(export), "--set", *TINY, *settings],
+        cwd=REPO, env=subprocess_env(), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    # rank 0 wrote the run folder: checkpoints, logs, samples, the export
+    assert ckpt_steps(run) == [2, 4]
+    assert (run / "samples" / "latest.jpg").is_file()
+    assert (export / "a2b" / "model.safetensors").is_file()
+    # both ranks end with the same weights (DDP averages the gradients of both updates)
+    r0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
+    r1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
+    assert r0["step"] == r1["step"] == 4
+    for part in ("gens", "discs"):
+        assert r0[part].keys() == r1[part].keys()
+        for k in r0[part]:
+            assert torch.equal(r0[part][k], r1[part][k]), (part, k)
+    last = load_checkpoint(run / "checkpoints" / "step_00000004.pt")["trainer"]
+    assert all(torch.equal(last["gens"][k], r0["gens"][k]) for k in r0["gens"])
+
+    # the same run in one process: rank 0's first sample is the single process's first sample, so
+    # the first discriminator loss agrees; after that the ranks' other data changes everything
+    assert train(synthetic_data, single, *settings) == 0
+    two, one = read_losses(run), read_losses(single)
+    assert len(two) == len(one) == 4
+    assert all(math.isfinite(float(r[k])) for r in two for k in LOSS_KEYS)
+    assert two[0]["d_total"] == one[0]["d_total"]
+    assert two[0]["g_adv_a"] != one[0]["g_adv_a"]  # judged by discriminators updated on both ranks' data
+    assert all(a["d_total"] != b["d_total"] for a, b in zip(two[1:], one[1:]))
