@@ -1,0 +1,252 @@
+"""``facetoon stylize INPUT... [-o OUT]``: stylize portrait photos in batch.
+
+    facetoon stylize examples/astronaut.png -o examples/     # examples/astronaut_facetoon.png
+    facetoon stylize photos/ "more/*.jpg" -o out/ --format webp --strength 0.8
+    facetoon stylize me.jpg -o me_anime.png --details          # + me_anime_details/ debug images
+    facetoon stylize shots/ -o out/ --background cartoongan \\
+        --background-weights Hayao_net_G_float.pth --face-weights runs/export/a2b
+
+Inputs are files, folders (their image files; ``--recursive`` for sub-folders) and glob
+patterns. Outputs are named ``{stem}{suffix}{ext}`` (default suffix ``_facetoon``, extension of
+the input or ``--format``) in the ``-o`` folder (created), or beside each input without ``-o``;
+``-o`` may name a single output file when there is one input. An input is never overwritten.
+Unreadable files are reported and skipped; the summary at the end lists every failure and the
+exit status is 1 if there was any.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+__all__ = ["register", "run_stylize", "output_path"]
+
+FORMATS = ("png", "jpg", "webp")
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "stylize", help="turn portrait photos into anime-style pictures",
+        description="Stylize photos: faces by the face model (U-GAT-IT), the scene by the scene model "
+                    "(AnimeGAN by default), blended without a seam. Files, folders and glob patterns.",
+        epilog="Example: facetoon stylize examples/astronaut.png -o examples/",
+    )
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns")
+    p.add_argument("-o", "--output", metavar="OUT", default=None,
+                   help="output folder (created), or an output file for a single input; "
+                        "default: beside each input")
+    p.add_argument("--suffix", default="_facetoon", help="appended to the input's stem (default: _facetoon)")
+    p.add_argument("--format", choices=FORMATS, default=None,
+                   help="output format (default: the input's, png for formats that cannot be written)")
+    p.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality 1-100 (default 95)")
+    p.add_argument("-r", "--recursive", action="store_true", help="also take images in sub-folders")
+    p.add_argument("--skip-existing", action="store_true", help="skip inputs whose output file exists")
+    p.add_argument("--details", action="store_true",
+                   help="also write debug images to {output stem}_details/: detections and landmarks, "
+                        "aligned and stylized crops, CAM heat-maps, blend masks, the stylized scene")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    m = p.add_argument_group("models")
+    m.add_argument("--face-weights", metavar="PATH", default=None,
+                   help="face model: a weights folder (config.json + model.safetensors, or an export "
+                        "folder with a2b/) or a named model (default: ugatit-selfie2anime)")
+    m.add_argument("--background", choices=("animegan", "cartoongan", "none"), default="animegan",
+                   help="scene model: animegan (default, shipped), cartoongan (needs --background-weights) "
+                        "or none (keep the photo around the faces)")
+    m.add_argument("--background-weights", metavar="PATH", default=None,
+                   help="weights of the scene model: an exported folder, or for cartoongan the official "
+                        "<Style>_net_G_float.pth")
+    m.add_argument("--pipeline", metavar="PATH", default=None,
+                   help="a pipeline folder with pipeline.json (see Stylizer.from_pretrained); "
+                        "the options above and below override it")
+    o = p.add_argument_group("stylization")
+    o.add_argument("--strength", type=float, default=None, help="style strength 0..1 (default 1)")
+    o.add_argument("--max-faces", type=int, default=None, help="stylize at most N faces (the largest)")
+    o.add_argument("--face-size", type=int, default=None,
+                   help="side of the face crops (default: the face model's training size)")
+    o.add_argument("--min-face-size", type=float, default=None,
+                   help="smallest face to find, in pixels (also makes small faces findable)")
+    o.add_argument("--detector", default=None, help="face detector backend: dlib (default), dlib-cnn, fan")
+    o.add_argument("--blend", choices=("soft", "poisson"), default=None, help="blend mode (default soft)")
+    o.add_argument("--no-harmonize", action="store_true",
+                   help="keep the face model's colours (no matching to the scene)")
+    o.add_argument("--require-face", action="store_true", help="count photos without a face as failures")
+    o.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N")
+    o.add_argument("--precision", choices=("auto", "fp32", "fast"), default="auto",
+                   help="fp32, fast (bf16/fp16 where supported) or auto (default)")
+    p.set_defaults(func=run_stylize)
+
+
+def output_path(src: Path, out_dir: Path | None, suffix: str, fmt: str | None) -> Path:
+    """``{out_dir or src.parent}/{src.stem}{suffix}{ext}``; ``ext`` from ``fmt`` or the input."""
+    from ..io import WRITE_FORMATS
+
+    if fmt is not None:
+        ext = "." + fmt
+    else:
+        ext = src.suffix.lower() if src.suffix.lower() in WRITE_FORMATS else ".png"
+    return (out_dir if out_dir is not None else src.parent) / f"{src.stem}{suffix}{ext}"
+
+
+def _stylizer_options(args: argparse.Namespace) -> dict[str, Any]:
+    opts: dict[str, Any] = {"device": args.device, "precision": args.precision}
+    if args.face_weights is not None:
+        opts["face_model"] = args.face_weights
+    if args.background != "animegan" or args.background_weights is not None or args.pipeline is None:
+        opts["background_model"] = None if args.background == "none" else args.background
+        opts["background_weights"] = args.background_weights
+    for key in ("strength", "max_faces", "face_size", "detector", "blend"):
+        value = getattr(args, key)
+        if value is not None:
+            opts[key] = value
+    if args.no_harmonize:
+        opts["harmonize"] = False
+    if args.require_face:
+        opts["require_face"] = True
+    if args.min_face_size is not None:
+        opts["detector_options"] = {"min_size": args.min_face_size}
+    return opts
+
+
+def _write_details(res: Any, folder: Path, protect: list[Path], quality: int) -> None:
+    """Debug images of one result (see ``--details``)."""
+    import numpy as np
+
+    from ..io import write_image
+
+    def save(img: Any, name: str) -> None:
+        write_image(img, folder / name, protect=protect, quality=quality)
+
+    save(res.background, "scene.png")
+    try:
+        from ..viz import draw_crop_grid, draw_faces
+
+        drawing = draw_faces(res.photo, [d.face for d in res.faces])
+        for d in res.faces:
+            drawing = draw_crop_grid(drawing, d.aligned)
+    except ImportError:  # pragma: no cover - facetoon.viz is part of the package
+        drawing = res.photo
+    save(drawing, "faces.png")
+    union = np.zeros(res.photo.shape[:2], np.float32)
+    for i, d in enumerate(res.faces):
+        save(d.crop, f"face{i}_crop.png")
+        save(d.stylized, f"face{i}_stylized.png")
+        save(np.rint(d.crop_mask * 255).astype(np.uint8), f"face{i}_mask.png")
+        if d.heatmap is not None:
+            import cv2
+
+            heat = cv2.applyColorMap(np.rint(d.heatmap * 255).astype(np.uint8), cv2.COLORMAP_JET)[:, :, ::-1]
+            overlay = np.rint(0.5 * heat + 0.5 * d.crop).astype(np.uint8)
+            save(overlay, f"face{i}_heatmap.png")
+        np.maximum(union, d.mask, out=union)
+    save(np.rint(union * 255).astype(np.uint8), "mask.png")
+
+
+def run_stylize(args: argparse.Namespace) -> int:
+    """Handler of ``facetoon stylize``; returns the exit status (1 if any input failed)."""
+    import logging
+
+    from tqdm import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    from ..errors import ConfigError, FacetoonError, WeightsError
+    from ..io import WRITE_FORMATS, iter_image_files, write_image
+    from ..pipeline import Stylizer
+
+    if not 1 <= args.quality <= 100:
+        raise ConfigError(f"--quality must be 1..100, got {args.quality}")
+    if os.sep in args.suffix or (os.altsep and os.altsep in args.suffix):
+        raise ConfigError(f"--suffix must not contain a path separator, got {args.suffix!r}")
+    failures: list[tuple[str, str]] = []
+    files: list[Path] = []
+    for item in args.inputs:
+        try:
+            files.extend(iter_image_files([item], recursive=args.recursive))
+        except FacetoonError as exc:
+            failures.append((item, exc.reason if getattr(exc, "path", None) else str(exc)))
+    # de-duplicate (the same file named twice)
+    unique: dict[Path, Path] = {}
+    for f in files:
+        unique.setdefault(f.resolve(), f)
+    files = list(unique.values())
+
+    single: Path | None = None
+    out_dir: Path | None = None
+    if args.output is not None:
+        out = Path(args.output)
+        one_input = len(files) == 1 and len(args.inputs) == 1
+        if one_input and out.suffix.lower() in WRITE_FORMATS and not out.is_dir():
+            single = out
+        else:
+            if out.exists() and not out.is_dir():
+                raise ConfigError("-o names an existing file; with several inputs it must be a folder",
+                                  path=out)
+            if out.suffix.lower() in WRITE_FORMATS and not out.exists() and len(files) > 1:
+                raise ConfigError(f"-o looks like a file name but there are {len(files)} inputs; "
+                                  "give a folder", path=out)
+            out_dir = out
+
+    plan: list[tuple[Path, Path]] = []
+    claimed: dict[Path, Path] = {}
+    for f in files:
+        target = single if single is not None else output_path(f, out_dir, args.suffix, args.format)
+        key = target.resolve()
+        if key in claimed:
+            failures.append((str(f), f"output {target} would overwrite the output of {claimed[key]}; "
+                                     "use --suffix or separate runs"))
+            continue
+        claimed[key] = f
+        plan.append((f, target))
+
+    todo = [(f, t) for f, t in plan if not (args.skip_existing and t.exists())]
+    skipped = len(plan) - len(todo)
+    protect = [f for f, _ in plan]
+    written = 0
+    if todo:
+        try:
+            stylizer = Stylizer.from_pretrained(args.pipeline, **_stylizer_options(args)) if args.pipeline \
+                else Stylizer(**_stylizer_options(args))
+        except WeightsError as exc:
+            raise WeightsError(f"{exc} [command line: --face-weights PATH, --background-weights PATH, "
+                               "--background none]") from None
+        quiet = bool(getattr(args, "quiet", False))
+        bar = tqdm(todo, unit="img", desc="stylize", disable=True if (quiet or args.no_progress) else None,
+                   file=sys.stderr)
+        with logging_redirect_tqdm(loggers=[logging.getLogger("facetoon")]):
+            for src, target in bar:
+                bar.set_postfix_str(src.name, refresh=False)
+                try:
+                    res = stylizer.stylize(src, return_details=args.details)
+                    image = res.image if args.details else res
+                    if target.exists() and target.is_dir():
+                        raise ConfigError("output path is a folder", path=target)
+                    write_image(image, target, protect=protect, quality=args.quality)
+                    if args.details:
+                        _write_details(res, target.with_name(target.stem + "_details"), protect, args.quality)
+                    written += 1
+                except KeyboardInterrupt:
+                    raise
+                except FacetoonError as exc:
+                    failures.append((str(src), exc.reason if exc.path == str(src) else str(exc)))
+                except Exception as exc:  # noqa: BLE001 - one bad file must not stop the batch
+                    if getattr(args, "debug", False):
+                        raise
+                    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                    failures.append((str(src), f"{type(exc).__name__}: {first}"))
+        bar.close()
+
+    where = single if single is not None else (out_dir if out_dir is not None else "beside the inputs")
+    parts = [f"{written} written"]
+    if skipped:
+        parts.append(f"{skipped} skipped (output exists)")
+    if failures:
+        parts.append(f"{len(failures)} failed")
+    print(f"facetoon stylize: {', '.join(parts)} -> {where}")
+    if failures:
+        print("failures:", file=sys.stderr)
+        for name, reason in failures:
+            print(f"  {name}: {reason}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,191 @@
+"""Tests of ``facetoon stylize`` (batch stylization from the command line) on real photos.
+
+The CLI runs in-process through ``facetoon.cli.main`` with randomly initialised models saved as
+weights folders (the shipped defaults may not exist yet), except where a subprocess is needed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+torch = pytest.importorskip("torch")
+
+from facetoon.cli import main  # noqa: E402
+from facetoon.models import create_model, save_pretrained  # noqa: E402
+from facetoon.models.serialization import weights_dir  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+ASTRONAUT = REPO / "examples" / "astronaut.png"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("weights")
+    torch.manual_seed(0)
+    save_pretrained(create_model("ugatit_generator", light=True, ngf=16, n_res=2, img_size=128),
+                    root / "face", dtype=torch.float16)
+    torch.manual_seed(1)
+    save_pretrained(create_model("animegan", version="v2"), root / "scene", dtype=torch.float16)
+    return {"face": root / "face", "scene": root / "scene"}
+
+
+@pytest.fixture()
+def inputs(tmp_path, selfies) -> Path:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for p in selfies[:2]:
+        shutil.copy(p, folder / p.name)
+    return folder
+
+
+def models(weights: dict[str, Path], scene: bool = False) -> list[str]:
+    args = ["--face-weights", str(weights["face"])]
+    if scene:
+        return args + ["--background", "animegan", "--background-weights", str(weights["scene"])]
+    return args + ["--background", "none"]
+
+
+def test_readme_command(weights, tmp_path, capsys) -> None:
+    """`facetoon stylize examples/astronaut.png -o examples/` with explicit weights."""
+    out = tmp_path / "examples"
+    rc = main(["stylize", str(ASTRONAUT), "-o", str(out) + os.sep, *models(weights, scene=True)])
+    assert rc == 0
+    result = out / "astronaut_facetoon.png"
+    assert result.is_file()
+    with Image.open(result) as im:
+        assert im.size == (512, 512) and im.mode == "RGB"
+    assert "1 written" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(not (weights_dir() / "ugatit-selfie2anime" / "config.json").is_file()
+                    or not (weights_dir() / "animegan-anime" / "config.json").is_file(),
+                    reason="default weights not shipped yet in weights/")
+def test_readme_command_with_default_weights(tmp_path) -> None:
+    rc = main(["stylize", str(ASTRONAUT), "-o", str(tmp_path)])
+    assert rc == 0 and (tmp_path / "astronaut_facetoon.png").is_file()
+
+
+def test_folders_globs_names_and_formats(weights, inputs, tmp_path, selfies) -> None:
+    more = tmp_path / "more"
+    more.mkdir()
+    Image.open(selfies[2]).save(more / "third.png")
+    out = tmp_path / "out" / "nested"  # created
+    rc = main(["stylize", str(inputs), str(more / "*.png"), "-o", str(out), *models(weights)])
+    assert rc == 0
+    names = sorted(p.name for p in out.iterdir())
+    assert names == sorted([f"{p.stem}_facetoon.jpg" for p in selfies[:2]] + ["third_facetoon.png"])
+    for p in selfies[:2]:
+        with Image.open(out / f"{p.stem}_facetoon.jpg") as im, Image.open(p) as src:
+            assert im.size == src.size
+    # --format and --suffix
+    rc = main(["stylize", str(inputs), "-o", str(out), "--format", "webp", "--suffix", "_anime",
+               *models(weights)])
+    assert rc == 0
+    assert all((out / f"{p.stem}_anime.webp").is_file() for p in selfies[:2])
+
+
+def test_single_output_file(weights, selfies, tmp_path) -> None:
+    target = tmp_path / "me_anime.png"
+    rc = main(["stylize", str(selfies[0]), "-o", str(target), *models(weights)])
+    assert rc == 0 and target.is_file()
+    # a file name with several inputs is refused (one-line error, exit 1)
+    rc = main(["stylize", str(selfies[0]), str(selfies[1]), "-o", str(tmp_path / "two.png"),
+               *models(weights)])
+    assert rc == 1
+
+
+def test_failures_are_summarised_and_the_batch_continues(weights, inputs, tmp_path, capsys) -> None:
+    (inputs / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not a jpeg")
+    (inputs / "empty.png").write_bytes(b"")
+    out = tmp_path / "out"
+    rc = main(["stylize", str(inputs), str(tmp_path / "missing.jpg"), "-o", str(out), *models(weights)])
+    assert rc == 1
+    captured = capsys.readouterr()
+    assert "2 written" in captured.out and "3 failed" in captured.out
+    err = captured.err
+    assert "broken.jpg" in err and "empty.png" in err and "missing.jpg" in err
+    assert "Traceback" not in err
+    assert len(list(out.glob("*_facetoon.jpg"))) == 2
+
+
+def test_skip_existing(weights, inputs, tmp_path, capsys) -> None:
+    out = tmp_path / "out"
+    assert main(["stylize", str(inputs), "-o", str(out), *models(weights)]) == 0
+    first = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    capsys.readouterr()
+    assert main(["stylize", str(inputs), "-o", str(out), "--skip-existing", *models(weights)]) == 0
+    assert "2 skipped" in capsys.readouterr().out
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == first
+
+
+def test_never_overwrites_an_input(weights, inputs, capsys) -> None:
+    before = {p.name: p.read_bytes() for p in inputs.iterdir()}
+    rc = main(["stylize", str(inputs), "--suffix", "", *models(weights)])  # output == input path
+    assert rc == 1
+    assert "refusing to overwrite the input" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in inputs.iterdir()} == before
+
+
+def test_details_and_options(weights, selfies, tmp_path) -> None:
+    out = tmp_path / "out"
+    rc = main(["stylize", str(selfies[0]), "-o", str(out), "--details", "--strength", "0.7",
+               "--max-faces", "1",
+               "--blend", "poisson", "--precision", "fp32", *models(weights, scene=True)])
+    assert rc == 0
+    details = out / f"{selfies[0].stem}_facetoon_details"
+    expected = {"scene.png", "faces.png", "mask.png", "face0_crop.png", "face0_stylized.png",
+                "face0_mask.png", "face0_heatmap.png"}
+    assert expected <= {p.name for p in details.iterdir()}
+    with Image.open(details / "face0_heatmap.png") as im:
+        assert im.size == (128, 128)
+    with Image.open(details / "mask.png") as im, Image.open(selfies[0]) as src:
+        assert im.size == src.size and np.asarray(im).max() == 255
+
+
+def test_cartoongan_background(shared, weights, selfies, tmp_path) -> None:
+    rc = main(["stylize", str(selfies[1]), "-o", str(tmp_path), "--face-weights", str(weights["face"]),
+               "--background", "cartoongan", "--background-weights",
+               str(shared / "models" / "cartoongan" / "Hayao_net_G_float.pth")])
+    assert rc == 0 and (tmp_path / f"{selfies[1].stem}_facetoon.jpg").is_file()
+
+
+def test_require_face_counts_as_failure(weights, tmp_path, capsys) -> None:
+    flat = tmp_path / "flat.png"
+    Image.fromarray(np.full((64, 96, 3), 200, np.uint8)).save(flat)
+    rc = main(["stylize", str(flat), "-o", str(tmp_path / "out"), "--require-face", *models(weights)])
+    assert rc == 1 and "no face found" in capsys.readouterr().err
+    rc = main(["stylize", str(flat), "-o", str(tmp_path / "out"), *models(weights)])
+    assert rc == 0  # without --require-face: the scene alone, and a warning
+
+
+def test_missing_weights_is_one_line_error(tmp_path, selfies) -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "FACETOON_WEIGHTS": str(tmp_path / "empty")}
+    proc = subprocess.run([sys.executable, "-m", "facetoon", "stylize", str(selfies[0]), "-o", str(tmp_path)],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("facetoon: error: "), proc.stderr
+    assert "ugatit-selfie2anime" in lines[0] and "--face-weights" in lines[0]
+
+
+def test_module_imports_no_torch() -> None:
+    code = "import sys, facetoon.cli.stylize; assert 'torch' not in sys.modules and 'cv2' not in sys.modules"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120)
+    assert proc.returncode == 0, proc.stderr

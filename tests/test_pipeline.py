@@ -1,0 +1,361 @@
+"""Tests of the portrait pipeline (facetoon.stylize / facetoon.Stylizer) on real photos.
+
+The default weights may not be trained yet, so the pipeline runs here with randomly initialised
+models of the shipped architectures (a light U-GAT-IT generator at 128 px and an AnimeGANv2
+generator), and with the real CartoonGAN Hayao weights from ../shared as the scene model where
+that matters (the seam test). Geometry, blending, types and sizes are checked either way.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+torch = pytest.importorskip("torch")
+
+import facetoon  # noqa: E402
+from facetoon import pipeline  # noqa: E402
+from facetoon.background import BackgroundStylizer  # noqa: E402
+from facetoon.blend import composite_faces, make_layer, seam_score  # noqa: E402
+from facetoon.errors import ConfigError, InvalidImageError, NoFaceError, WeightsError  # noqa: E402
+from facetoon.io import read_image  # noqa: E402
+from facetoon.models import create_model, save_pretrained  # noqa: E402
+from facetoon.pipeline import StylizeResult, Stylizer  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+ASTRONAUT = REPO / "examples" / "astronaut.png"
+HAYAO = "models/cartoongan/Hayao_net_G_float.pth"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One intra-op thread: on the shared 2-core machine, two threads that wait for each other
+    under load are many times slower than one."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def face_model():
+    torch.manual_seed(0)
+    return create_model("ugatit_generator", light=True, ngf=16, n_res=2, img_size=128).eval()
+
+
+@pytest.fixture(scope="module")
+def scene_model():
+    torch.manual_seed(1)
+    return create_model("animegan", version="v2").eval()
+
+
+@pytest.fixture(scope="module")
+def stylizer(face_model, scene_model) -> Stylizer:
+    return Stylizer(face_model=face_model, background_model=scene_model)
+
+
+@pytest.fixture(scope="module")
+def astronaut_result(stylizer: Stylizer) -> StylizeResult:
+    res = stylizer.stylize(ASTRONAUT, return_details=True)
+    assert isinstance(res, StylizeResult)
+    return res
+
+
+@pytest.fixture(scope="module")
+def four_faces_path(shared: Path) -> Path:
+    return shared / "fixtures" / "four_faces.jpg"
+
+
+def _changed_inside(res: StylizeResult, min_diff: float = 5.0) -> None:
+    out = np.asarray(res.image)[..., :3].astype(int)
+    for i, d in enumerate(res.faces):
+        inside = d.mask > 0.5
+        assert inside.sum() > 100, i
+        diff = np.abs(out - res.background.astype(int)).sum(axis=2)[inside].mean()
+        assert diff > min_diff, (i, diff)
+
+
+def _outside_is_background(res: StylizeResult) -> None:
+    out = np.asarray(res.image)[..., :3]
+    union = np.zeros(out.shape[:2], bool)
+    for d in res.faces:
+        union |= d.mask > 0
+    assert np.array_equal(out[~union], res.background[~union])
+
+
+# ----------------------------------------------------------------------------- weights
+
+
+def test_missing_default_weights_is_a_clear_error(monkeypatch, tmp_path, face_model) -> None:
+    monkeypatch.setenv("FACETOON_WEIGHTS", str(tmp_path))
+    with pytest.raises(WeightsError) as err:
+        Stylizer()
+    msg = str(err.value)
+    assert "ugatit-selfie2anime" in msg and "face_model=" in msg and "\n" not in msg
+    with pytest.raises(WeightsError, match="animegan-anime"):
+        Stylizer(face_model=face_model)
+    with pytest.raises(WeightsError, match="background_weights"):
+        Stylizer(face_model=face_model, background_model="cartoongan")
+    with pytest.raises(WeightsError):
+        Stylizer(face_model=tmp_path / "nowhere", background_model=None)
+
+
+def test_models_load_once(monkeypatch, tmp_path, face_model, scene_model, selfies) -> None:
+    save_pretrained(face_model, tmp_path / "face", dtype=torch.float16)
+    save_pretrained(scene_model, tmp_path / "scene")
+    calls: list[str] = []
+    real = pipeline.load_pretrained
+
+    def counting(path, **kw):
+        calls.append(str(path))
+        return real(path, **kw)
+
+    monkeypatch.setattr(pipeline, "load_pretrained", counting)
+    st = Stylizer(face_model=tmp_path / "face", background_model="animegan",
+                  background_weights=tmp_path / "scene")
+    assert len(calls) == 2
+    assert st.face_size == 128  # the face model's training size, from its config
+    img = read_image(selfies[0])
+    a = st(img)
+    b = st(img)
+    assert len(calls) == 2  # a second call pays no load cost
+    assert np.array_equal(a, b)
+    # the functional API caches its Stylizer per option set
+    pipeline.clear_cache()
+    opts = dict(face_model=tmp_path / "face", background_model="animegan",
+                background_weights=tmp_path / "scene")
+    c = facetoon.stylize(img, **opts)
+    d = facetoon.stylize(img, strength=0.5, **opts)
+    assert len(calls) == 4  # one more Stylizer, built once for both calls
+    assert np.array_equal(c, a) and not np.array_equal(d, c)
+    assert pipeline.get_stylizer(**opts) is pipeline.get_stylizer(**opts)
+    pipeline.clear_cache()
+
+
+def test_save_and_from_pretrained_round_trip(tmp_path, stylizer, selfies) -> None:
+    folder = stylizer.save_pretrained(tmp_path / "pipe")
+    assert (folder / "pipeline.json").is_file()
+    again = Stylizer.from_pretrained(folder)
+    img = read_image(selfies[1])
+    assert np.array_equal(again(img), stylizer(img))
+    # a plain model folder is taken as the face model; overrides win
+    only_face = Stylizer.from_pretrained(folder / "face", background_model=None, strength=0.5)
+    assert only_face.background_model is None and only_face.strength == 0.5
+    with pytest.raises(WeightsError):
+        Stylizer.from_pretrained(tmp_path / "nothing-here")
+
+
+# ----------------------------------------------------------------------------- types and sizes
+
+
+def test_output_types_follow_the_input(stylizer, selfies, astronaut_result) -> None:
+    assert isinstance(astronaut_result.image, Image.Image)  # path in -> PIL out
+    assert astronaut_result.image.size == (512, 512) and astronaut_result.image.mode == "RGB"
+    path = selfies[2]
+    arr = read_image(path)
+    out = stylizer(arr)
+    assert isinstance(out, np.ndarray) and out.shape == arr.shape and out.dtype == np.uint8
+    pil = Image.open(path)
+    out_pil = stylizer(pil)
+    assert isinstance(out_pil, Image.Image) and out_pil.size == pil.size and out_pil.mode == "RGB"
+    out_bytes = stylizer(path.read_bytes())
+    assert isinstance(out_bytes, Image.Image) and out_bytes.size == pil.size
+    assert np.array_equal(np.asarray(out_pil), out) and np.array_equal(np.asarray(out_bytes), out)
+
+
+def test_details(astronaut_result) -> None:
+    res = astronaut_result
+    assert len(res.faces) == 1  # the badge on the suit is dropped as a weak detection
+    d = res.faces[0]
+    s = 128
+    assert d.crop.shape == (s, s, 3) and d.stylized.shape == (s, s, 3) and d.stylized.dtype == np.uint8
+    assert d.heatmap is not None and d.heatmap.shape == (s, s)
+    assert d.heatmap.min() == pytest.approx(0.0) and d.heatmap.max() == pytest.approx(1.0)
+    assert d.crop_mask.shape == (s, s) and d.mask.shape == (512, 512)
+    assert d.landmarks.shape == (5, 2) and d.face.score > 1.0
+    assert res.background.shape == (512, 512, 3) and res.photo.shape == (512, 512, 3)
+    assert res.alpha is None and res.strength == 1.0
+    assert {"detect", "background", "faces", "blend", "total"} <= set(res.timings)
+    # the face box is inside the mask's support
+    x0, y0, x1, y1 = d.face.box
+    assert d.mask[int((y0 + y1) / 2), int((x0 + x1) / 2)] == pytest.approx(1.0)
+
+
+def test_outside_masks_equals_the_background_model(astronaut_result, stylizer, scene_model) -> None:
+    res = astronaut_result
+    _outside_is_background(res)
+    _changed_inside(res)
+    # ...and that background is the scene model's own output for the photo
+    alone = BackgroundStylizer(scene_model, precision=stylizer.runtime.precision)(res.photo)
+    assert np.array_equal(alone, res.background)
+
+
+def test_every_face_changes_on_group_and_selfies(stylizer, four_faces_path, selfies) -> None:
+    res = stylizer.stylize(four_faces_path, return_details=True)
+    assert len(res.faces) == 4
+    _outside_is_background(res)
+    _changed_inside(res)
+    for p in selfies[:3]:
+        r = stylizer.stylize(p, return_details=True)
+        assert len(r.faces) == 1, p.name
+        _outside_is_background(r)
+        _changed_inside(r)
+
+
+def test_eight_faces(face_model, scene_model, four_faces_path) -> None:
+    photo = read_image(four_faces_path)
+    eight = np.concatenate([photo, photo[:, ::-1]], axis=1)  # 1024 x 355, eight faces
+    # the two small faces are ~55 px: ask the detector for faces from 40 px on
+    stylizer = Stylizer(face_model=face_model, background_model=scene_model,
+                        detector_options={"min_size": 40})
+    res = stylizer.stylize(eight, return_details=True)
+    assert isinstance(res.image, np.ndarray) and res.image.shape == eight.shape
+    assert len(res.faces) == 8
+    _outside_is_background(res)
+    _changed_inside(res)
+    limited = stylizer.stylize(eight, max_faces=3, return_details=True)
+    assert len(limited.faces) == 3
+    sizes = [d.face.size for d in res.faces]
+    assert [d.face.size for d in limited.faces] == sorted(sizes, reverse=True)[:3]
+
+
+# ----------------------------------------------------------------------------- strength
+
+
+def test_strength(stylizer, selfies) -> None:
+    img = read_image(selfies[0])
+    zero = stylizer(img, strength=0.0)
+    assert np.array_equal(zero, img)
+    pil = Image.open(selfies[0])
+    assert np.array_equal(np.asarray(stylizer(pil, strength=0)), np.asarray(pil.convert("RGB")))
+    full = stylizer(img).astype(float)
+    half = stylizer(img, strength=0.5).astype(float)
+    expected = img + 0.5 * (full - img)
+    assert np.abs(half - expected).max() <= 1.0
+    with pytest.raises(ConfigError):
+        stylizer(img, strength=1.5)
+    with pytest.raises(ConfigError):
+        Stylizer(face_model=None, background_model=None, strength=-0.1)
+
+
+# ----------------------------------------------------------------------------- unusual inputs
+
+
+def test_grayscale_input(stylizer, selfies) -> None:
+    gray = np.asarray(Image.open(selfies[1]).convert("L"))
+    out = stylizer(gray)
+    assert out.shape == gray.shape + (3,) and out.dtype == np.uint8
+    res = stylizer.stylize(Image.fromarray(gray), return_details=True)
+    assert res.image.mode == "RGB" and res.image.size == (gray.shape[1], gray.shape[0])
+    assert len(res.faces) == 1
+    _changed_inside(res)
+
+
+def test_rgba_input_keeps_its_alpha(stylizer, selfies) -> None:
+    rgb = read_image(selfies[2])
+    h, w = rgb.shape[:2]
+    alpha = np.full((h, w), 255, np.uint8)
+    alpha[:, : w // 5] = 0
+    alpha[:, w // 5: w // 4] = 128
+    rgba = np.dstack([rgb, alpha])
+    out = stylizer(rgba)
+    assert out.shape == (h, w, 4) and np.array_equal(out[..., 3], alpha)
+    pil_out = stylizer(Image.fromarray(rgba))
+    assert pil_out.mode == "RGBA" and np.array_equal(np.asarray(pil_out), out)
+    assert np.array_equal(stylizer(rgba, strength=0.0), rgba)  # straight RGB and alpha, untouched
+
+
+def test_exif_rotated_input(stylizer, selfies, tmp_path) -> None:
+    upright = Image.open(selfies[3]).convert("RGB")
+    upright = upright.crop((0, 0, upright.width, upright.height - 56))  # not square: 256 x 200
+    stored = upright.transpose(Image.Transpose.ROTATE_90)  # stored sideways ...
+    exif = Image.Exif()
+    exif[274] = 6  # ... and tagged "rotate 90 CW to display"
+    path = tmp_path / "sideways.jpg"
+    stored.save(path, exif=exif, quality=95)
+    res = stylizer.stylize(path, return_details=True)
+    assert res.image.size == upright.size  # the size as displayed
+    assert len(res.faces) == 1
+    _changed_inside(res)
+
+
+def test_no_face(stylizer, shared, caplog) -> None:
+    flat = np.full((96, 128, 3), 180, np.uint8)
+    landscape = shared / "data" / "photos" / "bsds500" / "val" / "14037.jpg"  # mountains, a lake
+    for img in (flat, read_image(landscape)):
+        with caplog.at_level(logging.WARNING, logger="facetoon.pipeline"):
+            caplog.clear()
+            res = stylizer.stylize(img, return_details=True)
+        assert res.faces == []
+        assert np.array_equal(res.image, res.background)
+        assert any("no face" in r.getMessage() for r in caplog.records)
+        with pytest.raises(NoFaceError, match="no face"):
+            stylizer(img, require_face=True)
+
+
+def test_bad_input(stylizer, tmp_path) -> None:
+    text = tmp_path / "notes.txt"
+    text.write_text("not an image")
+    for bad in (tmp_path / "missing.jpg", text, np.zeros(5, np.uint8), np.zeros((4, 4, 7), np.uint8),
+                b"", 42):
+        with pytest.raises(InvalidImageError):
+            stylizer(bad)
+
+
+def test_bad_options(face_model) -> None:
+    with pytest.raises(ConfigError):
+        Stylizer(face_model=face_model, background_model=None, blend="smudge")
+    with pytest.raises(ConfigError):
+        Stylizer(face_model=face_model, background_model=None, face_size=130)
+    with pytest.raises(ConfigError):
+        Stylizer(face_model=face_model, background_model=None, precision="half")
+    with pytest.raises(ConfigError):
+        Stylizer(face_model=face_model, background_model=None, max_faces=-2)
+    with pytest.raises(ConfigError):
+        Stylizer(face_model=face_model, background_model=None, harmonize=2.0)
+    with pytest.raises(ConfigError):
+        Stylizer(face_model=42, background_model=None)  # type: ignore[arg-type]
+
+
+# ----------------------------------------------------------------------------- scene options
+
+
+def test_no_scene_model_keeps_the_photo(face_model, selfies) -> None:
+    st = Stylizer(face_model=face_model, background_model=None, face_size=96)
+    img = read_image(selfies[0])
+    res = st.stylize(img, return_details=True)
+    assert np.array_equal(res.background, img)
+    assert res.faces[0].crop.shape == (96, 96, 3)
+    _outside_is_background(res)
+    _changed_inside(res)
+
+
+def test_cartoongan_scene_and_seam(shared, face_model, selfies, four_faces_path) -> None:
+    """The real CartoonGAN Hayao weights as scene model; the seam stays within bound."""
+    st = Stylizer(face_model=face_model, background_model="cartoongan", background_weights=shared / HAYAO)
+    assert type(st.background_model).__name__ == "Generator"
+    for path in (selfies[0], four_faces_path):
+        res = st.stylize(path, return_details=True)
+        assert res.faces
+        _outside_is_background(res)
+        layers = [make_layer(d.stylized, d.aligned) for d in res.faces]
+        soft = composite_faces(res.background, layers, return_sources=True)
+        assert np.array_equal(soft.image, np.asarray(res.image))  # what the pipeline pasted
+        hard = composite_faces(res.background, layers, mode="hard", harmonize=False, return_sources=True)
+        for i in range(len(layers)):
+            s = seam_score(soft.image, soft.masks[i], face=soft.sources[i][0], scene=soft.sources[i][1])
+            h = seam_score(hard.image, hard.masks[i], face=hard.sources[i][0], scene=hard.sources[i][1])
+            assert s.excess <= 1.0, (path.name, i, s)
+            assert h.excess > 1.5 * s.excess, (path.name, i, s, h)
+
+
+def test_poisson_blend_mode(stylizer, selfies) -> None:
+    res = stylizer.stylize(selfies[1], blend="poisson", return_details=True)
+    _outside_is_background(res)
+    _changed_inside(res)
+    soft = stylizer.stylize(selfies[1], return_details=True)
+    assert not np.array_equal(np.asarray(res.image), np.asarray(soft.image))
