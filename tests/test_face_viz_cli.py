@@ -1,0 +1,97 @@
+"""Debug drawings (facetoon.viz), the `facetoon faces` command, and cheap imports."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from facetoon import viz
+from facetoon.cli import main
+from facetoon.errors import InvalidImageError
+from facetoon.face import DEFAULT_TEMPLATE, align_face, detect_faces
+from facetoon.face.geometry import apply_affine
+
+
+@pytest.fixture(scope="module")
+def photo(shared: Path) -> np.ndarray:
+    with Image.open(shared / "fixtures" / "four_faces.jpg") as im:
+        return np.asarray(im.convert("RGB"))
+
+
+def test_draw_faces_marks_boxes_and_points_without_touching_the_input(photo: np.ndarray) -> None:
+    before = photo.copy()
+    faces = detect_faces(photo)
+    out = viz.draw_faces(photo, faces)
+    assert out.shape == photo.shape and out.dtype == np.uint8 and out is not photo
+    assert np.array_equal(photo, before)
+    changed = np.any(out != photo, axis=2)
+    for f in faces:
+        x0, y0, x1, y1 = (int(round(v)) for v in f.box)
+        # the box's top edge and the eye centres were drawn on
+        top = changed[max(0, y0 - 1):y0 + 2, max(0, x0 + 3):max(0, x1 - 3)]
+        assert top.mean() > 0.5
+        ex, ey = (int(round(v)) for v in f.left_eye)
+        assert changed[ey, ex]
+    assert changed.mean() < 0.2
+
+
+def test_draw_helpers(photo: np.ndarray) -> None:
+    gray = photo[:, :, 0]
+    boxes = viz.draw_boxes(gray, [(10.0, 10.0, 60.0, 50.0)], labels=["x"])
+    assert boxes.shape == photo.shape and np.any(boxes[10, 20] != gray[10, 20])
+    pts = viz.draw_landmarks(photo, np.array([[100.0, 100.0]]))
+    assert np.any(pts[100, 100] != photo[100, 100])
+    tpl = viz.draw_template(size=128)
+    assert tpl.shape == (128, 128, 3)
+    (x, y), = np.round(DEFAULT_TEMPLATE.named_point("nose", 128)).astype(int)
+    assert np.any(tpl[y, x] != 128)
+    with pytest.raises(InvalidImageError):
+        viz.draw_boxes(np.zeros((4, 4), np.float32), [])
+
+
+def test_draw_crop_grid_follows_the_inverse_matrix(photo: np.ndarray) -> None:
+    face = detect_faces(photo)[0]
+    a = align_face(photo, face)
+    out = viz.draw_crop_grid(photo, a, grid=4)
+    changed = np.any(out != photo, axis=2)
+    # the middle of the crop's left edge and its centre lines are drawn where the inverse maps them
+    for crop_pt in [(-0.5, 127.5), (127.5, 127.5), (127.5, 40.0)]:
+        x, y = np.round(apply_affine(a.inverse, [crop_pt])[0]).astype(int)
+        if 0 <= x < photo.shape[1] and 0 <= y < photo.shape[0]:
+            assert changed[max(0, y - 1):y + 2, max(0, x - 1):x + 2].any()
+    same = viz.draw_crop_grid(photo, a.matrix, size=a.size, grid=4)
+    assert np.array_equal(same, out)
+    with pytest.raises(ValueError):
+        viz.draw_crop_grid(photo, a.matrix)
+
+
+def test_cli_faces(shared: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = shared / "fixtures" / "four_faces.jpg"
+    draw, crops = tmp_path / "debug.png", tmp_path / "crops"
+    assert main(["faces", str(src), "--json", "--draw", str(draw), "--crops", str(crops), "--size", "128"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == 4 and len(rows[0]["landmarks"]) == 5 and rows[0]["size"] >= rows[-1]["size"]
+    with Image.open(draw) as im:
+        assert im.size == (512, 355)
+    written = sorted(p.name for p in crops.iterdir())
+    assert written == ["face0.png", "face1.png", "face2.png", "face3.png"]
+    with Image.open(crops / "face0.png") as im:
+        assert im.size == (128, 128)
+    assert main(["faces", str(src), "--max-faces", "1"]) == 0
+    text = capsys.readouterr().out
+    assert "1 face(s)" in text and "#0: box" in text
+    assert main(["faces", str(tmp_path / "missing.jpg")]) == 1
+    assert "missing.jpg" in capsys.readouterr().err
+
+
+def test_importing_facetoon_face_and_viz_loads_no_heavy_module() -> None:
+    code = ("import sys, facetoon, facetoon.face, facetoon.viz, facetoon.cli.faces; "
+            "print(sorted(m for m in ('cv2', 'dlib', 'torch', 'skimage', 'face_alignment') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
