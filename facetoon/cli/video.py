@@ -1,0 +1,135 @@
+"""``facetoon video IN [-o OUT]``: stylize a video with stable faces, keeping its sound.
+
+    facetoon video clip.mp4 -o clip_anime.mp4
+    facetoon video clip.mp4 -o preview.mp4 --start 12 --duration 3        # a quick preview
+    facetoon video clip.mov -o out.mkv --codec hevc --crf 20 --precision fast
+    facetoon video clip.mp4 --background cartoongan --background-weights Hayao_net_G_float.pth
+
+The output keeps the resolution (upright), frame rate, timestamps and the audio (copied, not
+re-encoded). Ctrl-C or an error keeps the frames done so far in a playable
+``OUT-stem.partial.ext`` file. Model and stylization options are those of ``facetoon stylize``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+__all__ = ["register", "run_video", "default_output"]
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "video", help="stylize a video (stable faces, audio kept)",
+        description="Stylize a video frame by frame: faces by the face model with tracked, smoothed "
+                    "landmarks, the scene by the scene model; resolution, frame timing and audio kept.",
+        epilog="Example: facetoon video clip.mp4 -o clip_anime.mp4 --start 5 --duration 2",
+    )
+    p.add_argument("input", metavar="IN", help="input video file")
+    p.add_argument("-o", "--output", metavar="OUT", default=None,
+                   help="output file: .mp4, .mov, .mkv, .webm or .avi "
+                        "(default: IN-stem_facetoon.mp4 beside IN)")
+    p.add_argument("--no-overwrite", action="store_true", help="fail if the output exists")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    v = p.add_argument_group("video")
+    v.add_argument("--codec", default="auto",
+                   help="auto (H.264; VP9 for .webm), source (the input's codec family), h264, hevc, vp9, "
+                        "av1, mpeg4 or an FFmpeg encoder name")
+    v.add_argument("--crf", type=float, default=18.0,
+                   help="quality: constant rate factor, lower is better "
+                        "(default 18, visually lossless for H.264)")
+    v.add_argument("--preset", default="medium", help="encoder speed preset (x264/x265, default medium)")
+    v.add_argument("--start", type=float, default=None, metavar="SECONDS", help="start at this time")
+    v.add_argument("--duration", type=float, default=None, metavar="SECONDS", help="only this many seconds")
+    v.add_argument("--no-audio", action="store_true", help="drop the audio (default: copied unchanged)")
+    v.add_argument("--detect-every", type=int, default=5, metavar="N",
+                   help="run the face detector on every N-th frame, track in between (default 5)")
+    v.add_argument("--smoothing", type=float, default=0.5,
+                   help="landmark smoothing 0..1 (0 = off; default 0.5)")
+    v.add_argument("--fade-frames", type=int, default=6,
+                   help="frames over which faces fade in and out (default 6)")
+    v.add_argument("--batch-size", type=int, default=4, help="frames per model batch (default 4)")
+    m = p.add_argument_group("models")
+    m.add_argument("--face-weights", metavar="PATH", default=None,
+                   help="face model: a weights folder or a named model (default: ugatit-selfie2anime)")
+    m.add_argument("--background", choices=("animegan", "cartoongan", "none"), default="animegan",
+                   help="scene model: animegan (default), cartoongan (needs --background-weights) or none")
+    m.add_argument("--background-weights", metavar="PATH", default=None,
+                   help="weights of the scene model: an exported folder, or for cartoongan the official "
+                        "<Style>_net_G_float.pth")
+    m.add_argument("--pipeline", metavar="PATH", default=None,
+                   help="a pipeline folder with pipeline.json; the options above and below override it")
+    o = p.add_argument_group("stylization")
+    o.add_argument("--strength", type=float, default=None, help="style strength 0..1 (default 1)")
+    o.add_argument("--max-faces", type=int, default=None, help="stylize at most N faces (the largest)")
+    o.add_argument("--face-size", type=int, default=None,
+                   help="side of the face crops (default: the face model's training size)")
+    o.add_argument("--min-face-size", type=float, default=None, help="smallest face to find, in pixels")
+    o.add_argument("--detector", default=None, help="face detector backend: dlib (default), dlib-cnn, fan")
+    o.add_argument("--blend", choices=("soft", "poisson"), default=None, help="blend mode (default soft)")
+    o.add_argument("--no-harmonize", action="store_true", help="keep the face model's colours")
+    o.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N")
+    o.add_argument("--precision", choices=("auto", "fp32", "fast"), default="auto",
+                   help="fp32, fast (bf16/fp16 where supported) or auto (default)")
+    p.set_defaults(func=run_video)
+
+
+def default_output(src: Path) -> Path:
+    """``IN-stem_facetoon.ext`` beside the input (``.mp4`` unless the input's container is writable)."""
+    from ..video.writer import CONTAINERS
+
+    ext = src.suffix.lower() if src.suffix.lower() in CONTAINERS else ".mp4"
+    return src.with_name(f"{src.stem}_facetoon{ext}")
+
+
+def _stylizer_options(args: argparse.Namespace) -> dict[str, Any]:
+    opts: dict[str, Any] = {"device": args.device, "precision": args.precision}
+    if args.face_weights is not None:
+        opts["face_model"] = args.face_weights
+    if args.background != "animegan" or args.background_weights is not None or args.pipeline is None:
+        opts["background_model"] = None if args.background == "none" else args.background
+        opts["background_weights"] = args.background_weights
+    for key in ("strength", "max_faces", "face_size", "detector", "blend"):
+        value = getattr(args, key)
+        if value is not None:
+            opts[key] = value
+    if args.no_harmonize:
+        opts["harmonize"] = False
+    if args.min_face_size is not None:
+        opts["detector_options"] = {"min_size": args.min_face_size}
+    return opts
+
+
+def run_video(args: argparse.Namespace) -> int:
+    """Handler of ``facetoon video``; returns the exit status."""
+    import logging
+
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    from ..errors import WeightsError
+    from ..pipeline import Stylizer
+    from ..video import probe_video, stylize_video
+
+    src = Path(args.input)
+    dst = Path(args.output) if args.output else default_output(src)
+    probe_video(src)  # a bad input fails before the models load
+    try:
+        stylizer = Stylizer.from_pretrained(args.pipeline, **_stylizer_options(args)) if args.pipeline \
+            else Stylizer(**_stylizer_options(args))
+    except WeightsError as exc:
+        raise WeightsError(f"{exc} [command line: --face-weights PATH, --background-weights PATH, "
+                           "--background none]") from None
+    quiet = bool(getattr(args, "quiet", False))
+    with logging_redirect_tqdm(loggers=[logging.getLogger("facetoon")]):
+        res = stylize_video(
+            src, dst, stylizer=stylizer, codec=args.codec, crf=args.crf, preset=args.preset,
+            detect_every=args.detect_every, smoothing=args.smoothing, fade_frames=args.fade_frames,
+            batch_size=args.batch_size, start=args.start, duration=args.duration,
+            audio="none" if args.no_audio else "copy", progress=not (quiet or args.no_progress),
+            overwrite=not args.no_overwrite,
+        )
+    print(f"facetoon video: wrote {res.path} ({res.frames} frames, {res.width}x{res.height}, "
+          f"{res.duration:.2f} s) in {res.seconds:.1f} s ({res.throughput:.2f} frames/s)", file=sys.stdout)
+    return 0

@@ -1,0 +1,440 @@
+"""Read a video with PyAV: upright RGB frames with their source timestamps, and the audio packets.
+
+    >>> from facetoon.video.reader import VideoReader
+    >>> with VideoReader("clip.mp4") as reader:                   # doctest: +SKIP
+    ...     print(reader.info.width, reader.info.height, reader.info.fps)
+    ...     for frame in reader:
+    ...         frame.image, frame.pts, frame.time, frame.audio
+
+Frames are ``(H, W, 3)`` uint8 **RGB**, already turned upright: the display matrix of the
+stream (side data, or the legacy ``rotate`` tag, which FFmpeg turns into one) is applied, so
+a phone video recorded in portrait comes out as a portrait frame. ``VideoInfo.width``/``height``
+are the upright (displayed) size; ``VideoInfo.rotation`` says what was applied. Flips in the
+display matrix are not applied (they do not occur in camera files).
+
+Timestamps are the source's own: ``frame.pts`` in units of ``VideoInfo.time_base``, so a
+variable-frame-rate video keeps its timing when the writer reuses them.
+
+Audio is not decoded: the packets of every audio stream are passed along untouched, each
+attached to the first video frame decoded after it (``DecodedFrame.audio``); packets after the
+last frame are in :attr:`VideoReader.trailing_audio` once iteration ends. The writer remuxes
+them, so the sound is bit-for-bit the source's.
+
+Errors: a missing, unreadable or non-video file raises :class:`~facetoon.errors.VideoError` on
+opening; corrupt data raises it during iteration, naming the frame reached, and so does a file
+whose data ends early — fewer frames than its header declares (beyond a 2% tolerance), or, for
+containers that declare no frame count, an end more than 5% (at least 1 s) before the declared
+duration. The frames before the problem have been yielded by then.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import VideoError
+
+__all__ = ["AudioInfo", "DecodedFrame", "VideoInfo", "VideoReader", "probe_video"]
+
+log = logging.getLogger(__name__)
+
+# colour matrix of frames that do not say: the usual convention (SD: BT.601, HD: BT.709)
+_HD_HEIGHT = 720
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """One audio stream of the source (copied as is to the output)."""
+
+    index: int
+    codec: str
+    sample_rate: int
+    channels: int
+    time_base: Fraction
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What the source holds.
+
+    Attributes:
+        path: the file.
+        container: FFmpeg's name of the container format (e.g. ``"mov,mp4,m4a,3gp,3g2,mj2"``).
+        codec: video codec name (``"h264"``, ``"hevc"``, ``"vp9"``...).
+        width, height: size of the **upright** frames (after the rotation), in pixels.
+        coded_width, coded_height: size of the frames as stored.
+        rotation: counter-clockwise degrees (0, 90, 180, 270) applied to make frames upright.
+        fps: average frame rate (frames per second, exact fraction).
+        time_base: unit of the frame timestamps (seconds per tick).
+        start_time: timestamp of the video stream's start, in ``time_base`` units (0 if unknown).
+        frames: number of frames the container declares (0 when it does not say).
+        duration: duration of the video stream in seconds (``None`` when unknown).
+        audio: the audio streams.
+        colorspace: FFmpeg colour matrix used to convert the frames to RGB (``"itu601"``...).
+    """
+
+    path: str
+    container: str
+    codec: str
+    width: int
+    height: int
+    coded_width: int
+    coded_height: int
+    rotation: int
+    fps: Fraction
+    time_base: Fraction
+    start_time: int
+    frames: int
+    duration: float | None
+    audio: tuple[AudioInfo, ...] = ()
+    colorspace: str = "itu601"
+
+    @property
+    def expected_frames(self) -> int:
+        """Frames declared by the container, else estimated from the duration and frame rate."""
+        if self.frames > 0:
+            return self.frames
+        if self.duration and self.fps:
+            return max(1, round(self.duration * float(self.fps)))
+        return 0
+
+
+@dataclass(eq=False)
+class DecodedFrame:
+    """One decoded frame.
+
+    Attributes:
+        index: position in the decoded sequence (0 = first frame read).
+        image: ``(H, W, 3)`` uint8 RGB, upright.
+        pts: presentation timestamp in ``VideoInfo.time_base`` units (the source's own).
+        time: ``pts`` in seconds.
+        audio: audio packets (``av.Packet``) demuxed before this frame, to be muxed before it.
+    """
+
+    index: int
+    image: np.ndarray
+    pts: int
+    time: float
+    audio: list[Any] = field(default_factory=list)
+
+
+def _rotation_of(value: float | int | None) -> int:
+    """Nearest multiple of 90 degrees in ``[0, 360)``."""
+    if value is None or not math.isfinite(float(value)):
+        return 0
+    return int(round(float(value) / 90.0)) % 4 * 90
+
+
+def _colorspace_name(frame: Any, height: int) -> str:
+    """Colour matrix of a decoded frame: its own tag, else BT.709 for HD and BT.601 below."""
+    from av.video.reformatter import Colorspace
+
+    try:
+        tag = int(frame.colorspace)
+    except (AttributeError, TypeError, ValueError):
+        tag = 2
+    known = {int(Colorspace.ITU709): "itu709", int(Colorspace.ITU601): "itu601",
+             int(Colorspace.SMPTE170M): "smpte170m", int(Colorspace.SMPTE240M): "smpte240m",
+             int(Colorspace.FCC): "fcc"}
+    if hasattr(Colorspace, "BT2020"):
+        known[int(Colorspace.BT2020)] = "bt2020"
+    if tag in known:
+        return known[tag]
+    return "itu709" if height >= _HD_HEIGHT else "itu601"
+
+
+def frame_to_rgb(frame: Any, rotation: int = 0, colorspace: str | None = None) -> np.ndarray:
+    """An ``av.VideoFrame`` as an upright ``(H, W, 3)`` uint8 RGB array.
+
+    ``rotation``: counter-clockwise degrees to apply (multiple of 90). ``colorspace``: the
+    frame's colour matrix when it carries no tag (default: by height, see :class:`VideoInfo`).
+    """
+    from av.video.reformatter import ColorRange
+
+    cs = colorspace or _colorspace_name(frame, frame.height)
+    full = int(getattr(frame, "color_range", 0) or 0) == int(ColorRange.JPEG) \
+        or frame.format.name.startswith("yuvj")
+    rgb = frame.to_ndarray(format="rgb24", src_colorspace=cs,
+                           src_color_range="JPEG" if full else "MPEG")
+    if rotation:
+        rgb = np.rot90(rgb, k=rotation // 90)
+    return np.ascontiguousarray(rgb)
+
+
+def _open(path: Path) -> Any:
+    import av
+
+    if not path.exists():
+        raise VideoError("file not found", path=path)
+    if path.is_dir():
+        raise VideoError("is a folder, not a video file", path=path)
+    try:
+        return av.open(os.fspath(path), "r")
+    except (av.FFmpegError, OSError, ValueError) as exc:
+        raise VideoError(f"not a readable video ({_first_line(exc)})", path=path) from None
+
+
+class VideoReader:
+    """Iterate over the frames of a video file (see the module docstring).
+
+    Args:
+        path: the video file.
+        start: skip to this time (seconds from the start of the video stream).
+        duration: stop after this many seconds (from ``start``).
+        audio: pass the audio packets along (``False``: ignore the audio streams).
+        threads: decoder threads (0 = FFmpeg's choice).
+
+    Raises:
+        VideoError: the file is missing, is not a video, or has no decodable video stream;
+            ``start``/``duration`` are invalid.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        start: float | None = None,
+        duration: float | None = None,
+        audio: bool = True,
+        threads: int = 0,
+    ) -> None:
+        self.path = Path(path)
+        for name, value in (("start", start), ("duration", duration)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                      or not math.isfinite(value) or value < 0):
+                raise VideoError(f"{name}: expected seconds >= 0, got {value!r}")
+        if duration is not None and duration <= 0:
+            raise VideoError(f"duration: expected seconds > 0, got {duration!r}")
+        self.start = float(start or 0.0)
+        self.duration = None if duration is None else float(duration)
+        self._container = _open(self.path)
+        try:
+            self._setup(audio, threads)
+        except BaseException:
+            self.close()
+            raise
+        #: audio packets demuxed after the last video frame (filled when iteration ends)
+        self.trailing_audio: list[Any] = []
+        #: frames yielded so far
+        self.frames_read = 0
+
+    # ----------------------------------------------------------------- opening
+
+    def _setup(self, audio: bool, threads: int) -> None:
+        import av
+
+        c = self._container
+        if not c.streams.video:
+            raise VideoError("no video stream in this file", path=self.path)
+        v = c.streams.video[0]
+        if v.codec_context is None or v.codec_context.width <= 0 or v.codec_context.height <= 0:
+            raise VideoError("the video stream has no decodable frames (unknown size or codec)",
+                             path=self.path)
+        self._threads = int(threads)
+        self._video = v
+        self._audio = [s for s in c.streams.audio if audio and s.codec_context is not None]
+        time_base = Fraction(v.time_base or Fraction(1, 90000))
+        fps = v.average_rate or v.guessed_rate or v.base_rate
+        duration = float(v.duration * time_base) if v.duration else (
+            c.duration / av.time_base if c.duration else None)
+        audio_info = tuple(AudioInfo(index=s.index, codec=s.codec_context.name, sample_rate=int(s.rate or 0),
+                                     channels=int(getattr(s.codec_context, "channels", 0) or 0),
+                                     time_base=Fraction(s.time_base or Fraction(1, 1)))
+                           for s in self._audio)
+        fields = dict(path=os.fspath(self.path), container=c.format.name, codec=v.codec_context.name,
+                      fps=Fraction(fps) if fps else Fraction(0), time_base=time_base,
+                      start_time=int(v.start_time or 0), frames=int(v.frames or 0), duration=duration,
+                      audio=audio_info)
+        # peek at the first frame: rotation and colour matrix come with decoded frames
+        rotation, cw, ch, colorspace = self._peek()
+        w, h = (ch, cw) if rotation in (90, 270) else (cw, ch)
+        self._rotation = rotation
+        self._colorspace = colorspace
+        self.info = VideoInfo(width=w, height=h, coded_width=cw, coded_height=ch, rotation=rotation,
+                              colorspace=colorspace, **fields)
+
+    def _peek(self) -> tuple[int, int, int, str]:
+        """Decode the first frame and reopen the file; ``(rotation, coded width, height, colour matrix)``."""
+        import av
+
+        frame = None
+        try:
+            for packet in self._container.demux(self._video):
+                for frame in packet.decode():
+                    break
+                if frame is not None:
+                    break
+        except av.FFmpegError as exc:
+            raise VideoError(f"corrupt video data at the first frame ({_first_line(exc)})", path=self.path) \
+                from None
+        if frame is None:
+            raise VideoError("no video frame could be decoded (empty or corrupt stream)", path=self.path)
+        found = (_rotation_of(getattr(frame, "rotation", 0)), int(frame.width), int(frame.height),
+                 _colorspace_name(frame, int(frame.height)))
+        del frame
+        # start again from a fresh demuxer and decoder (cheaper and safer than seeking back)
+        index = self._video.index
+        audio = [s.index for s in self._audio]
+        self._container.close()
+        self._container = _open(self.path)
+        self._video = self._container.streams[index]
+        self._video.thread_type = "AUTO"
+        if self._threads:
+            self._video.codec_context.thread_count = self._threads
+        self._audio = [self._container.streams[i] for i in audio]
+        return found
+
+    # ----------------------------------------------------------------- iteration
+
+    @property
+    def audio_streams(self) -> list[Any]:
+        """The source's audio ``av`` streams whose packets are passed along."""
+        return list(self._audio)
+
+    @property
+    def video_stream(self) -> Any:
+        """The source's ``av`` video stream."""
+        return self._video
+
+    @property
+    def end_time(self) -> float | None:
+        """End of the requested range in seconds (``None`` = the end of the file)."""
+        return None if self.duration is None else self.start + self.duration
+
+    def _seek(self) -> None:
+        import av
+
+        if self.start <= 0:
+            return
+        v = self._video
+        target = int(self.start / v.time_base) + int(v.start_time or 0)
+        try:
+            self._container.seek(target, stream=v, backward=True, any_frame=False)
+        except av.FFmpegError as exc:
+            raise VideoError(f"cannot seek to {self.start:.3f} s ({_first_line(exc)})",
+                             path=self.path) from None
+
+    def __iter__(self) -> Iterator[DecodedFrame]:
+        import av
+
+        v = self._video
+        tb = self.info.time_base
+        origin = self.info.start_time * tb
+        t_start = float(origin) + self.start
+        t_end = None if self.end_time is None else float(origin) + self.end_time
+        self._seek()
+        pending: list[Any] = []
+        last_pts: int | None = None
+        step = int(round(1 / (self.info.fps * tb))) if self.info.fps else 1
+        video_done = False
+        trimming = self.start > 0 or self.duration is not None
+        index = 0
+        streams = [v, *self._audio]
+        try:
+            for packet in self._container.demux(*streams):
+                if packet.stream.type == "audio":
+                    if packet.dts is None and packet.pts is None:
+                        continue  # a demuxer flush packet
+                    if trimming and packet.pts is not None:
+                        p_start = float(packet.pts * packet.time_base)
+                        p_end = p_start + float((packet.duration or 0) * packet.time_base)
+                        if p_start < t_start and p_end <= t_start + 1e-6:
+                            continue
+                        if t_end is not None and p_start >= t_end - 1e-6:
+                            if video_done:
+                                break
+                            continue
+                    pending.append(packet)
+                    continue
+                if video_done:
+                    continue
+                for frame in packet.decode():
+                    pts = frame.pts
+                    if pts is None:
+                        pts = (last_pts + step) if last_pts is not None else 0
+                    if last_pts is not None and pts <= last_pts:
+                        log.debug("%s: non-increasing timestamp %d after %d; shifted", self.path, pts,
+                                  last_pts)
+                        pts = last_pts + 1
+                    t = float(pts * tb)
+                    if trimming and t < t_start - 1e-6:
+                        continue
+                    if t_end is not None and t >= t_end - 1e-6:
+                        video_done = True
+                        break
+                    last_pts = pts
+                    image = frame_to_rgb(frame, self._rotation, self._colorspace)
+                    item = DecodedFrame(index=index, image=image, pts=int(pts), time=t, audio=pending)
+                    pending = []
+                    index += 1
+                    self.frames_read = index
+                    yield item
+                if video_done and not self._audio:
+                    break
+        except av.FFmpegError as exc:
+            at = f"{float(last_pts * tb):.2f} s" if last_pts is not None else "the start"
+            raise VideoError(f"corrupt or truncated video data after frame {index} ({at}): "
+                             f"{_first_line(exc)}",
+                             path=self.path) from None
+        self.trailing_audio = pending
+        if index == 0:
+            raise VideoError(f"no frame in the requested range (start {self.start:g} s)", path=self.path)
+        if not trimming:
+            self._check_complete(index, last_pts)
+
+    def _check_complete(self, decoded: int, last_pts: int | None) -> None:
+        """A file that ends well before what its header declares is truncated (or damaged)."""
+        info = self.info
+        declared = info.frames
+        if declared and decoded < declared - max(2, declared // 50):
+            raise VideoError(f"truncated or damaged: the data ends after frame {decoded} of the "
+                             f"{declared} the file declares", path=self.path)
+        if not declared and info.duration and last_pts is not None:
+            end = float((last_pts - info.start_time) * info.time_base)
+            if end < info.duration - max(1.0, 0.05 * info.duration):
+                raise VideoError(f"truncated or damaged: the data ends at {end:.2f} s of the "
+                                 f"{info.duration:.2f} s the file declares", path=self.path)
+
+    # ----------------------------------------------------------------- closing
+
+    def close(self) -> None:
+        """Close the file (idempotent)."""
+        c = getattr(self, "_container", None)
+        if c is not None:
+            self._container = None
+            try:
+                c.close()
+            except Exception:  # noqa: BLE001 - closing a broken file must not mask the real error
+                log.debug("error closing %s", self.path, exc_info=True)
+
+    def __enter__(self) -> VideoReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        i = getattr(self, "info", None)
+        if i is None:
+            return f"VideoReader({os.fspath(self.path)!r})"
+        return (f"VideoReader({os.fspath(self.path)!r}, {i.width}x{i.height}, {float(i.fps):.3f} fps, "
+                f"{i.codec}, rotation {i.rotation}, {len(i.audio)} audio stream(s))")
+
+
+def probe_video(path: str | os.PathLike[str]) -> VideoInfo:
+    """The :class:`VideoInfo` of a file (opens it, decodes one frame, closes it)."""
+    with VideoReader(path) as reader:
+        return reader.info

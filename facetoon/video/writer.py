@@ -1,0 +1,391 @@
+"""Write a video with PyAV: encode RGB frames at the source's timestamps, remux audio packets.
+
+    >>> from facetoon.video.writer import VideoWriter
+    >>> with VideoWriter("out.mp4", width=640, height=360, fps=30, time_base=Fraction(1, 15360),
+    ...                  audio=reader.audio_streams) as w:           # doctest: +SKIP
+    ...     w.mux_audio(packet)                                      # untouched audio packet
+    ...     w.write(rgb, pts)                                        # (H, W, 3) uint8 RGB
+
+Codecs (``codec=``): ``"auto"`` is H.264 (libx264) for every container but WebM, which gets
+VP9; ``"h264"``, ``"hevc"`` (libx265), ``"vp9"`` (libvpx-vp9), ``"av1"`` (SVT-AV1),
+``"mpeg4"`` or any FFmpeg encoder name. Quality is ``crf`` (constant rate factor: lower is
+better; 18 is visually lossless for H.264, the default) and ``preset`` (x264/x265 speed preset,
+default ``"medium"``). Pixel format: ``yuv420p`` (plays everywhere), or ``yuv444p`` when the
+width or height is odd (4:2:0 needs even sizes). Frames are converted to YUV with the source's
+colour matrix and tagged with it, limited range.
+
+Timestamps: frames are encoded with the ``pts`` they are given, in ``time_base`` (the source's
+stream time base), so variable frame rates survive. MP4/MOV keep the time base exactly;
+Matroska/WebM store milliseconds.
+
+Audio: the source's audio streams are added as copies (``add_stream_from_template``, no
+decoder, no encoder) and their packets are remuxed as they are. A codec the output container
+cannot hold (e.g. PCM in WebM) is a :class:`~facetoon.errors.VideoError` before anything is
+written, with the fix (another extension, or no audio).
+
+Atomicity: the file is written under a hidden temporary name in the output folder.
+:meth:`VideoWriter.close` finalises it and moves it to the output name; :meth:`VideoWriter.abort`
+finalises what was written so far (a playable file) and moves it to ``<name>.partial<ext>``
+(``out.mp4`` -> ``out.partial.mp4``), or deletes it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import secrets
+from collections.abc import Mapping, Sequence
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError, OutputError, VideoError
+
+__all__ = ["CONTAINERS", "VideoWriter", "partial_path", "resolve_codec"]
+
+log = logging.getLogger(__name__)
+
+#: output extension -> FFmpeg muxer
+CONTAINERS: dict[str, str] = {
+    ".mp4": "mp4",
+    ".m4v": "mp4",
+    ".mov": "mov",
+    ".mkv": "matroska",
+    ".webm": "webm",
+    ".avi": "avi",
+}
+# friendly names -> encoder
+_ENCODERS: dict[str, str] = {
+    "h264": "libx264",
+    "avc": "libx264",
+    "hevc": "libx265",
+    "h265": "libx265",
+    "vp9": "libvpx-vp9",
+    "av1": "libsvtav1",
+}
+# source codec family -> encoder, for codec="source"
+_SOURCE_FAMILY: dict[str, str] = {"h264": "libx264", "hevc": "libx265", "vp9": "libvpx-vp9",
+                                  "av1": "libsvtav1"}
+
+
+def partial_path(path: str | os.PathLike[str]) -> Path:
+    """Where an interrupted run leaves its playable partial output: ``out.mp4`` -> ``out.partial.mp4``."""
+    p = Path(path)
+    return p.with_name(f"{p.stem}.partial{p.suffix}")
+
+
+def _container_of(path: Path) -> str:
+    fmt = CONTAINERS.get(path.suffix.lower())
+    if fmt is None:
+        raise VideoError(f"unsupported output extension {path.suffix or '(none)'!r}; use one of "
+                         f"{', '.join(CONTAINERS)}", path=path)
+    return fmt
+
+
+def resolve_codec(codec: str, container: str, source_codec: str | None = None) -> str:
+    """The FFmpeg encoder name for ``codec`` (``"auto"``, ``"source"``, a family or an encoder name).
+
+    Raises:
+        ConfigError: no such encoder in this FFmpeg build, or the container cannot hold it.
+    """
+    import av
+
+    if not isinstance(codec, str) or not codec:
+        raise ConfigError(f"codec: expected a codec name, got {codec!r}")
+    name = codec.lower()
+    default = "libvpx-vp9" if container == "webm" else "libx264"
+    if name == "auto":
+        name = default
+    elif name == "source":
+        name = _SOURCE_FAMILY.get(source_codec or "", default)
+        if container == "webm" and name not in ("libvpx-vp9", "libsvtav1"):
+            name = default
+    name = _ENCODERS.get(name, name)
+    try:
+        enc = av.Codec(name, "w")
+    except (av.FFmpegError, ValueError, KeyError):
+        raise ConfigError(f"codec: no encoder {codec!r} in this FFmpeg build (try h264, hevc, vp9, av1 or "
+                          "mpeg4)") from None
+    if enc.type != "video":
+        raise ConfigError(f"codec: {codec!r} is not a video codec")
+    try:
+        with contextlib.closing(av.open(os.devnull, "w", format=container)) as probe:
+            supported = probe.supported_codecs
+    except av.FFmpegError:  # pragma: no cover - every listed container opens
+        supported = set()
+    family = getattr(enc, "canonical_name", enc.name)
+    if supported and family not in supported:
+        raise ConfigError(f"codec: {family} video cannot be stored in a {container} file")
+    return enc.name
+
+
+class VideoWriter:
+    """Encode frames to a video file (see the module docstring).
+
+    Args:
+        path: output file; the container follows the extension (``.mp4``, ``.mov``, ``.mkv``,
+            ``.webm``, ``.avi``). Missing folders are created.
+        width, height: frame size in pixels.
+        fps: nominal frame rate (written as the stream's rate; the timestamps rule).
+        time_base: unit of the ``pts`` given to :meth:`write` (seconds per tick).
+        codec: see the module docstring.
+        crf: constant rate factor (x264/x265: 0-51, VP9/AV1: 0-63); ``None`` = the encoder's
+            default.
+        preset: x264/x265/SVT-AV1 speed preset (``"ultrafast"`` ... ``"veryslow"``; SVT-AV1
+            takes ``"0"``-``"13"``).
+        pix_fmt: pixel format; ``None`` = ``yuv420p``, or ``yuv444p`` for odd sizes.
+        colorspace: colour matrix of the output (``"itu709"``, ``"itu601"``...).
+        audio: source audio streams (``av`` streams) to copy.
+        source_codec: the source's video codec name (for ``codec="source"``).
+        options: extra encoder options (``{"tune": "film"}``...), strings.
+        threads: encoder threads (0 = the encoder's choice).
+        overwrite: replace an existing output (``False``: :class:`OutputError` if it exists).
+
+    Raises:
+        VideoError: bad extension, or an audio codec the container cannot hold.
+        ConfigError: bad codec / crf.
+        OutputError: the output cannot be created.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        width: int,
+        height: int,
+        fps: Fraction | float | int,
+        time_base: Fraction,
+        codec: str = "auto",
+        crf: float | None = 18,
+        preset: str | None = "medium",
+        pix_fmt: str | None = None,
+        colorspace: str = "itu709",
+        audio: Sequence[Any] = (),
+        source_codec: str | None = None,
+        options: Mapping[str, str] | None = None,
+        threads: int = 0,
+        overwrite: bool = True,
+    ) -> None:
+        import av
+
+        self.path = Path(path)
+        self.container_format = _container_of(self.path)
+        if self.path.is_dir():
+            raise OutputError("output path is a directory", path=self.path)
+        if not overwrite and self.path.exists():
+            raise OutputError("output file already exists (overwrite is off)", path=self.path)
+        if crf is not None and (isinstance(crf, bool) or not isinstance(crf, (int, float))
+                                or not 0 <= crf <= 63):
+            raise ConfigError(f"crf: expected a number in 0..63, got {crf!r}")
+        self.encoder = resolve_codec(codec, self.container_format, source_codec)
+        self.width, self.height = int(width), int(height)
+        if pix_fmt is None:
+            pix_fmt = "yuv420p" if self.width % 2 == 0 and self.height % 2 == 0 else "yuv444p"
+            if pix_fmt == "yuv444p":
+                log.warning("%s: odd frame size %dx%d; encoding 4:4:4 (yuv444p), which some players do "
+                            "not support", self.path, self.width, self.height)
+        self.pix_fmt = pix_fmt
+        self.colorspace = colorspace
+        self.time_base = Fraction(time_base)
+        self.overwrite = overwrite
+        self.frames_written = 0
+        self.last_pts: int | None = None
+        self._closed = False
+
+        # refuse audio the container cannot hold, before creating any file
+        audio = list(audio)
+        with contextlib.closing(av.open(os.devnull, "w", format=self.container_format)) as probe:
+            supported = probe.supported_codecs
+        for s in audio:
+            name = s.codec_context.name
+            if supported and name not in supported:
+                raise VideoError(f"the source's {name} audio cannot be copied into a "
+                                 f"{self.container_format} file without re-encoding; write .mkv or .mov "
+                                 "instead, or drop the audio (audio='none' / --no-audio)", path=self.path)
+
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"cannot create the output folder: {exc.strerror or exc}",
+                              path=self.path) from None
+        self.tmp_path = self.path.with_name(f".{self.path.stem}.{secrets.token_hex(4)}.tmp{self.path.suffix}")
+        try:
+            self._out = av.open(os.fspath(self.tmp_path), "w", format=self.container_format)
+        except (av.FFmpegError, OSError) as exc:
+            raise OutputError(f"cannot write: {exc}", path=self.path) from None
+        try:
+            self._setup_video(fps, crf, preset, options, threads)
+            self._audio_map: dict[int, Any] = {}
+            for s in audio:
+                self._audio_map[s.index] = self._out.add_stream_from_template(s)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self._out.close()
+            self.tmp_path.unlink(missing_ok=True)
+            raise
+
+    def _setup_video(self, fps: Any, crf: float | None, preset: str | None, options: Mapping[str, str] | None,
+                     threads: int) -> None:
+        from av.video.reformatter import ColorPrimaries, ColorRange, ColorTrc, Colorspace
+
+        rate = Fraction(fps).limit_denominator(1_000_000) if fps else Fraction(30)
+        v: Any = self._out.add_stream(self.encoder, rate=rate)
+        v.width, v.height, v.pix_fmt = self.width, self.height, self.pix_fmt
+        v.time_base = self.time_base
+        v.codec_context.time_base = self.time_base
+        if threads:
+            v.codec_context.thread_count = int(threads)
+        opts: dict[str, str] = {}
+        if self.encoder in ("libx264", "libx265"):
+            if crf is not None:
+                opts["crf"] = f"{crf:g}"
+            if preset:
+                opts["preset"] = str(preset)
+            if self.encoder == "libx265":
+                opts["x265-params"] = "log-level=error"
+        elif self.encoder == "libvpx-vp9":
+            opts.update({"crf": f"{31 if crf is None else crf:g}", "b": "0", "row-mt": "1",
+                         "deadline": "good", "cpu-used": "4"})
+        elif self.encoder == "libsvtav1":
+            if crf is not None:
+                opts["crf"] = f"{crf:g}"
+            if preset and preset.isdigit():
+                opts["preset"] = preset
+        elif crf is not None and self.encoder != "mpeg4":
+            log.debug("crf is not used by the %s encoder", self.encoder)
+        opts.update({str(k): str(val) for k, val in (options or {}).items()})
+        v.options = opts
+        cs = {"itu709": Colorspace.ITU709, "itu601": Colorspace.ITU601, "smpte170m": Colorspace.SMPTE170M,
+              "smpte240m": Colorspace.SMPTE240M}.get(self.colorspace)
+        cc: Any = v.codec_context
+        if cs is not None:
+            cc.colorspace = cs
+            if self.colorspace == "itu709":
+                cc.color_primaries, cc.color_trc = ColorPrimaries.BT709, ColorTrc.BT709
+            else:
+                cc.color_primaries, cc.color_trc = ColorPrimaries.SMPTE170M, ColorTrc.SMPTE170M
+        cc.color_range = ColorRange.MPEG
+        self._video: Any = v
+
+    # ----------------------------------------------------------------- writing
+
+    def write(self, image: np.ndarray, pts: int) -> None:
+        """Encode one ``(H, W, 3)`` uint8 RGB frame at ``pts`` (``time_base`` units, increasing)."""
+        import av
+
+        expected = (self.height, self.width, 3)
+        if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.shape != expected:
+            got = f"{getattr(image, 'dtype', type(image).__name__)} {getattr(image, 'shape', '')}"
+            raise VideoError(f"frame {self.frames_written}: expected a {expected} uint8 RGB array, got {got}",
+                             path=self.path)
+        pts = int(pts)
+        if self.last_pts is not None and pts <= self.last_pts:
+            pts = self.last_pts + 1  # encoders need strictly increasing timestamps
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+        frame = frame.reformat(format=self.pix_fmt, dst_colorspace=self.colorspace, dst_color_range="MPEG")
+        frame.pts = pts
+        frame.time_base = self.time_base
+        try:
+            for packet in self._video.encode(frame):
+                self._out.mux(packet)
+        except av.FFmpegError as exc:
+            raise VideoError(f"encoding frame {self.frames_written} failed: {exc}", path=self.path) from None
+        self.last_pts = pts
+        self.frames_written += 1
+
+    def mux_audio(self, packet: Any, shift: float = 0.0) -> bool:
+        """Remux one source audio packet unchanged (timestamps moved back by ``shift`` seconds).
+
+        Returns ``False`` (and drops it) when the packet's stream is not copied.
+        """
+        import av
+
+        stream = self._audio_map.get(packet.stream_index) if packet.stream is not None else None
+        if stream is None:
+            return False
+        if shift:
+            ticks = int(round(shift / packet.time_base))
+            if packet.pts is not None:
+                packet.pts -= ticks
+            if packet.dts is not None:
+                packet.dts -= ticks
+        packet.stream = stream
+        try:
+            self._out.mux(packet)
+        except av.FFmpegError as exc:
+            raise VideoError(f"writing an audio packet failed: {exc}", path=self.path) from None
+        return True
+
+    # ----------------------------------------------------------------- finishing
+
+    def _finalize(self) -> None:
+        """Flush the encoder and write the container's index (the file becomes playable)."""
+        import av
+
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self.frames_written:
+                for packet in self._video.encode(None):
+                    self._out.mux(packet)
+        except av.FFmpegError as exc:
+            log.warning("%s: flushing the encoder failed: %s", self.path, exc)
+        finally:
+            self._out.close()
+
+    def close(self) -> Path:
+        """Finish the file and move it to :attr:`path`; returns the path."""
+        try:
+            self._finalize()
+        except BaseException:
+            self.tmp_path.unlink(missing_ok=True)
+            raise
+        if self.frames_written == 0:
+            self.tmp_path.unlink(missing_ok=True)
+            raise VideoError("no frame was written", path=self.path)
+        try:
+            if not self.overwrite and self.path.exists():
+                raise OutputError("output file already exists (overwrite is off)", path=self.path)
+            os.replace(self.tmp_path, self.path)
+        except OSError as exc:
+            self.tmp_path.unlink(missing_ok=True)
+            raise OutputError(f"cannot write: {exc.strerror or exc}", path=self.path) from None
+        log.debug("wrote %s: %d frames, %s", self.path, self.frames_written, self.encoder)
+        return self.path
+
+    def abort(self, keep_partial: bool = True) -> Path | None:
+        """Stop early: finalise what was written and move it to :func:`partial_path` (or delete it).
+
+        Returns the partial file, or ``None`` when nothing was kept (no frame written, or
+        ``keep_partial=False``).
+        """
+        try:
+            self._finalize()
+        except Exception:  # noqa: BLE001 - best effort on the way out
+            log.debug("finalising the partial file failed", exc_info=True)
+            keep_partial = False
+        if not keep_partial or self.frames_written == 0:
+            self.tmp_path.unlink(missing_ok=True)
+            return None
+        target = partial_path(self.path)
+        try:
+            os.replace(self.tmp_path, target)
+        except OSError:
+            self.tmp_path.unlink(missing_ok=True)
+            return None
+        return target
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if self._closed:
+            return
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
