@@ -1,0 +1,210 @@
+"""Benchmark the background stylizer: end-to-end seconds per image (uint8 RGB in, uint8 RGB out).
+
+    python benchmarks/bench_background.py                      # the README table
+    python benchmarks/bench_background.py --sizes 512x512 --repeats 2 --models animegan-v2
+
+Models: AnimeGANv2 (random-init weights: speed does not depend on the values) and CartoonGAN
+(the official Hayao weights from ../shared when present, else random init). Input: the
+../shared four-faces photo resized to each size (random pixels when absent). For each model,
+size and precision the stylizer is built once, run once to warm up (oneDNN primitive creation),
+then timed ``--repeats`` times; the table shows the median and the minimum.
+
+Columns: wall-clock seconds (median, min), the CPU seconds this process used per image (all
+threads; median), and ``other load``: the cores used by *other* processes during the measurement.
+On a shared machine wall time is only meaningful when ``other load`` is near 0; with
+``--threads 1`` the CPU seconds stay a fair measure of the work under contention (a quiet 2-core
+run takes about half of them).
+
+``--peak-memory`` instead runs every configuration once in a fresh subprocess and reports its
+peak resident memory (``ru_maxrss``).
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")  # before torch allocates: huge pages for big buffers
+
+import argparse  # noqa: E402
+import statistics  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+SHARED = Path(os.environ.get("FACETOON_SHARED", REPO.parent / "shared"))
+
+
+def _cpu_ticks() -> dict[int, int]:
+    """CPU ticks (user + system) consumed so far by every other process (from /proc; empty elsewhere)."""
+    ticks, me = {}, os.getpid()
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return ticks
+    for p in names:
+        if not p.isdigit() or int(p) == me:
+            continue
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                s = f.read()
+        except OSError:
+            continue
+        fields = s[s.rindex(")") + 2:].split()
+        ticks[int(p)] = int(fields[11]) + int(fields[12])
+    return ticks
+
+
+def _other_load(before: dict[int, int], after: dict[int, int], seconds: float) -> float:
+    """Cores used by other processes between two :func:`_cpu_ticks` samples."""
+    used = sum(t - before.get(pid, 0) for pid, t in after.items())
+    return used / os.sysconf("SC_CLK_TCK") / seconds
+
+
+def _photo(width: int, height: int) -> np.ndarray:
+    path = SHARED / "fixtures" / "four_faces.jpg"
+    if path.is_file():
+        import cv2
+
+        from facetoon.io import read_image
+
+        return cv2.resize(read_image(path), (width, height), interpolation=cv2.INTER_CUBIC)
+    return np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
+
+
+def _model(name: str):
+    import torch
+
+    torch.manual_seed(0)
+    if name == "animegan-v2":
+        from facetoon.models.animegan import Generator
+
+        return Generator("v2").eval(), "random init"
+    path = SHARED / "models" / "cartoongan" / "Hayao_net_G_float.pth"
+    if path.is_file():
+        from facetoon.convert.cartoongan import load_official_cartoongan
+
+        return load_official_cartoongan(path), "official Hayao"
+    from facetoon.models.cartoongan import Generator
+
+    return Generator().eval(), "random init"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", default="animegan-v2,cartoongan")
+    parser.add_argument("--sizes", default="512x512,1920x1080", help="WIDTHxHEIGHT list")
+    parser.add_argument("--precisions", default="fp32,fast")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    parser.add_argument("--internal-scale", type=float, default=None,
+                        help="also time the optional guided-filter speed mode at this scale (e.g. 0.5)")
+    parser.add_argument("--save", type=Path, default=None,
+                        help="folder for the outputs at the largest size (side-by-side quality check)")
+    parser.add_argument("--peak-memory", action="store_true",
+                        help="report the peak resident memory of each configuration (one subprocess each)")
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        return _child(args)
+    if args.peak_memory:
+        return _peak_memory(args)
+
+    import torch
+
+    from facetoon.background import BackgroundStylizer
+
+    torch.set_num_threads(args.threads)
+    sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",")]
+    print(f"torch {torch.__version__}, {args.threads} threads, {os.cpu_count()} CPUs, "
+          f"bf16 native: {torch.ops.mkldnn._is_mkldnn_bf16_supported()}, "
+          f"THP_MEM_ALLOC_ENABLE={os.environ.get('THP_MEM_ALLOC_ENABLE')}")
+    print()
+    print("| model | weights | size | precision | wall s (median) | wall s (min) | CPU s "
+          "| other load (cores) |")
+    print("|---|---|---|---|---|---|---|---|")
+    outputs: dict[tuple[str, int, int, str, float], np.ndarray] = {}
+    for name in args.models.split(","):
+        model, weights = _model(name)
+        modes: list[tuple[str, float]] = [(p, 1.0) for p in args.precisions.split(",")]
+        if args.internal_scale:
+            modes += [(p, args.internal_scale) for p in args.precisions.split(",")]
+        for w, h in sizes:
+            image = _photo(w, h)
+            for precision, scale in modes:
+                stylizer = BackgroundStylizer(model, precision=precision, internal_scale=scale)
+                out = stylizer(image)  # warm-up
+                times, cpu, other = [], [], []
+                for _ in range(args.repeats):
+                    o0, c0, t0 = _cpu_ticks(), time.process_time(), time.perf_counter()
+                    out = stylizer(image)
+                    dt = time.perf_counter() - t0
+                    times.append(dt)
+                    cpu.append(time.process_time() - c0)
+                    other.append(_other_load(o0, _cpu_ticks(), dt))
+                outputs[(name, w, h, precision, scale)] = out
+                label = precision if scale == 1.0 else f"{precision}, internal x{scale:g} + guided filter"
+                print(f"| {name} | {weights} | {w}x{h} | {label} | {statistics.median(times):.2f} | "
+                      f"{min(times):.2f} | {statistics.median(cpu):.2f} | {statistics.median(other):.2f} |",
+                      flush=True)
+                if args.save is not None and (w, h) == max(sizes):
+                    from facetoon.io import write_image
+
+                    args.save.mkdir(parents=True, exist_ok=True)
+                    tag = f"{name}_{w}x{h}_{precision}" + ("" if scale == 1.0 else f"_x{scale:g}")
+                    write_image(out, args.save / f"{tag}.png")
+    if args.internal_scale:
+        print()
+        print("| model | size | precision | speed mode vs full resolution: PSNR dB | mean abs diff |")
+        print("|---|---|---|---|---|")
+        for (name, w, h, precision, scale), out in outputs.items():
+            full = outputs.get((name, w, h, precision, 1.0))
+            if scale == 1.0 or full is None:
+                continue
+            diff = out.astype(np.float64) - full
+            psnr = 10 * np.log10(255.0**2 / max(float(np.mean(diff**2)), 1e-12))
+            print(f"| {name} | {w}x{h} | {precision} | {psnr:.1f} | {np.abs(diff).mean():.1f} |")
+    return 0
+
+
+def _child(args: argparse.Namespace) -> int:
+    import resource
+
+    import torch
+
+    from facetoon.background import BackgroundStylizer
+
+    torch.set_num_threads(args.threads)
+    name, size, precision = args.child.split(":")
+    w, h = (int(v) for v in size.split("x"))
+    model, _ = _model(name)
+    image = _photo(w, h)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    BackgroundStylizer(model, precision=precision)(image)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(f"{peak / 1024:.0f} {before / 1024:.0f}")
+    return 0
+
+
+def _peak_memory(args: argparse.Namespace) -> int:
+    import subprocess
+
+    print("| model | size | precision | peak RSS MB | before the run MB |")
+    print("|---|---|---|---|---|")
+    for name in args.models.split(","):
+        for size in args.sizes.split(","):
+            for precision in args.precisions.split(","):
+                res = subprocess.run([sys.executable, __file__, "--threads", str(args.threads),
+                                      "--child", f"{name}:{size}:{precision}"],
+                                     capture_output=True, text=True, check=True)
+                peak, before = res.stdout.split()[-2:]
+                print(f"| {name} | {size} | {precision} | {peak} | {before} |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,171 @@
+"""Background stylizer: exact whole-image path, padding, seamless tiling, fast path, speed mode."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from facetoon.background import BackgroundStylizer, guided_upsample
+from facetoon.errors import ConfigError, InvalidImageError
+from facetoon.io import read_image
+from facetoon.models.animegan import Generator
+from facetoon.ops.tiling import NormStatsCache, axis_weights, plan_tiles, tile_starts, tiled_apply
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # these tests run many small forwards; one thread is faster and robust on a shared machine
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+@pytest.fixture(scope="module")
+def v2() -> Generator:
+    torch.manual_seed(0)
+    g = Generator("v2").eval()
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for m in g.modules():
+            if isinstance(m, torch.nn.GroupNorm):
+                m.weight.copy_(1 + 0.3 * torch.randn(m.weight.shape, generator=gen))
+                m.bias.copy_(0.3 * torch.randn(m.bias.shape, generator=gen))
+    return g
+
+
+@pytest.fixture(scope="module")
+def photo(shared) -> np.ndarray:
+    img = read_image(shared / "fixtures" / "four_faces.jpg")
+    return cv2.resize(img, (256, 176), interpolation=cv2.INTER_AREA)
+
+
+@pytest.fixture(scope="module")
+def cartoongan(shared):
+    from facetoon.convert.cartoongan import load_official_cartoongan
+
+    path = shared / "models" / "cartoongan" / "Hayao_net_G_float.pth"
+    if not path.is_file():
+        pytest.skip(f"{path} is absent")
+    return load_official_cartoongan(path)
+
+
+def _model_uint8(model, img):
+    x = torch.from_numpy(img).permute(2, 0, 1)[None].float() / 127.5 - 1
+    with torch.no_grad():
+        y = model(x)[0].permute(1, 2, 0)
+    return ((y + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()
+
+
+def test_whole_image_is_the_model_output(v2, photo):
+    out = BackgroundStylizer(v2)(photo)
+    assert out.shape == photo.shape and out.dtype == np.uint8
+    assert np.array_equal(out, _model_uint8(v2, photo))
+
+
+def test_pads_to_the_architecture_multiple_and_crops_back(cartoongan, photo):
+    odd = photo[:-3, :-1]  # 173 x 255: not multiples of 4
+    out = BackgroundStylizer(cartoongan)(odd)
+    assert out.shape == odd.shape
+    tiny = BackgroundStylizer(Generator("v1").eval())(photo[:5, :7])
+    assert tiny.shape == (5, 7, 3)
+
+
+def test_tile_weights_are_a_smooth_partition_of_unity():
+    starts = tile_starts(300, 128, 48)
+    assert starts[0] == 0 and starts[-1] == 300 - 128
+    assert all(b - a <= 128 - 48 for a, b in zip(starts, starts[1:]))
+    ws = axis_weights(starts, 128, 32)
+    total = torch.zeros(300, dtype=torch.float64)
+    for s, w in zip(starts, ws):
+        total[s:s + 128] += w
+        assert w.min() >= 0 and w.max() <= 1
+        assert (w[1:] - w[:-1]).abs().max() < 0.1  # no jumps
+    assert torch.allclose(total, torch.ones_like(total))
+    assert ws[1][:8].max() == 0 and ws[0][-8:].max() == 0  # guard bands
+
+
+def test_tiling_itself_is_seamless_with_shared_statistics(cartoongan, photo):
+    """With the whole image's normalisation statistics, tiles reproduce the untiled output."""
+    x = torch.from_numpy(photo).permute(2, 0, 1)[None].float() / 127.5 - 1
+    plan = plan_tiles(176, 256, 144 * 144, 64, 4)
+    assert plan.n_tiles == 6
+    cache = NormStatsCache(cartoongan)
+    with torch.no_grad():
+        with cache.recording():
+            whole = cartoongan(x)
+        with cache.replaying():
+            tiled = tiled_apply(cartoongan, x, plan, guard=16)
+    diff = (tiled - whole).abs() * 127.5
+    print(f"tiled (whole-image stats) vs untiled: max {diff.max():.3f} mean {diff.mean():.4f} levels")
+    assert diff.max() < 1.0
+
+
+def _border_excess(tiled: np.ndarray, whole: np.ndarray, axis: int, borders: list[int]) -> list[float]:
+    """Mean |gradient| across each border line, tiled minus untiled (levels)."""
+    gt = np.abs(np.diff(tiled, axis=axis)).mean(axis=(1 - axis, 2))
+    gu = np.abs(np.diff(whole, axis=axis)).mean(axis=(1 - axis, 2))
+    return [float(gt[b - 1] - gu[b - 1]) for b in borders]
+
+
+def test_tiled_stylizer_agrees_and_has_no_seam(cartoongan, photo):
+    whole = BackgroundStylizer(cartoongan)(photo).astype(float)
+    stylizer = BackgroundStylizer(cartoongan, max_pixels_per_tile=144 * 144, tile_overlap=64, tile_guard=16)
+    tiled = stylizer(photo).astype(float)
+    diff = np.abs(tiled - whole)
+    plan = plan_tiles(176, 256, 144 * 144, 64, 4)
+    bx = sorted({x for x in plan.xs[1:]} | {x + plan.tile_w for x in plan.xs[:-1]})
+    by = sorted({y for y in plan.ys[1:]} | {y + plan.tile_h for y in plan.ys[:-1]})
+    ex = _border_excess(tiled, whole, 1, bx) + _border_excess(tiled, whole, 0, by)
+    print(f"tiled (downscaled-pass stats) vs untiled: max {diff.max():.0f} mean {diff.mean():.2f} levels; "
+          f"gradient excess at tile borders {np.round(ex, 2).tolist()}")
+    assert diff.mean() < 8.0
+    assert max(ex) < 2.5  # no gradient peak along tile borders (typical |gradient| here is ~20)
+
+
+def test_fast_path_close_to_fp32(v2, photo):
+    a = BackgroundStylizer(v2)(photo).astype(int)
+    b = BackgroundStylizer(v2, precision="fast")(photo).astype(int)
+    d = np.abs(a - b)
+    assert d.mean() < 1.0 and d.max() <= 12
+
+
+def test_fast_path_tiled(v2, photo):
+    a = BackgroundStylizer(v2, precision="fast")(photo).astype(int)
+    b = BackgroundStylizer(v2, precision="fast", max_pixels_per_tile=144 * 144, tile_overlap=64,
+                           tile_guard=16)(photo).astype(int)
+    assert b.shape == a.shape and np.abs(a - b).mean() < 8.0
+
+
+def test_guided_upsample_restores_edges(photo):
+    gray = cv2.cvtColor(photo, cv2.COLOR_RGB2GRAY)
+    target = np.dstack([gray] * 3)
+    low = cv2.resize(target, (128, 88), interpolation=cv2.INTER_AREA)
+    guided = guided_upsample(low, photo)
+    bilinear = cv2.resize(low, (256, 176), interpolation=cv2.INTER_LINEAR)
+    err_g = np.abs(guided.astype(float) - target).mean()
+    err_b = np.abs(bilinear.astype(float) - target).mean()
+    assert guided.shape == photo.shape and err_g < 0.6 * err_b
+
+
+def test_speed_mode_runs(v2, photo):
+    out = BackgroundStylizer(v2, internal_scale=0.5)(photo)
+    assert out.shape == photo.shape
+
+
+def test_bad_arguments(v2):
+    s = BackgroundStylizer(v2)
+    with pytest.raises(InvalidImageError, match="uint8"):
+        s(np.zeros((8, 8, 3), np.float32))
+    with pytest.raises(InvalidImageError):
+        s(np.zeros((8, 8), np.uint8))
+    with pytest.raises(InvalidImageError, match="empty"):
+        s(np.zeros((0, 8, 3), np.uint8))
+    with pytest.raises(ConfigError):
+        BackgroundStylizer(v2, precision="int8")
+    with pytest.raises(ConfigError):
+        BackgroundStylizer(v2, internal_scale=0)
+    with pytest.raises(ConfigError):
+        BackgroundStylizer(v2, tile_overlap=16, tile_guard=8)

@@ -1,0 +1,133 @@
+"""Edge-smoothed anime data: the operation, the parallel folder job, the CLI and the dataset layout check."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from facetoon.cli import main
+from facetoon.data.animegan_layout import check_animegan_layout, list_styles
+from facetoon.data.smoothing import edge_smooth, smooth_directory
+from facetoon.errors import DataError, InvalidImageError
+from facetoon.io import read_image, write_image
+
+
+def _square() -> np.ndarray:
+    img = np.full((64, 64, 3), 255, np.uint8)
+    img[20:44, 20:44] = (200, 30, 30)
+    return img
+
+
+def test_only_edge_pixels_change():
+    img = _square()
+    out = edge_smooth(img)
+    changed = np.any(out != img, axis=2)
+    assert changed.any()
+    # every changed pixel lies in a band around the square's outline (edges at 20 and 44, dilation 2)
+    ys, xs = np.nonzero(changed)
+    dist_y = np.abs(ys[:, None] - np.array([19, 20, 43, 44])).min(1)
+    dist_x = np.abs(xs[:, None] - np.array([19, 20, 43, 44])).min(1)
+    assert (np.minimum(dist_y, dist_x) <= 3).all()
+    assert (out[:10, :10] == img[:10, :10]).all() and (out[28:36, 28:36] == img[28:36, 28:36]).all()
+    # the changed pixels are the Gaussian blur of the image
+    blurred = cv2.GaussianBlur(img.astype(np.float32), (5, 5), 0)
+    assert np.abs(out[changed].astype(float) - np.rint(blurred[changed])).max() <= 0.5
+
+
+def test_real_anime_image(anime_faces):
+    img = read_image(anime_faces[0])
+    out = edge_smooth(img)
+    gray = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
+    band = cv2.dilate(cv2.Canny(gray, 100, 200), np.ones((5, 5), np.uint8)) > 0
+    changed = np.any(out != img, axis=2)
+    assert changed.sum() > 0.01 * changed.size
+    assert not (changed & ~band).any()
+    assert out.shape == img.shape and out.dtype == np.uint8
+
+
+def test_bad_input():
+    with pytest.raises(InvalidImageError):
+        edge_smooth(np.zeros((8, 8), np.uint8))
+    with pytest.raises(InvalidImageError):
+        edge_smooth(np.zeros((8, 8, 3), np.float32))
+
+
+def test_directory_parallel_skip_and_failures(tmp_path, anime_faces):
+    src = tmp_path / "style"
+    src.mkdir()
+    for p in anime_faces[:4]:
+        shutil.copy(p, src / p.name)
+    out = tmp_path / "smooth"
+    report = smooth_directory(src, out, workers=2)
+    assert len(report.written) == 4 and not report.skipped and not report.failed
+    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in src.iterdir())
+    first = out / anime_faces[0].name
+    assert read_image(first).shape == read_image(anime_faces[0]).shape
+    mtime = first.stat().st_mtime_ns
+    again = smooth_directory(src, out, workers=2)
+    assert len(again.skipped) == 4 and not again.written and first.stat().st_mtime_ns == mtime
+    # a newer input is redone; a corrupt one is reported, the rest still written
+    time.sleep(0.01)
+    os.utime(src / anime_faces[1].name)
+    (src / "broken.jpg").write_bytes(b"not a jpeg")
+    third = smooth_directory(src, out, workers=1)
+    assert [p.name for p in third.written] == [anime_faces[1].name]
+    assert list(third.failed) == [src / "broken.jpg"]
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary files left
+    with pytest.raises(DataError, match="not found"):
+        smooth_directory(tmp_path / "nope", out)
+
+
+def test_cli(tmp_path, anime_faces):
+    src = tmp_path / "style"
+    src.mkdir()
+    shutil.copy(anime_faces[0], src / "a.jpg")
+    assert main(["prepare-smooth", str(src), str(tmp_path / "out"), "--workers", "1", "--size", "128"]) == 0
+    assert read_image(tmp_path / "out" / "a.jpg").shape == (128, 128, 3)
+    (src / "b.jpg").write_bytes(b"garbage")
+    assert main(["prepare-smooth", str(src), str(tmp_path / "out"), "--workers", "1"]) == 1
+
+
+def _layout(root, style="Hayao", smooth=True, val=True):
+    img = _square()
+    write_image(img, root / "train_photo" / "p1.jpg")
+    write_image(img, root / style / "style" / "a1.png")
+    write_image(img, root / style / "style" / "a2.png")
+    if smooth:
+        write_image(edge_smooth(img), root / style / "smooth" / "a1.png")
+        write_image(edge_smooth(img), root / style / "smooth" / "a2.png")
+    if val:
+        write_image(img, root / "val" / "v1.jpg")
+
+
+def test_layout_ok(tmp_path):
+    _layout(tmp_path)
+    layout = check_animegan_layout(tmp_path)
+    assert layout.style == "Hayao" and len(layout.style_images) == 2 and len(layout.smooth_images) == 2
+    assert list_styles(tmp_path) == ["Hayao"]
+
+
+def test_layout_errors_name_what_is_missing(tmp_path):
+    _layout(tmp_path, smooth=False, val=False)
+    with pytest.raises(DataError) as err:
+        check_animegan_layout(tmp_path)
+    msg = str(err.value)
+    assert "Hayao/smooth/ is missing" in msg and "val/ is missing" in msg and "prepare-smooth" in msg
+    write_image(_square(), tmp_path / "Hayao" / "smooth" / "a1.png")
+    with pytest.raises(DataError, match="1 of 2 style images have no smooth copy"):
+        check_animegan_layout(tmp_path, require_val=False)
+    shutil.rmtree(tmp_path / "train_photo")
+    with pytest.raises(DataError, match="train_photo/ is missing"):
+        check_animegan_layout(tmp_path, require_val=False)
+    _layout(tmp_path / "two")
+    _layout(tmp_path / "two", style="Shinkai")
+    with pytest.raises(DataError, match="Hayao, Shinkai"):
+        check_animegan_layout(tmp_path / "two")
+    assert check_animegan_layout(tmp_path / "two", "Shinkai").style == "Shinkai"
+    with pytest.raises(DataError, match="not found"):
+        check_animegan_layout(tmp_path / "missing")
