@@ -22,6 +22,10 @@ module:
    harmonisation, soft or Poisson blending, largest face last);
 6. mix with the photo by ``strength`` and re-attach the alpha channel.
 
+``stylize(image, faces=..., face_weights=...)`` skips step 2 for faces found elsewhere (a video
+tracker) and scales each face's blend mask; :meth:`Stylizer.stylize_batch` runs several images
+through the same stages with the face crops of all of them in one face-model batch.
+
 Images: RGB ``uint8`` arrays ``(H, W, 3)`` inside; models see ``(B, 3, H, W)`` float RGB in
 ``[-1, 1]``.
 """
@@ -33,8 +37,8 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any, Literal, Union, overload
 
@@ -43,7 +47,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from .blend import BLEND_MODES, DEFAULT_SHAPE, MaskShape, composite_faces, make_layer
+from .blend import BLEND_MODES, DEFAULT_SHAPE, FaceLayer, MaskShape, composite_faces, make_layer
 from .errors import ConfigError, NoFaceError, WeightsError
 from .face import AlignedFace, Face, align_face, detect_faces
 from .face.align import PADDING_MODES
@@ -61,6 +65,11 @@ __all__ = [
     "clear_cache",
     "get_stylizer",
     "stylize",
+    "validate_blend",
+    "validate_faces",
+    "validate_harmonize",
+    "validate_max_faces",
+    "validate_strength",
 ]
 
 log = logging.getLogger(__name__)
@@ -159,17 +168,20 @@ class StylizeResult:
         return np.asarray(self.image)
 
 
-# --------------------------------------------------------------------------- model loading
+# --------------------------------------------------------------------------- option checks
+# Public: the video frame loop (facetoon.video.pipeline) validates with these too.
 
 
-def _check_strength(value: Any) -> float:
+def validate_strength(value: Any) -> float:
+    """``strength``: a number in ``[0, 1]``; raises :class:`ConfigError` otherwise."""
     if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) \
             or not 0.0 <= float(value) <= 1.0:
         raise ConfigError(f"strength: expected a number in [0, 1], got {value!r}")
     return float(value)
 
 
-def _check_max_faces(value: Any) -> int | None:
+def validate_max_faces(value: Any) -> int | None:
+    """``max_faces``: ``None`` (all faces) or an integer ``>= 0``."""
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
@@ -177,18 +189,62 @@ def _check_max_faces(value: Any) -> int | None:
     return int(value)
 
 
-def _check_blend(value: Any) -> str:
+def validate_blend(value: Any) -> str:
+    """``blend``: one of :data:`facetoon.blend.BLEND_MODES` (``"soft"``, ``"poisson"``, ``"hard"``)."""
     if value not in BLEND_MODES:
         raise ConfigError(f"blend: expected one of {list(BLEND_MODES)}, got {value!r}")
     return str(value)
 
 
-def _check_harmonize(value: Any) -> float:
+def validate_harmonize(value: Any) -> float:
+    """``harmonize``: ``True`` (1.0), ``False`` (0.0) or an amount in ``[0, 1]``."""
     if isinstance(value, bool):
         return 1.0 if value else 0.0
     if not isinstance(value, (int, float, np.number)) or not 0.0 <= float(value) <= 1.0:
         raise ConfigError(f"harmonize: expected True, False or an amount in [0, 1], got {value!r}")
     return float(value)
+
+
+def validate_faces(faces: Any, face_weights: Any = None, *,
+                   name: str = "faces") -> tuple[list[Face], list[float]]:
+    """``faces`` (a sequence of :class:`~facetoon.face.Face`) and their ``face_weights``.
+
+    Returns ``(faces, weights)`` as lists; ``weights`` is all ones when ``face_weights`` is
+    ``None``, else one number in ``[0, 1]`` per face.
+    """
+    if isinstance(faces, (Face, str, bytes)) or not isinstance(faces, Sequence):
+        raise ConfigError(f"{name}: expected a sequence of facetoon.face.Face, got {type(faces).__name__}")
+    out = list(faces)
+    for i, f in enumerate(out):
+        if not isinstance(f, Face):
+            raise ConfigError(f"{name}[{i}]: expected a facetoon.face.Face, got {type(f).__name__}")
+    wname = name.replace("faces", "face_weights", 1)
+    if face_weights is None:
+        return out, [1.0] * len(out)
+    if isinstance(face_weights, (str, bytes)) or not isinstance(face_weights, (Sequence, np.ndarray)):
+        raise ConfigError(f"{wname}: expected a sequence of numbers in [0, 1], "
+                          f"got {type(face_weights).__name__}")
+    weights = list(face_weights)
+    if len(weights) != len(out):
+        raise ConfigError(f"{wname}: expected one weight per face ({len(out)}), got {len(weights)}")
+    for i, w in enumerate(weights):
+        if isinstance(w, bool) or not isinstance(w, (int, float, np.number)) or not 0.0 <= float(w) <= 1.0:
+            raise ConfigError(f"{wname}[{i}]: expected a number in [0, 1], got {w!r}")
+    return out, [float(w) for w in weights]
+
+
+def _pick_faces(faces: list[Face], weights: list[float],
+                max_faces: int | None) -> tuple[list[Face], list[float]]:
+    """Given faces to stylize: weight-0 faces dropped, then the ``max_faces`` largest (by
+    ``Face.size``) kept in their given order."""
+    kept = [(f, w) for f, w in zip(faces, weights) if w > 0.0]
+    if max_faces is not None and len(kept) > max_faces:
+        largest = sorted(range(len(kept)), key=lambda i: -kept[i][0].size)[:max_faces]
+        kept = [kept[i] for i in sorted(largest)]
+    return [f for f, _ in kept], [w for _, w in kept]
+
+
+# --------------------------------------------------------------------------- model loading
 
 
 def _model_folder(spec: str | os.PathLike[str], what: str, option: str) -> Path:
@@ -352,10 +408,10 @@ class Stylizer:
         background_options: Mapping[str, Any] | None = None,
         warmup: bool = True,
     ) -> None:
-        self.strength = _check_strength(strength)
-        self.max_faces = _check_max_faces(max_faces)
-        self.blend = _check_blend(blend)
-        self.harmonize = _check_harmonize(harmonize)
+        self.strength = validate_strength(strength)
+        self.max_faces = validate_max_faces(max_faces)
+        self.blend = validate_blend(blend)
+        self.harmonize = validate_harmonize(harmonize)
         self.require_face = bool(require_face)
         if padding not in PADDING_MODES:
             raise ConfigError(f"padding: expected one of {list(PADDING_MODES)}, got {padding!r}")
@@ -584,20 +640,70 @@ class Stylizer:
 
     # ----------------------------------------------------------------- the call
 
+    def _options(self, strength: Any, max_faces: Any, blend: Any, harmonize: Any) -> _CallOptions:
+        """This call's options: ``None`` (``KEEP`` for ``max_faces``) keeps the Stylizer's own."""
+        return _CallOptions(
+            strength=self.strength if strength is None else validate_strength(strength),
+            max_faces=self.max_faces if isinstance(max_faces, _Keep) else validate_max_faces(max_faces),
+            blend=self.blend if blend is None else validate_blend(blend),
+            harmonize=self.harmonize if harmonize is None else validate_harmonize(harmonize))
+
+    def _render(self, photos: list[np.ndarray], faces: list[list[Face]], weights: list[list[float]],
+                opts: _CallOptions, timings: dict[str, float],
+                face_batch: int | None = None) -> list[_Rendered]:
+        """Scene model, alignment, face model (all crops of all photos batched), blending.
+
+        ``photos``: ``(H, W, 3)`` uint8 RGB; ``faces[i]``/``weights[i]``: the faces of photo ``i``
+        and their blend-mask factors in ``(0, 1]``. Returns the full-style composite per photo.
+        """
+        t = time.perf_counter()
+        backgrounds = [self.stylize_background(p) for p in photos]
+        timings["background"] = timings.get("background", 0.0) + time.perf_counter() - t
+        t = time.perf_counter()
+        padding: Any = self.padding
+        aligned = [[align_face(p, f, size=self.face_size, padding=padding) for f in fs]
+                   for p, fs in zip(photos, faces)]
+        flat = [a.image for per in aligned for a in per]
+        step = len(flat) if not face_batch else face_batch
+        styled: list[np.ndarray] = []
+        heatmaps: list[np.ndarray | None] = []
+        for i in range(0, len(flat), max(step, 1)):
+            c, h = self.stylize_crops(flat[i:i + step])
+            styled += c
+            heatmaps += h
+        timings["faces"] = timings.get("faces", 0.0) + time.perf_counter() - t
+        t = time.perf_counter()
+        out: list[_Rendered] = []
+        k = 0
+        for background, per, ws, fs in zip(backgrounds, aligned, weights, faces):
+            crops, heats = styled[k:k + len(per)], heatmaps[k:k + len(per)]
+            k += len(per)
+            layers = [_weighted(make_layer(c, a, self.mask_shape), w) for c, a, w in zip(crops, per, ws)]
+            result = composite_faces(background, layers, mode=opts.blend,  # type: ignore[arg-type]
+                                     harmonize=opts.harmonize > 0, harmonize_amount=opts.harmonize)
+            details = [FaceDetails(face=f, aligned=a, stylized=c, heatmap=h, crop_mask=layer.mask, mask=m)
+                       for f, a, c, h, layer, m in zip(fs, per, crops, heats, layers, result.masks)]
+            out.append(_Rendered(composite=result.image, background=background, details=details))
+        timings["blend"] = timings.get("blend", 0.0) + time.perf_counter() - t
+        return out
+
     @overload
-    def stylize(self, image: np.ndarray, *, strength: float | None = ...,
+    def stylize(self, image: np.ndarray, *, faces: Sequence[Face] | None = ...,
+                face_weights: Sequence[float] | None = ..., strength: float | None = ...,
                 max_faces: int | None | _Keep = ..., require_face: bool | None = ...,
                 blend: str | None = ..., harmonize: bool | float | None = ...,
                 return_details: Literal[False] = ...) -> np.ndarray: ...
 
     @overload
-    def stylize(self, image: _FileOrPIL, *, strength: float | None = ...,
+    def stylize(self, image: _FileOrPIL, *, faces: Sequence[Face] | None = ...,
+                face_weights: Sequence[float] | None = ..., strength: float | None = ...,
                 max_faces: int | None | _Keep = ..., require_face: bool | None = ...,
                 blend: str | None = ..., harmonize: bool | float | None = ...,
                 return_details: Literal[False] = ...) -> Image.Image: ...
 
     @overload
-    def stylize(self, image: ImageSource, *, strength: float | None = ...,
+    def stylize(self, image: ImageSource, *, faces: Sequence[Face] | None = ...,
+                face_weights: Sequence[float] | None = ..., strength: float | None = ...,
                 max_faces: int | None | _Keep = ..., require_face: bool | None = ...,
                 blend: str | None = ..., harmonize: bool | float | None = ...,
                 return_details: Literal[True]) -> StylizeResult: ...
@@ -606,6 +712,8 @@ class Stylizer:
         self,
         image: ImageSource,
         *,
+        faces: Sequence[Face] | None = None,
+        face_weights: Sequence[float] | None = None,
         strength: float | None = None,
         max_faces: int | None | _Keep = KEEP,
         require_face: bool | None = None,
@@ -619,6 +727,14 @@ class Stylizer:
             image: anything :func:`facetoon.io.read_image` reads: a path, bytes, a binary file
                 object, a PIL image or a numpy array (RGB/gray/RGBA uint8, uint16, float in
                 [0, 1]). EXIF orientation is applied; gray becomes RGB.
+            faces: stylize these faces (landmarks in the pixels of the image as read, i.e.
+                EXIF-oriented) instead of running the detector; ``require_face`` and the
+                no-face warning then do not apply. With ``max_faces``, the largest
+                (``Face.size``) are kept; the details keep the given order. Faces are pasted
+                smallest first either way.
+            face_weights: one number in ``[0, 1]`` per face of ``faces``, multiplying that
+                face's blend mask (1 = normal; 0 = the scene only: the face is skipped and not in
+                the details). Used for fades in videos.
             strength, require_face, blend, harmonize: override the constructor's options for
                 this call (``None`` = keep).
             max_faces: override (default: the constructor's; ``None`` = all faces).
@@ -633,68 +749,160 @@ class Stylizer:
         Raises:
             InvalidImageError: the input is not a readable image.
             NoFaceError: no face found and ``require_face`` is set.
+            ConfigError: an invalid option (``faces``/``face_weights`` of the wrong type,
+                length or range included).
         """
         t_start = time.perf_counter()
-        s = self.strength if strength is None else _check_strength(strength)
-        n_max = self.max_faces if isinstance(max_faces, _Keep) else _check_max_faces(max_faces)
+        opts = self._options(strength, max_faces, blend, harmonize)
         need_face = self.require_face if require_face is None else bool(require_face)
-        mode = self.blend if blend is None else _check_blend(blend)
-        harm = self.harmonize if harmonize is None else _check_harmonize(harmonize)
+        given = None if faces is None else validate_faces(faces, face_weights)
+        if given is None and face_weights is not None:
+            raise ConfigError("face_weights: needs faces= (one weight per given face)")
         timings: dict[str, float] = {}
 
-        as_array = isinstance(image, np.ndarray)
-        label = _label(image)
-        rgba = read_image(image, keep_alpha=True)
-        straight = np.ascontiguousarray(rgba[:, :, :3])
-        alpha: np.ndarray | None = None
-        if (rgba[:, :, 3] == 255).all():
-            photo = straight
-        else:
-            alpha = np.ascontiguousarray(rgba[:, :, 3])
-            photo = _over_white(straight, alpha)
+        src = _read_input(image)
         t = time.perf_counter()
         timings["read"] = t - t_start
 
-        faces: list[Face] = []
-        details: list[FaceDetails] = []
-        if s == 0.0 and not return_details:
-            composite = photo.copy()
-            background = photo
-        else:
-            looked = self.face_model is not None and n_max != 0
-            faces = self.detect(photo, n_max) if looked else []
+        rendered = _Rendered(composite=src.photo.copy(), background=src.photo, details=[])
+        if opts.strength > 0.0 or return_details:
+            looked = self.face_model is not None and opts.max_faces != 0
+            if given is not None:
+                found, weights = _pick_faces(*given, opts.max_faces) if looked else ([], [])
+            else:
+                found = self.detect(src.photo, opts.max_faces) if looked else []
+                weights = [1.0] * len(found)
+                if looked and not found:
+                    if need_face:
+                        raise NoFaceError("no face found", path=src.label)
+                    log.warning("%s: no face found; only the scene is stylized", src.label)
             timings["detect"] = time.perf_counter() - t
-            if looked and not faces:
-                if need_face:
-                    raise NoFaceError("no face found", path=label)
-                log.warning("%s: no face found; only the scene is stylized", label)
-            t = time.perf_counter()
-            background = self.stylize_background(photo)
-            timings["background"] = time.perf_counter() - t
-            t = time.perf_counter()
-            padding: Any = self.padding
-            aligned = [align_face(photo, f, size=self.face_size, padding=padding) for f in faces]
-            styled, heatmaps = self.stylize_crops([a.image for a in aligned])
-            timings["faces"] = time.perf_counter() - t
-            t = time.perf_counter()
-            layers = [make_layer(c, a, self.mask_shape) for c, a in zip(styled, aligned)]
-            result = composite_faces(background, layers, mode=mode,  # type: ignore[arg-type]
-                                     harmonize=harm > 0, harmonize_amount=harm)
-            composite = result.image
-            timings["blend"] = time.perf_counter() - t
-            details = [FaceDetails(face=f, aligned=a, stylized=c, heatmap=h, crop_mask=layer.mask, mask=m)
-                       for f, a, c, h, layer, m
-                       in zip(faces, aligned, styled, heatmaps, layers, result.masks)]
+            rendered = self._render([src.photo], [found], [weights], opts, timings)[0]
         # mix with the input's own colour values (for RGBA: straight, not composited)
-        out = _mix(straight, composite, s)
-        final = _finish(out, alpha, as_array)
+        final = _finish(_mix(src.straight, rendered.composite, opts.strength), src.alpha, src.as_array)
         timings["total"] = time.perf_counter() - t_start
         if not return_details:
             return final
-        return StylizeResult(image=final, faces=details, background=background, photo=photo, alpha=alpha,
-                             strength=s, timings=timings)
+        return StylizeResult(image=final, faces=rendered.details, background=rendered.background,
+                             photo=src.photo, alpha=src.alpha, strength=opts.strength, timings=timings)
+
+    def stylize_batch(
+        self,
+        images: Sequence[ImageSource],
+        *,
+        faces: Sequence[Sequence[Face]],
+        face_weights: Sequence[Sequence[float]] | None = None,
+        strength: float | None = None,
+        max_faces: int | None | _Keep = KEEP,
+        blend: str | None = None,
+        harmonize: bool | float | None = None,
+        face_batch: int | None = None,
+    ) -> list[np.ndarray]:
+        """Stylize several images with given faces; the crops of all images go through the
+        face model together.
+
+        Each output equals ``stylize(images[i], faces=faces[i], face_weights=face_weights[i],
+        ...)`` as an array, up to float rounding: the face model normalises per sample, but
+        CPU kernels for another batch size round differently (~1e-6), which can move a crop
+        value at a .5 edge by 1 level and the output by 1-2 levels on a few pixels. The scene
+        model runs per image (images may differ in size; large ones are tiled).
+
+        Args:
+            images: images as :meth:`stylize` reads them (video frames: ``(H, W, 3)`` uint8 RGB).
+            faces: per image, its faces (see :meth:`stylize`); no detection is run.
+            face_weights: per image, one number in ``[0, 1]`` per face (``None`` = all ones).
+            strength, max_faces, blend, harmonize: as in :meth:`stylize`.
+            face_batch: most crops per face-model call (``None`` = all in one call).
+
+        Returns:
+            One ``uint8`` array per image: ``(H, W, 3)`` RGB, or ``(H, W, 4)`` RGBA for inputs
+            with transparency.
+
+        Raises:
+            ConfigError: an invalid option, or ``faces``/``face_weights`` not one per image.
+            InvalidImageError: an input is not a readable image.
+        """
+        opts = self._options(strength, max_faces, blend, harmonize)
+        if face_batch is not None and (isinstance(face_batch, bool) or not isinstance(face_batch, int)
+                                       or face_batch < 1):
+            raise ConfigError(f"face_batch: expected None or an integer >= 1, got {face_batch!r}")
+        if isinstance(images, (str, bytes, np.ndarray)) or not isinstance(images, Sequence):
+            raise ConfigError(f"images: expected a sequence of images, got {type(images).__name__}")
+        if isinstance(faces, (str, bytes)) or not isinstance(faces, Sequence) or len(faces) != len(images):
+            raise ConfigError(f"faces: expected one sequence of faces per image ({len(images)}), got "
+                              f"{len(faces) if isinstance(faces, Sequence) else type(faces).__name__}")
+        if face_weights is not None and (isinstance(face_weights, (str, bytes))
+                                         or not isinstance(face_weights, Sequence)
+                                         or len(face_weights) != len(images)):
+            raise ConfigError(f"face_weights: expected None or one sequence of weights per image "
+                              f"({len(images)})")
+        given = [validate_faces(fs, None if face_weights is None else face_weights[i], name=f"faces[{i}]")
+                 for i, fs in enumerate(faces)]
+        sources = [_read_input(im) for im in images]
+        if opts.strength == 0.0:
+            return [_finish(src.straight.copy(), src.alpha, True) for src in sources]  # type: ignore[misc]
+        looked = self.face_model is not None and opts.max_faces != 0
+        picked = [_pick_faces(fs, ws, opts.max_faces) if looked else ([], []) for fs, ws in given]
+        rendered = self._render([src.photo for src in sources], [fs for fs, _ in picked],
+                                [ws for _, ws in picked], opts, {}, face_batch)
+        return [_finish(_mix(src.straight, r.composite, opts.strength), src.alpha, True)  # type: ignore[misc]
+                for src, r in zip(sources, rendered)]
 
     __call__ = stylize
+
+
+@dataclass
+class _CallOptions:
+    """The resolved per-call options of :meth:`Stylizer.stylize` / :meth:`Stylizer.stylize_batch`."""
+
+    strength: float
+    max_faces: int | None
+    blend: str
+    harmonize: float
+
+
+@dataclass(eq=False)
+class _Input:
+    """An input as read: ``photo`` (H, W, 3) uint8 RGB composited over white (what the models
+    see), ``straight`` the un-composited RGB, ``alpha`` (H, W) uint8 or ``None``."""
+
+    photo: np.ndarray
+    straight: np.ndarray
+    alpha: np.ndarray | None
+    as_array: bool
+    label: str
+
+
+@dataclass(eq=False)
+class _Rendered:
+    """One photo through the stages at full style: ``composite`` and ``background`` (H, W, 3)
+    uint8 RGB, and the details of each pasted face."""
+
+    composite: np.ndarray
+    background: np.ndarray
+    details: list[FaceDetails]
+
+
+def _read_input(image: ImageSource) -> _Input:
+    if isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3:
+        # RGB frames (video): one copy, no alpha plane to build and check
+        rgb = read_image(image)
+        return _Input(photo=rgb, straight=rgb, alpha=None, as_array=True, label="<array>")
+    rgba = read_image(image, keep_alpha=True)
+    straight = np.ascontiguousarray(rgba[:, :, :3])
+    if (rgba[:, :, 3] == 255).all():
+        return _Input(photo=straight, straight=straight, alpha=None,
+                      as_array=isinstance(image, np.ndarray), label=_label(image))
+    alpha = np.ascontiguousarray(rgba[:, :, 3])
+    return _Input(photo=_over_white(straight, alpha), straight=straight, alpha=alpha,
+                  as_array=isinstance(image, np.ndarray), label=_label(image))
+
+
+def _weighted(layer: FaceLayer, weight: float) -> FaceLayer:
+    """The layer with its blend mask multiplied by ``weight`` (the same layer at 1)."""
+    if weight >= 1.0:
+        return layer
+    return replace(layer, mask=(layer.mask * np.float32(weight)).astype(np.float32))
 
 
 def _label(src: Any) -> str:
@@ -737,7 +945,8 @@ def _finish(rgb: np.ndarray, alpha: np.ndarray | None, as_array: bool) -> Image.
 
 # --------------------------------------------------------------------------- functional API
 
-_CALL_OPTIONS = frozenset({"strength", "max_faces", "require_face", "blend", "harmonize", "return_details"})
+_CALL_OPTIONS = frozenset({"faces", "face_weights", "strength", "max_faces", "require_face", "blend",
+                           "harmonize", "return_details"})
 _CACHE: OrderedDict[tuple[Any, ...], Stylizer] = OrderedDict()
 _CACHE_SIZE = 2
 _CACHE_LOCK = threading.Lock()
@@ -804,9 +1013,9 @@ def stylize(image: ImageSource, **options: Any) -> Image.Image | np.ndarray | St
 
     ``options`` are those of :class:`Stylizer` and :meth:`Stylizer.stylize`; the constructor
     options (models, device, precision, face size...) select a Stylizer that is built once and
-    reused by later calls with the same options, the per-call ones (``strength``,
-    ``max_faces``, ``require_face``, ``blend``, ``harmonize``, ``return_details``) apply to this
-    call only.
+    reused by later calls with the same options, the per-call ones (``faces``,
+    ``face_weights``, ``strength``, ``max_faces``, ``require_face``, ``blend``, ``harmonize``,
+    ``return_details``) apply to this call only.
 
         >>> out = facetoon.stylize("portrait.jpg", strength=0.8)   # doctest: +SKIP
     """

@@ -359,3 +359,131 @@ def test_poisson_blend_mode(stylizer, selfies) -> None:
     _changed_inside(res)
     soft = stylizer.stylize(selfies[1], return_details=True)
     assert not np.array_equal(np.asarray(res.image), np.asarray(soft.image))
+
+
+# ----------------------------------------------------------------------------- given faces, weights, batches
+
+
+@pytest.fixture(scope="module")
+def four_faces_result(stylizer, four_faces_path) -> StylizeResult:
+    res = stylizer.stylize(read_image(four_faces_path), return_details=True)
+    assert len(res.faces) == 4
+    return res
+
+
+def test_given_faces_equal_the_detected_faces_result(stylizer, four_faces_result) -> None:
+    res = four_faces_result
+    faces = [d.face for d in res.faces]
+    given = stylizer.stylize(res.photo, faces=faces, return_details=True)
+    assert np.array_equal(given.image, res.image)
+    assert [d.face for d in given.faces] == faces
+    assert given.timings["detect"] < 0.01  # no detector ran
+    # weight 1 for every face is the normal result, too
+    ones = stylizer.stylize(res.photo, faces=faces, face_weights=[1.0, 1, np.float32(1.0), 1.0])
+    assert np.array_equal(ones, res.image)
+    # the functional API passes them through
+    assert np.array_equal(facetoon.stylize(res.photo, faces=faces[:1], face_weights=[0.0],
+                                           face_model=stylizer.face_model, background_model=None),
+                          res.photo)
+    pipeline.clear_cache()
+
+
+def test_face_weight_zero_leaves_the_scene(stylizer, four_faces_result) -> None:
+    res = four_faces_result
+    faces = [d.face for d in res.faces]
+    out = stylizer.stylize(res.photo, faces=faces, face_weights=[0.0, 1.0, 1.0, 1.0], return_details=True)
+    assert [d.face for d in out.faces] == faces[1:]  # a weight-0 face is skipped
+    img, full = np.asarray(out.image), np.asarray(res.image)
+    own = res.faces[0].mask > 0
+    others = np.zeros_like(own)
+    for d in res.faces[1:]:
+        others |= d.mask > 0
+    assert own.sum() > 1000 and not (own & others).any()
+    assert np.array_equal(img[own], res.background[own])  # scene only inside face 0's mask
+    assert not np.array_equal(full[own], res.background[own])
+    assert np.array_equal(img[~own], full[~own])  # the other faces as usual
+    none = stylizer.stylize(res.photo, faces=faces, face_weights=[0, 0, 0, 0])
+    assert np.array_equal(none, res.background)
+
+
+def test_face_weight_scales_the_blend_mask(stylizer, four_faces_result) -> None:
+    """Soft blending without harmonisation: weight w gives scene + w * (face - scene)."""
+    res = four_faces_result
+    faces = [d.face for d in res.faces]
+    full = stylizer.stylize(res.photo, faces=faces, harmonize=False).astype(float)
+    half = stylizer.stylize(res.photo, faces=faces, face_weights=[0.5] * 4, harmonize=False).astype(float)
+    scene = res.background.astype(float)
+    assert np.abs(half - (scene + 0.5 * (full - scene))).max() <= 1.0  # two roundings
+    union = np.any([d.mask > 0 for d in res.faces], axis=0)
+    assert np.abs(full - scene)[union].mean() > 5.0  # the check is not vacuous
+
+
+def test_given_faces_with_max_faces_keep_the_largest(stylizer, four_faces_result) -> None:
+    res = four_faces_result
+    faces = [d.face for d in res.faces][::-1]  # smallest first
+    out = stylizer.stylize(res.photo, faces=faces, max_faces=2, return_details=True)
+    assert [d.face for d in out.faces] == faces[2:]  # the two largest, in the given order
+    assert len(stylizer.stylize(res.photo, faces=faces, max_faces=0, return_details=True).faces) == 0
+
+
+def test_bad_faces_and_weights(stylizer, four_faces_result) -> None:
+    res = four_faces_result
+    faces = [d.face for d in res.faces]
+    bad: list[dict] = [
+        dict(faces=faces, face_weights=[1.0] * 3),  # wrong length
+        dict(faces=faces, face_weights=[1.0, 1.0, 1.5, 1.0]),  # out of range
+        dict(faces=faces, face_weights=[1.0, float("nan"), 1.0, 1.0]),
+        dict(faces=faces, face_weights=[True, 1.0, 1.0, 1.0]),
+        dict(faces=faces, face_weights=0.5),
+        dict(face_weights=[1.0]),  # weights without faces
+        dict(faces=faces[0]),  # one face, not a sequence of faces
+        dict(faces=[faces[0].box]),
+    ]
+    for kw in bad:
+        with pytest.raises(ConfigError) as err:
+            stylizer.stylize(res.photo, **kw)
+        assert "face" in str(err.value) and "\n" not in str(err.value)
+    with pytest.raises(ConfigError, match="one sequence of faces per image"):
+        stylizer.stylize_batch([res.photo, res.photo], faces=[faces])
+    with pytest.raises(ConfigError, match=r"face_weights\[1\]"):
+        stylizer.stylize_batch([res.photo, res.photo], faces=[faces, faces[:1]], face_weights=[[1] * 4, [2]])
+
+
+def test_stylize_batch_equals_stylize_per_image(stylizer, four_faces_result, selfies) -> None:
+    """Every crop of every image in one face-model call; the same arrays as one call per image.
+
+    U-GAT-IT normalises per sample, so the batch changes no statistic; only the CPU kernels
+    for another batch size round differently (~1e-6). A crop value at a .5 rounding edge then
+    moves 1 level, which after cubic resampling, colour harmonisation and two roundings
+    (composite, strength mix) is at most 2 levels on a few output pixels. Here the arrays come
+    out identical; the small 64 px video test model shows the 1-2 level case."""
+    res = four_faces_result
+    selfie = read_image(selfies[0])
+    selfie_faces = stylizer.detect(selfie)
+    assert len(selfie_faces) == 1
+    images = [res.photo, selfie, selfie]
+    faces = [[d.face for d in res.faces], selfie_faces, selfie_faces]
+    weights = [[1.0, 0.3, 0.0, 1.0], [1.0], [0.6]]
+    calls: list[int] = []
+    hook = stylizer.face_model.register_forward_hook(lambda m, x, y: calls.append(x[0].shape[0]))
+    try:
+        outs = stylizer.stylize_batch(images, faces=faces, face_weights=weights, strength=0.8)
+    finally:
+        hook.remove()
+    assert calls == [3 + 1 + 1]  # one call, the weight-0 face skipped
+    for img, fs, ws, out in zip(images, faces, weights, outs):
+        alone = stylizer.stylize(img, faces=fs, face_weights=ws, strength=0.8)
+        assert out.dtype == np.uint8 and out.shape == img.shape
+        diff = np.abs(out.astype(int) - alone.astype(int))
+        assert diff.max() <= 2 and (diff > 0).mean() < 1e-3, (diff.max(), (diff > 0).mean())
+    assert not np.array_equal(outs[1], outs[2])
+    # chunked face batches and strength 0 give the same as well
+    chunked = stylizer.stylize_batch(images, faces=faces, face_weights=weights, strength=0.8, face_batch=2)
+    assert all(np.abs(a.astype(int) - b.astype(int)).max() <= 2 for a, b in zip(chunked, outs))
+    # the crops themselves: within 1 level whatever the batch
+    crops = [d.crop for d in res.faces]
+    batched = stylizer.stylize_crops(crops)[0]
+    for c, b in zip(crops, batched):
+        assert np.abs(stylizer.stylize_crops([c])[0][0].astype(int) - b.astype(int)).max() <= 1
+    zero = stylizer.stylize_batch(images, faces=faces, strength=0.0)
+    assert all(np.array_equal(a, b) for a, b in zip(zero, images))

@@ -28,7 +28,6 @@ got, and the exception is raised again (errors other than facetoon's own become 
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import os
@@ -96,13 +95,10 @@ class StylizerFrames:
     """A facetoon :class:`~facetoon.pipeline.Stylizer` driven with tracked faces.
 
     Detection is the Stylizer's own (:meth:`Stylizer.detect`, with its false-positive guard and
-    ``max_faces``). Stylization uses the Stylizer's stages on each frame exactly as
-    ``Stylizer.stylize`` does for a photo — scene model (:meth:`Stylizer.stylize_background`),
-    alignment at the Stylizer's face size and padding, face model (:meth:`Stylizer.stylize_crops`),
-    blending with its mask shape, blend mode and harmonisation, mixing by ``strength`` — with two
-    differences for video: the faces are the tracker's (smoothed landmarks) instead of fresh
-    detections, and each face's blend mask is multiplied by its opacity (fades). The crops of
-    all frames of a batch go through the face model in one call.
+    ``max_faces``). Stylization is :meth:`Stylizer.stylize_batch`: the same stages as
+    ``Stylizer.stylize`` for a photo, with the tracker's faces (smoothed landmarks) given instead
+    of fresh detections and each face's opacity (fades) as its blend weight; the crops of all
+    frames of a batch go through the face model together.
 
     Args:
         stylizer: the Stylizer (its models are used as loaded).
@@ -113,13 +109,13 @@ class StylizerFrames:
     def __init__(self, stylizer: Stylizer, *, strength: float | None = None, max_faces: Any = "keep",
                  blend: str | None = None, harmonize: bool | float | None = None,
                  face_batch: int = 8) -> None:
-        from .. import pipeline as pl
+        from ..pipeline import validate_blend, validate_harmonize, validate_max_faces, validate_strength
 
         self.stylizer = stylizer
-        self.strength = stylizer.strength if strength is None else pl._check_strength(strength)
-        self.max_faces = stylizer.max_faces if max_faces == "keep" else pl._check_max_faces(max_faces)
-        self.blend = stylizer.blend if blend is None else pl._check_blend(blend)
-        self.harmonize = stylizer.harmonize if harmonize is None else pl._check_harmonize(harmonize)
+        self.strength = stylizer.strength if strength is None else validate_strength(strength)
+        self.max_faces = stylizer.max_faces if max_faces == "keep" else validate_max_faces(max_faces)
+        self.blend = stylizer.blend if blend is None else validate_blend(blend)
+        self.harmonize = stylizer.harmonize if harmonize is None else validate_harmonize(harmonize)
         self.face_batch = max(1, int(face_batch))
 
     @property
@@ -134,48 +130,10 @@ class StylizerFrames:
 
     def stylize_batch(self, images: Sequence[np.ndarray],
                       faces: Sequence[Sequence[TrackedFace]]) -> list[np.ndarray]:
-        from ..blend import composite_faces, make_layer
-        from ..face import align_face
-
-        st = self.stylizer
-        if self.strength == 0.0:
-            return [np.array(img, copy=True) for img in images]
-        use_faces = self.uses_faces
-        aligned = [[align_face(img, tf.face, size=st.face_size, padding=st.padding)  # type: ignore[arg-type]
-                    for tf in fs if tf.opacity > 0] if use_faces else [] for img, fs in zip(images, faces)]
-        opacity = [[tf.opacity for tf in fs if tf.opacity > 0] if use_faces else [] for fs in faces]
-        flat = [a.image for per in aligned for a in per]
-        styled: list[np.ndarray] = []
-        for i in range(0, len(flat), self.face_batch):
-            styled += st.stylize_crops(flat[i:i + self.face_batch])[0]
-        out: list[np.ndarray] = []
-        k = 0
-        for img, per, ops in zip(images, aligned, opacity):
-            background = st.stylize_background(img)
-            layers = []
-            for a, o in zip(per, ops):
-                layer = make_layer(styled[k], a, st.mask_shape)
-                k += 1
-                if o < 1.0:
-                    layer = dataclasses.replace(layer, mask=(layer.mask * np.float32(o)).astype(np.float32))
-                layers.append(layer)
-            if layers:
-                composite = composite_faces(background, layers, mode=self.blend,  # type: ignore[arg-type]
-                                            harmonize=self.harmonize > 0,
-                                            harmonize_amount=self.harmonize).image
-            else:
-                composite = background
-            out.append(_mix(img, composite, self.strength))
-        return out
-
-
-def _mix(photo: np.ndarray, styled: np.ndarray, strength: float) -> np.ndarray:
-    """``photo + strength * (styled - photo)`` rounded, exact at 0 and 1 (as ``Stylizer.stylize``)."""
-    if strength >= 1.0:
-        return styled
-    p = photo.astype(np.float32)
-    out = p + np.float32(strength) * (styled.astype(np.float32) - p)
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+        return self.stylizer.stylize_batch(
+            images, faces=[[tf.face for tf in fs] for fs in faces],
+            face_weights=[[tf.opacity for tf in fs] for fs in faces], strength=self.strength,
+            max_faces=self.max_faces, blend=self.blend, harmonize=self.harmonize, face_batch=self.face_batch)
 
 
 # --------------------------------------------------------------------------- result
