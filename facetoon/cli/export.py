@@ -21,6 +21,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--discriminators", action="store_true",
                    help="also export the discriminators (for warm restarts with init_from)")
     p.add_argument("--data", help="data folder, if it moved since training")
+    p.add_argument("--samples", metavar="JPG", help="also write the sample grid of this checkpoint to JPG")
     p.set_defaults(func=run)
 
 
@@ -54,6 +55,10 @@ def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="facetoon-export-") as scratch:
         trainer = getattr(module, trainer_name)(config, data, scratch, resume=checkpoint)
         out = trainer.export(args.out_dir, fp16=args.fp16, discriminators=args.discriminators)
+        if args.samples:
+            from ..io import write_image
+
+            write_image(trainer.sample_grid(), args.samples)
     print(f"exported step {trainer.step} to {out}")
     return 0
 

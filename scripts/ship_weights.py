@@ -1,15 +1,16 @@
-"""Ship the U-GAT-IT face model from a training run into the repository.
+"""Ship a default model from a training run into the repository.
 
-Writes, from the latest checkpoint of RUN_DIR:
+From the latest checkpoint of RUN_DIR, for MODEL = ``ugatit`` (the face model) or ``animegan``
+(the scene model), writes:
 
-* ``weights/ugatit-selfie2anime/``: the A->B generator (fp16 safetensors + config.json), its
-  model card ``MODEL_CARD.md`` and ``samples.jpg`` (the run's latest validation grid);
-* ``training/ugatit-selfie2anime/``: what the next session needs to carry on when the full
-  checkpoint is gone: ``state/`` (both generators and the four discriminators, fp16; warm start
-  with ``--set init_from=training/ugatit-selfie2anime/state``), ``stats.jsonl`` (validation KID
-  history), ``losses_every50.csv`` (every 50th loss row) and ``config.toml``.
+* ``weights/<name>/``: the inference generator (fp16 safetensors + config.json; U-GAT-IT: the
+  A->B direction), its model card ``MODEL_CARD.md`` and ``samples.jpg`` (the grid of the shipped checkpoint);
+* ``training/<name>/``: what the next session needs to carry on when the full checkpoint is gone:
+  ``state/`` (all networks, fp16; U-GAT-IT warm-starts from it with
+  ``--set init_from=training/ugatit-selfie2anime/state``), ``stats.jsonl`` (validation history,
+  if any), ``losses_every50.csv`` (every 50th loss row) and ``config.toml``.
 
-Usage: python scripts/ship_ugatit_weights.py RUN_DIR [--data DATA_DIR]
+Usage: python scripts/ship_weights.py {ugatit,animegan} RUN_DIR [--data DATA_DIR]
 """
 
 from __future__ import annotations
@@ -24,12 +25,13 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-NAME = "ugatit-selfie2anime"
+NAMES = {"ugatit": "ugatit-selfie2anime", "animegan": "animegan-anime"}
+GENERATOR = {"ugatit": "a2b", "animegan": "generator"}  # the inference network in an export
 
 
-def export(run_dir: Path, out: Path, data: str | None) -> None:
-    cmd = [sys.executable, "-m", "facetoon", "-q", "export", "ugatit", str(run_dir), str(out), "--fp16",
-           "--discriminators"]
+def export(model: str, run_dir: Path, out: Path, data: str | None, samples: Path) -> None:
+    cmd = [sys.executable, "-m", "facetoon", "-q", "export", model, str(run_dir), str(out), "--fp16",
+           "--discriminators", "--samples", str(samples)]
     if data:
         cmd += ["--data", data]
     subprocess.run(cmd, check=True)
@@ -47,7 +49,8 @@ def downsample_csv(src: Path, dst: Path, every: int = 50) -> int:
     return len(rows)
 
 
-def model_card(meta: dict, stats: list[dict], config_text: str) -> str:
+def ugatit_card(meta: dict, stats: list[dict], config_text: str) -> str:
+    NAME = NAMES["ugatit"]
     cfg = meta["config"]
     rows = "\n".join(f"| {s['step']} | {s.get('train_hours', 0):.2f} | {s['kid_x100']:.2f} |" for s in stats) \
         or "| - | - | no validation pass yet |"
@@ -106,7 +109,7 @@ For scale: raw selfies vs anime faces score about 160 on this metric, two anime 
 
 ## Samples
 
-`samples.jpg`: validation images; per row input | CAM heat-map | translation | cycle
+`samples.jpg`: the sample grid of the shipped checkpoint on validation images; per row input | CAM heat-map | translation | cycle
 reconstruction | identity (first rows selfie -> anime, last rows anime -> selfie).
 
 ## Reproduce / continue
@@ -117,7 +120,7 @@ facetoon train ugatit --data ../shared/data/selfie2anime --out RUN_DIR \\
 # without the full checkpoint (a new machine): warm start from the committed compact state
 facetoon train ugatit --data ../shared/data/selfie2anime --out RUN_DIR \\
     --config configs/ugatit_selfie2anime_cpu.toml --set init_from=training/{NAME}/state
-python scripts/ship_ugatit_weights.py RUN_DIR     # re-export this folder and its card
+python scripts/ship_weights.py ugatit RUN_DIR     # re-export this folder and its card
 ```
 
 ## Licences
@@ -127,42 +130,99 @@ research; check its terms before commercial use.
 """
 
 
+def animegan_card(meta: dict, stats: list[dict], config_text: str) -> str:
+    cfg = meta["config"]
+    teacher = (f"yes: the official CartoonGAN Hayao generator (MIT licence) as a distillation teacher, "
+               f"`teacher_weight = {cfg['teacher_weight']}` x L1(G(p), T(p)) added to the AnimeGAN losses"
+               if cfg.get("teacher") and cfg.get("teacher_weight", 0) > 0 else "none")
+    return f"""# animegan-anime: the default scene (background) model of facetoon
+
+AnimeGAN{cfg['version']} generator (photo -> anime scene), trained **from scratch on this project's
+2-core CPU machines** with `facetoon train animegan`.
+
+| | |
+|---|---|
+| architecture | `animegan` version {cfg['version']} (2,143,552 parameters for v2), trained at {cfg['img_size']} px, runs at any size |
+| training steps | {meta['step']} (batch {cfg['batch_size']}; the first {cfg['init_steps']} steps are the content-only initialisation) |
+| wall-clock training time | {meta['train_hours']:.2f} h on 2 CPU cores (shared with development work) |
+| losses | AnimeGAN{cfg['version']}: adversarial (LSGAN, grayscale and edge-smoothed anime as negatives), content, grayscale style, colour, TV; preset `{cfg['loss_preset']}` |
+| perceptual network | `{cfg['perceptual']}` |
+| teacher | {teacher} |
+| storage | fp16 safetensors, upcast to fp32 on load |
+
+**Status: an early checkpoint of a run that continues across sessions**; it is not yet a good
+anime scene model.
+
+## Data
+
+Built by `python scripts/prepare_animegan_data.py` from `../shared`: photos = BSDS500 train+val
+(research use) and the selfie2anime trainA selfies (research use) minus the face model's held-out
+validation selfies; style = the selfie2anime trainB anime frames (their background art; research
+use) minus the face model's held-out ones; their edge-smoothed copies from `facetoon prepare-smooth`.
+
+## Configuration
+
+`configs/animegan_anime_cpu.toml` (its header lists every deviation from the official settings,
+all for CPU time). Resolved config of the run:
+
+```toml
+{config_text.strip()}
+```
+
+## Samples
+
+`samples.jpg`: validation photos; per row photo | this model | the teacher (if any).
+
+## Reproduce / continue
+
+```bash
+python scripts/prepare_animegan_data.py
+facetoon train animegan --data ../data/animegan --out RUN_DIR --config configs/animegan_anime_cpu.toml --resume
+python scripts/ship_weights.py animegan RUN_DIR
+```
+
+## Licences
+
+The weights are facetoon's (MIT). Training data: selfie2anime and BSDS500 (research use); teacher:
+CartoonGAN Hayao weights (MIT).
+"""
+
+
+CARDS = {"ugatit": ugatit_card, "animegan": animegan_card}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("model", choices=sorted(NAMES))
     ap.add_argument("run_dir", type=Path)
     ap.add_argument("--data", help="data folder, if it moved since training")
     args = ap.parse_args()
-    weights = REPO / "weights" / NAME
-    training = REPO / "training" / NAME
+    name = NAMES[args.model]
+    weights = REPO / "weights" / name
+    training = REPO / "training" / name
+    weights.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "export"
-        export(args.run_dir, out, args.data)
+        export(args.model, args.run_dir, out, args.data, weights / "samples.jpg")
         state = training / "state"
         if state.exists():
             shutil.rmtree(state)
         state.parent.mkdir(parents=True, exist_ok=True)
         shutil.copytree(out, state)
-        if weights.exists():
-            for p in ("config.json", "model.safetensors"):
-                (weights / p).unlink(missing_ok=True)
-        weights.mkdir(parents=True, exist_ok=True)
         for p in ("config.json", "model.safetensors"):
-            shutil.copy2(out / "a2b" / p, weights / p)
+            shutil.copy2(out / GENERATOR[args.model] / p, weights / p)
     meta = json.loads((weights / "config.json").read_text())["meta"]
     stats_path = args.run_dir / "stats.jsonl"
     stats = [json.loads(line) for line in stats_path.read_text().splitlines() if line.strip()] \
         if stats_path.is_file() else []
     stats = [s for s in stats if s["step"] <= meta["step"]]
-    if stats_path.is_file():
+    if stats:
         shutil.copy2(stats_path, training / "stats.jsonl")
     config_text = (args.run_dir / "config.toml").read_text()
     (training / "config.toml").write_text(config_text)
     n = downsample_csv(args.run_dir / "losses.csv", training / "losses_every50.csv")
-    latest = args.run_dir / "samples" / "latest.jpg"
-    if latest.is_file():
-        shutil.copy2(latest, weights / "samples.jpg")
-    (weights / "MODEL_CARD.md").write_text(model_card(meta, stats, config_text))
-    print(f"shipped step {meta['step']} ({meta['train_hours']:.2f} h) to {weights} and {training}; "
+    (weights / "MODEL_CARD.md").write_text(CARDS[args.model](meta, stats, config_text))
+    print(f"shipped {name} step {meta['step']} ({meta['train_hours']:.2f} h) to {weights} and {training}; "
           f"{len(stats)} validation rows, {n} loss rows")
     return 0
 
