@@ -14,11 +14,12 @@ traceback and enables debug logging.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
 import pkgutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from .._version import __version__
 from ..errors import FacetoonError
@@ -47,24 +48,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _configure_logging(debug: bool, quiet: bool) -> None:
+@contextlib.contextmanager
+def _cli_logging(debug: bool, quiet: bool) -> Iterator[None]:
+    """Log facetoon's messages to stderr for the duration of one command, then restore the
+    logger as it was (so that calling :func:`main` in-process leaves no trace)."""
     level = logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
-    root = logging.getLogger("facetoon")
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    root.propagate = False
+    logger = logging.getLogger("facetoon")
+    saved = (logger.handlers[:], logger.level, logger.propagate)
+    logger.handlers[:] = [handler]
+    logger.setLevel(level)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.handlers[:], logger.level, logger.propagate = saved
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``facetoon`` console script; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    _configure_logging(args.debug, args.quiet)
     if getattr(args, "func", None) is None:
         parser.print_help(sys.stderr)
         return 2
+    with _cli_logging(args.debug, args.quiet):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
