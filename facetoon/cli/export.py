@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _data_dir_of(run_dir: "Path") -> str:
+def _data_dir_of(run_dir: Any) -> str:
     from ..errors import ConfigError
 
     marker = run_dir / "data_dir.txt"

@@ -22,6 +22,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ._stylizer_args import add_stylizer_arguments, make_stylizer
+
 __all__ = ["register", "run_stylize", "output_path"]
 
 FORMATS = ("png", "jpg", "webp")
@@ -48,34 +50,7 @@ def register(subparsers: Any) -> None:
                    help="also write debug images to {output stem}_details/: detections and landmarks, "
                         "aligned and stylized crops, CAM heat-maps, blend masks, the stylized scene")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    m = p.add_argument_group("models")
-    m.add_argument("--face-weights", metavar="PATH", default=None,
-                   help="face model: a weights folder (config.json + model.safetensors, or an export "
-                        "folder with a2b/) or a named model (default: ugatit-selfie2anime)")
-    m.add_argument("--background", choices=("animegan", "cartoongan", "none"), default="animegan",
-                   help="scene model: animegan (default, shipped), cartoongan (needs --background-weights) "
-                        "or none (keep the photo around the faces)")
-    m.add_argument("--background-weights", metavar="PATH", default=None,
-                   help="weights of the scene model: an exported folder, or for cartoongan the official "
-                        "<Style>_net_G_float.pth")
-    m.add_argument("--pipeline", metavar="PATH", default=None,
-                   help="a pipeline folder with pipeline.json (see Stylizer.from_pretrained); "
-                        "the options above and below override it")
-    o = p.add_argument_group("stylization")
-    o.add_argument("--strength", type=float, default=None, help="style strength 0..1 (default 1)")
-    o.add_argument("--max-faces", type=int, default=None, help="stylize at most N faces (the largest)")
-    o.add_argument("--face-size", type=int, default=None,
-                   help="side of the face crops (default: the face model's training size)")
-    o.add_argument("--min-face-size", type=float, default=None,
-                   help="smallest face to find, in pixels (also makes small faces findable)")
-    o.add_argument("--detector", default=None, help="face detector backend: dlib (default), dlib-cnn, fan")
-    o.add_argument("--blend", choices=("soft", "poisson"), default=None, help="blend mode (default soft)")
-    o.add_argument("--no-harmonize", action="store_true",
-                   help="keep the face model's colours (no matching to the scene)")
-    o.add_argument("--require-face", action="store_true", help="count photos without a face as failures")
-    o.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N")
-    o.add_argument("--precision", choices=("auto", "fp32", "fast"), default="auto",
-                   help="fp32, fast (bf16/fp16 where supported) or auto (default)")
+    add_stylizer_arguments(p, require_face=True)
     p.set_defaults(func=run_stylize)
 
 
@@ -88,26 +63,6 @@ def output_path(src: Path, out_dir: Path | None, suffix: str, fmt: str | None) -
     else:
         ext = src.suffix.lower() if src.suffix.lower() in WRITE_FORMATS else ".png"
     return (out_dir if out_dir is not None else src.parent) / f"{src.stem}{suffix}{ext}"
-
-
-def _stylizer_options(args: argparse.Namespace) -> dict[str, Any]:
-    opts: dict[str, Any] = {"device": args.device, "precision": args.precision}
-    if args.face_weights is not None:
-        opts["face_model"] = args.face_weights
-    if args.background != "animegan" or args.background_weights is not None or args.pipeline is None:
-        opts["background_model"] = None if args.background == "none" else args.background
-        opts["background_weights"] = args.background_weights
-    for key in ("strength", "max_faces", "face_size", "detector", "blend"):
-        value = getattr(args, key)
-        if value is not None:
-            opts[key] = value
-    if args.no_harmonize:
-        opts["harmonize"] = False
-    if args.require_face:
-        opts["require_face"] = True
-    if args.min_face_size is not None:
-        opts["detector_options"] = {"min_size": args.min_face_size}
-    return opts
 
 
 def _write_details(res: Any, folder: Path, protect: list[Path], quality: int) -> None:
@@ -153,7 +108,6 @@ def run_stylize(args: argparse.Namespace) -> int:
 
     from ..errors import ConfigError, FacetoonError, WeightsError
     from ..io import WRITE_FORMATS, iter_image_files, write_image
-    from ..pipeline import Stylizer
 
     if not 1 <= args.quality <= 100:
         raise ConfigError(f"--quality must be 1..100, got {args.quality}")
@@ -206,8 +160,7 @@ def run_stylize(args: argparse.Namespace) -> int:
     written = 0
     if todo:
         try:
-            stylizer = Stylizer.from_pretrained(args.pipeline, **_stylizer_options(args)) if args.pipeline \
-                else Stylizer(**_stylizer_options(args))
+            stylizer = make_stylizer(args)
         except WeightsError as exc:
             raise WeightsError(f"{exc} [command line: --face-weights PATH, --background-weights PATH, "
                                "--background none]") from None

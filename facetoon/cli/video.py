@@ -17,6 +17,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ._stylizer_args import add_stylizer_arguments, make_stylizer
+
 __all__ = ["register", "run_video", "default_output"]
 
 
@@ -51,28 +53,7 @@ def register(subparsers: Any) -> None:
     v.add_argument("--fade-frames", type=int, default=6,
                    help="frames over which faces fade in and out (default 6)")
     v.add_argument("--batch-size", type=int, default=4, help="frames per model batch (default 4)")
-    m = p.add_argument_group("models")
-    m.add_argument("--face-weights", metavar="PATH", default=None,
-                   help="face model: a weights folder or a named model (default: ugatit-selfie2anime)")
-    m.add_argument("--background", choices=("animegan", "cartoongan", "none"), default="animegan",
-                   help="scene model: animegan (default), cartoongan (needs --background-weights) or none")
-    m.add_argument("--background-weights", metavar="PATH", default=None,
-                   help="weights of the scene model: an exported folder, or for cartoongan the official "
-                        "<Style>_net_G_float.pth")
-    m.add_argument("--pipeline", metavar="PATH", default=None,
-                   help="a pipeline folder with pipeline.json; the options above and below override it")
-    o = p.add_argument_group("stylization")
-    o.add_argument("--strength", type=float, default=None, help="style strength 0..1 (default 1)")
-    o.add_argument("--max-faces", type=int, default=None, help="stylize at most N faces (the largest)")
-    o.add_argument("--face-size", type=int, default=None,
-                   help="side of the face crops (default: the face model's training size)")
-    o.add_argument("--min-face-size", type=float, default=None, help="smallest face to find, in pixels")
-    o.add_argument("--detector", default=None, help="face detector backend: dlib (default), dlib-cnn, fan")
-    o.add_argument("--blend", choices=("soft", "poisson"), default=None, help="blend mode (default soft)")
-    o.add_argument("--no-harmonize", action="store_true", help="keep the face model's colours")
-    o.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N")
-    o.add_argument("--precision", choices=("auto", "fp32", "fast"), default="auto",
-                   help="fp32, fast (bf16/fp16 where supported) or auto (default)")
+    add_stylizer_arguments(p)
     p.set_defaults(func=run_video)
 
 
@@ -84,24 +65,6 @@ def default_output(src: Path) -> Path:
     return src.with_name(f"{src.stem}_facetoon{ext}")
 
 
-def _stylizer_options(args: argparse.Namespace) -> dict[str, Any]:
-    opts: dict[str, Any] = {"device": args.device, "precision": args.precision}
-    if args.face_weights is not None:
-        opts["face_model"] = args.face_weights
-    if args.background != "animegan" or args.background_weights is not None or args.pipeline is None:
-        opts["background_model"] = None if args.background == "none" else args.background
-        opts["background_weights"] = args.background_weights
-    for key in ("strength", "max_faces", "face_size", "detector", "blend"):
-        value = getattr(args, key)
-        if value is not None:
-            opts[key] = value
-    if args.no_harmonize:
-        opts["harmonize"] = False
-    if args.min_face_size is not None:
-        opts["detector_options"] = {"min_size": args.min_face_size}
-    return opts
-
-
 def run_video(args: argparse.Namespace) -> int:
     """Handler of ``facetoon video``; returns the exit status."""
     import logging
@@ -109,15 +72,13 @@ def run_video(args: argparse.Namespace) -> int:
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     from ..errors import WeightsError
-    from ..pipeline import Stylizer
     from ..video import probe_video, stylize_video
 
     src = Path(args.input)
     dst = Path(args.output) if args.output else default_output(src)
     probe_video(src)  # a bad input fails before the models load
     try:
-        stylizer = Stylizer.from_pretrained(args.pipeline, **_stylizer_options(args)) if args.pipeline \
-            else Stylizer(**_stylizer_options(args))
+        stylizer = make_stylizer(args)
     except WeightsError as exc:
         raise WeightsError(f"{exc} [command line: --face-weights PATH, --background-weights PATH, "
                            "--background none]") from None

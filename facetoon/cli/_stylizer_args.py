@@ -1,0 +1,72 @@
+"""Model and stylization options shared by ``facetoon stylize`` and ``facetoon video``.
+
+Not a subcommand (the leading underscore keeps it out of command discovery).
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+__all__ = ["add_stylizer_arguments", "make_stylizer"]
+
+
+def add_stylizer_arguments(p: argparse.ArgumentParser, *, require_face: bool = False) -> None:
+    """Add the ``models`` and ``stylization`` argument groups to ``p``."""
+    m = p.add_argument_group("models")
+    m.add_argument("--face-weights", metavar="PATH", default=None,
+                   help="face model: a weights folder (config.json + model.safetensors, or an export "
+                        "folder with a2b/) or a named model (default: ugatit-selfie2anime)")
+    m.add_argument("--background", choices=("animegan", "cartoongan", "none"), default="animegan",
+                   help="scene model: animegan (default, shipped), cartoongan (needs --background-weights) "
+                        "or none (keep the photo around the faces)")
+    m.add_argument("--background-weights", metavar="PATH", default=None,
+                   help="weights of the scene model: an exported folder, or for cartoongan the official "
+                        "<Style>_net_G_float.pth")
+    m.add_argument("--pipeline", metavar="PATH", default=None,
+                   help="a pipeline folder with pipeline.json (see Stylizer.from_pretrained); "
+                        "the options above and below override it")
+    o = p.add_argument_group("stylization")
+    o.add_argument("--strength", type=float, default=None, help="style strength 0..1 (default 1)")
+    o.add_argument("--max-faces", type=int, default=None, help="stylize at most N faces (the largest)")
+    o.add_argument("--face-size", type=int, default=None,
+                   help="side of the face crops (default: the face model's training size)")
+    o.add_argument("--min-face-size", type=float, default=None,
+                   help="smallest face to find, in pixels (also makes small faces findable)")
+    o.add_argument("--detector", default=None, help="face detector backend: dlib (default), dlib-cnn, fan")
+    o.add_argument("--blend", choices=("soft", "poisson"), default=None, help="blend mode (default soft)")
+    o.add_argument("--no-harmonize", action="store_true",
+                   help="keep the face model's colours (no matching to the scene)")
+    if require_face:
+        o.add_argument("--require-face", action="store_true", help="count photos without a face as failures")
+    o.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N")
+    o.add_argument("--precision", choices=("auto", "fp32", "fast"), default="auto",
+                   help="fp32, fast (bf16/fp16 where supported) or auto (default)")
+
+
+def _stylizer_options(args: argparse.Namespace) -> dict[str, Any]:
+    opts: dict[str, Any] = {"device": args.device, "precision": args.precision}
+    if args.face_weights is not None:
+        opts["face_model"] = args.face_weights
+    if args.background != "animegan" or args.background_weights is not None or args.pipeline is None:
+        opts["background_model"] = None if args.background == "none" else args.background
+        opts["background_weights"] = args.background_weights
+    for key in ("strength", "max_faces", "face_size", "detector", "blend"):
+        value = getattr(args, key)
+        if value is not None:
+            opts[key] = value
+    if args.no_harmonize:
+        opts["harmonize"] = False
+    if getattr(args, "require_face", False):
+        opts["require_face"] = True
+    if args.min_face_size is not None:
+        opts["detector_options"] = {"min_size": args.min_face_size}
+    return opts
+
+
+def make_stylizer(args: argparse.Namespace) -> Any:
+    """The :class:`facetoon.Stylizer` the parsed options describe (loads the models)."""
+    from ..pipeline import Stylizer
+
+    opts = _stylizer_options(args)
+    return Stylizer.from_pretrained(args.pipeline, **opts) if args.pipeline else Stylizer(**opts)
