@@ -19,8 +19,6 @@ SHARED = Path(os.environ.get("FACETOON_SHARED", REPO.parent / "shared"))
 def pytest_configure(config: pytest.Config) -> None:
     # Keep tests single-process friendly on the 2-core machines; torch is imported lazily.
     os.environ.setdefault("OMP_NUM_THREADS", "2")
-    # notebooks executed by nbmake inherit this and run their fast variant (fewer images and steps)
-    os.environ.setdefault("FACETOON_FAST", "1")
 
 
 @pytest.fixture(scope="session")

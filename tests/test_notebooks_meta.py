@@ -60,7 +60,8 @@ def test_stored_without_outputs(notebook: tuple[Path, nbformat.NotebookNode]) ->
     for i, cell in enumerate(nb.cells):
         if cell.cell_type == "code":
             assert cell.outputs == [], f"{path.name} cell {i}: has outputs (clear them before committing)"
-            assert cell.execution_count is None, f"{path.name} cell {i}: execution_count {cell.execution_count}"
+            assert cell.execution_count is None, \
+                f"{path.name} cell {i}: execution_count {cell.execution_count}"
         assert not cell.get("attachments"), f"{path.name} cell {i}: has attachments (embedded images)"
     assert "widgets" not in nb.metadata, f"{path.name}: saved ipywidgets state in the metadata"
     size = path.stat().st_size
@@ -79,7 +80,8 @@ def test_has_fast_mode_and_headless_plots(notebook: tuple[Path, nbformat.Noteboo
 def test_public_api_only_and_portable(notebook: tuple[Path, nbformat.NotebookNode]) -> None:
     path, nb = notebook
     code = _code(nb)
-    private = re.findall(r"\bfacetoon(?:\.\w+)*\._(?!_)\w+|from facetoon[\w.]* import [^\n]*\b_(?!_)\w+", code)
+    private = re.findall(r"\bfacetoon(?:\.\w+)*\._(?!_)\w+"
+                         r"|from facetoon[\w.]* import [^\n]*\b_(?!_)\w+", code)
     assert not private, f"{path.name}: uses private facetoon names {private}"
     machine = re.findall(r"['\"](?:/work/|/home/|/root/|/tmp/|[A-Z]:\\\\)[^'\"]*['\"]", code)
     assert not machine, f"{path.name}: machine-specific paths {machine}"
