@@ -15,19 +15,25 @@ On a shared machine wall time is only meaningful when ``other load`` is near 0; 
 ``--threads 1`` the CPU seconds stay a fair measure of the work under contention (a quiet 2-core
 run takes about half of them).
 
-``--peak-memory`` instead runs every configuration once in a fresh subprocess and reports its
-peak resident memory (``ru_maxrss``).
+``--peak-memory`` instead runs every configuration in a fresh subprocess and reports its peak
+resident memory (``ru_maxrss``). ``--profile`` prints the torch profiler's op table of one run
+of each configuration. ``--no-thp`` runs without transparent huge pages. The precision
+``compiled`` is the reference model under ``torch.compile`` (inductor, frozen weights) with
+channels-last + bf16 autocast, for comparison with the fused ``fast`` graph (its warm-up time,
+the compilation, is printed).
 """
 
 from __future__ import annotations
 
 import os
+import sys
 
-os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")  # before torch allocates: huge pages for big buffers
+# before torch allocates: huge pages for big buffers (``--no-thp`` measures without them)
+_THP = "0" if "--no-thp" in sys.argv else os.environ.get("THP_MEM_ALLOC_ENABLE", "1")
+os.environ["THP_MEM_ALLOC_ENABLE"] = _THP
 
 import argparse  # noqa: E402
 import statistics  # noqa: E402
-import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -105,8 +111,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="also time the optional guided-filter speed mode at this scale (e.g. 0.5)")
     parser.add_argument("--save", type=Path, default=None,
                         help="folder for the outputs at the largest size (side-by-side quality check)")
+    parser.add_argument("--retain-memory", action="store_true",
+                        help="BackgroundStylizer(retain_memory=True): keep freed memory mapped "
+                        "(process-wide)")
     parser.add_argument("--peak-memory", action="store_true",
                         help="report the peak resident memory of each configuration (one subprocess each)")
+    parser.add_argument("--profile", action="store_true",
+                        help="print the op profile of one run per configuration")
+    parser.add_argument("--no-thp", action="store_true", help="without transparent huge pages")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -116,13 +128,12 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from facetoon.background import BackgroundStylizer
-
     torch.set_num_threads(args.threads)
     sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",")]
     print(f"torch {torch.__version__}, {args.threads} threads, {os.cpu_count()} CPUs, "
           f"bf16 native: {torch.ops.mkldnn._is_mkldnn_bf16_supported()}, "
-          f"THP_MEM_ALLOC_ENABLE={os.environ.get('THP_MEM_ALLOC_ENABLE')}")
+          f"THP_MEM_ALLOC_ENABLE={os.environ.get('THP_MEM_ALLOC_ENABLE')}, "
+          f"retain memory: {args.retain_memory}")
     print()
     print("| model | weights | size | precision | wall s (median) | wall s (min) | CPU s "
           "| other load (cores) |")
@@ -136,8 +147,11 @@ def main(argv: list[str] | None = None) -> int:
         for w, h in sizes:
             image = _photo(w, h)
             for precision, scale in modes:
-                stylizer = BackgroundStylizer(model, precision=precision, internal_scale=scale)
+                stylizer = _stylizer(model, precision, scale, args.retain_memory)
+                t0 = time.perf_counter()
                 out = stylizer(image)  # warm-up
+                if precision == "compiled":
+                    print(f"(compiled: first call incl. compilation {time.perf_counter() - t0:.1f} s)")
                 times, cpu, other = [], [], []
                 for _ in range(args.repeats):
                     o0, c0, t0 = _cpu_ticks(), time.process_time(), time.perf_counter()
@@ -146,6 +160,8 @@ def main(argv: list[str] | None = None) -> int:
                     times.append(dt)
                     cpu.append(time.process_time() - c0)
                     other.append(_other_load(o0, _cpu_ticks(), dt))
+                if args.profile:
+                    _profile(stylizer, image)
                 outputs[(name, w, h, precision, scale)] = out
                 label = precision if scale == 1.0 else f"{precision}, internal x{scale:g} + guided filter"
                 print(f"| {name} | {weights} | {w}x{h} | {label} | {statistics.median(times):.2f} | "
@@ -171,6 +187,34 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _stylizer(model, precision: str, scale: float, retain: bool):
+    import torch
+
+    from facetoon.background import BackgroundStylizer
+
+    if precision != "compiled":
+        return BackgroundStylizer(model, precision=precision, internal_scale=scale, retain_memory=retain)
+    import torch._inductor.config as inductor_config
+
+    inductor_config.freezing = True
+    stylizer = BackgroundStylizer(model, precision="fp32", internal_scale=scale, retain_memory=retain)
+    stylizer._net = torch.compile(model.to(memory_format=torch.channels_last))
+    stylizer._autocast = torch.bfloat16
+    return stylizer
+
+
+def _profile(stylizer, image: np.ndarray) -> None:
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        stylizer(image)
+    events = sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)
+    total = sum(e.self_cpu_time_total for e in events)
+    print("    profile (self CPU time): " + ", ".join(
+        f"{e.key.replace('aten::', '')} {e.self_cpu_time_total / 1e6:.2f} s "
+        f"({100 * e.self_cpu_time_total / total:.0f}%)" for e in events[:7]))
+
+
 def _child(args: argparse.Namespace) -> int:
     import resource
 
@@ -184,7 +228,9 @@ def _child(args: argparse.Namespace) -> int:
     model, _ = _model(name)
     image = _photo(w, h)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    BackgroundStylizer(model, precision=precision)(image)
+    stylizer = BackgroundStylizer(model, precision=precision, retain_memory=args.retain_memory)
+    for _ in range(2):  # a repeated call shows the memory a long-running process keeps
+        stylizer(image)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(f"{peak / 1024:.0f} {before / 1024:.0f}")
     return 0
@@ -198,7 +244,8 @@ def _peak_memory(args: argparse.Namespace) -> int:
     for name in args.models.split(","):
         for size in args.sizes.split(","):
             for precision in args.precisions.split(","):
-                res = subprocess.run([sys.executable, __file__, "--threads", str(args.threads),
+                extra = ["--retain-memory"] if args.retain_memory else []
+                res = subprocess.run([sys.executable, __file__, "--threads", str(args.threads), *extra,
                                       "--child", f"{name}:{size}:{precision}"],
                                      capture_output=True, text=True, check=True)
                 peak, before = res.stdout.split()[-2:]

@@ -49,7 +49,7 @@ from .runtime import cpu_has_fast_bf16
 # Takes effect if set before torch's first large CPU allocation; an explicit user value wins.
 os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
 
-__all__ = ["BackgroundStylizer", "guided_upsample", "DEFAULT_MAX_PIXELS"]
+__all__ = ["BackgroundStylizer", "guided_upsample", "retain_freed_memory", "DEFAULT_MAX_PIXELS"]
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,35 @@ log = logging.getLogger(__name__)
 # with benchmarks/bench_background.py's models: AnimeGANv2 3.8 GB fp32 / 1.2 GB fast, CartoonGAN
 # 3.1 GB fp32 / 1.1 GB fast.
 DEFAULT_MAX_PIXELS = 2_400_000
+
+
+_RETAINING = False
+
+
+def retain_freed_memory() -> bool:
+    """Make this process keep freed memory mapped for reuse instead of returning it to the OS.
+
+    Process-wide and permanent (glibc ``mallopt``: no ``mmap`` for big blocks, no heap trimming),
+    so use it in processes that stylize many images or frames: every op of a generator
+    allocates a fresh output of up to hundreds of MB, and mapping fresh pages (page faults,
+    zero-filling by the kernel) is a large part of the run time on some machines, virtual ones
+    especially. The price is a resident size that stays near the peak (about twice it, because
+    of fragmentation). Returns ``False`` (doing nothing) where glibc is not available.
+    """
+    global _RETAINING
+    if _RETAINING:
+        return True
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        m_trim_threshold, m_mmap_max = -1, -4
+        ok = libc.mallopt(m_mmap_max, 0) == 1 and libc.mallopt(m_trim_threshold, 2**31 - 1) == 1
+    except (OSError, AttributeError):
+        ok = False
+    _RETAINING = ok
+    log.debug("retain freed memory: %s", "on" if ok else "not available")
+    return ok
 
 
 class BackgroundStylizer:
@@ -71,6 +100,8 @@ class BackgroundStylizer:
         tile_overlap: overlap of neighbouring tiles in pixels.
         tile_guard: pixels next to an inner tile border that get zero blending weight.
         internal_scale: in (0, 1]; below 1 enables the guided-filter speed mode.
+        retain_memory: call :func:`retain_freed_memory` (process-wide; faster repeated calls,
+            higher resident memory).
     """
 
     def __init__(
@@ -82,6 +113,7 @@ class BackgroundStylizer:
         tile_overlap: int = 128,
         tile_guard: int = 32,
         internal_scale: float = 1.0,
+        retain_memory: bool = False,
     ) -> None:
         if precision not in ("fp32", "fast"):
             raise ConfigError(f"precision must be 'fp32' or 'fast', got {precision!r}")
@@ -93,6 +125,8 @@ class BackgroundStylizer:
                                   f"guard={tile_guard}")
         if not 0.0 < internal_scale <= 1.0:
             raise ConfigError(f"internal_scale must be in (0, 1], got {internal_scale!r}")
+        if retain_memory:
+            retain_freed_memory()
         if not isinstance(model, nn.Module):
             from .models.serialization import load_pretrained
 

@@ -169,3 +169,18 @@ def test_bad_arguments(v2):
         BackgroundStylizer(v2, internal_scale=0)
     with pytest.raises(ConfigError):
         BackgroundStylizer(v2, tile_overlap=16, tile_guard=8)
+
+
+def test_retain_freed_memory_in_a_subprocess():
+    import subprocess
+    import sys
+
+    code = ("import numpy as np, torch\n"
+            "from facetoon.background import BackgroundStylizer\n"
+            "from facetoon.models.animegan import Generator\n"
+            "s = BackgroundStylizer(Generator('v2').eval(), precision='fast', retain_memory=True)\n"
+            "from facetoon import background\n"
+            "print(background._RETAINING, s(np.zeros((16, 16, 3), np.uint8)).shape)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[-4:] == ["True", "(16,", "16,", "3)"]

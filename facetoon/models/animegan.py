@@ -17,9 +17,9 @@ with bilinear interpolation. It therefore accepts **any** height and width >= 8
 LeakyReLU 0.2), depthwise-separable convolutions (DSConv), two Down-Conv blocks each summing a
 stride-2 DSConv branch and a "resize to half, then DSConv" branch, eight identical inverted
 residual blocks (1x1 expansion to 512, 3x3 depthwise, linear 1x1 projection to 256, residual
-add), two Up-Conv blocks (bilinear resize x2, then DSConv) and a 1x1 conv + ``tanh`` output.
-It needs height and width that are multiples of 4 (:attr:`Generator.size_multiple`); the
-background stylizer pads (reflect) and crops back automatically.
+add), two Up-Conv blocks (bilinear resize x2, then DSConv) and a 1x1 conv + ``tanh`` output;
+3,958,144 parameters. It needs height and width that are multiples of 4
+(:attr:`Generator.size_multiple`); the background stylizer pads (reflect) and crops back.
 
 Inference speed: :func:`fuse_for_inference` returns an equivalent, faster module for CPU
 inference (same function up to float rounding); see its docstring.

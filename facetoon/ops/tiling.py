@@ -133,13 +133,15 @@ def tiled_apply(
 ) -> Tensor:
     """Run ``fn`` on every tile of ``x`` ``(B, C, H, W)`` and blend the outputs (see module doc).
 
-    Returns ``(B, C', H, W)`` in ``out_dtype``. ``guard`` pixels next to an inner tile border get
-    zero weight.
+    Returns ``(B, C', H, W)`` in ``out_dtype``. In every overlap the hand-over between tiles is a
+    raised cosine ``plan.overlap - 2 * guard`` pixels wide, centred in the overlap, so at least
+    ``guard`` pixels next to an inner tile border get zero weight.
     """
     if plan.n_tiles == 1:
         return fn(x).to(out_dtype)
-    wy = axis_weights(list(plan.ys), plan.tile_h, guard)
-    wx = axis_weights(list(plan.xs), plan.tile_w, guard)
+    ramp = max(1, plan.overlap - 2 * guard)
+    wy = axis_weights(list(plan.ys), plan.tile_h, ramp)
+    wx = axis_weights(list(plan.xs), plan.tile_w, ramp)
     out: Tensor | None = None
     norm = torch.zeros(plan.height, plan.width, dtype=torch.float64)
     for iy, y0 in enumerate(plan.ys):
