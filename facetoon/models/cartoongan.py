@@ -34,7 +34,8 @@ from ..errors import InvalidImageError
 from ..ops.fused import ConvSpec, NormStatsRecorder, affine_, conv2d_reflect, instance_norm_stats
 from .registry import register_model
 
-__all__ = ["Generator", "CartoonInstanceNorm", "instance_norm_std_eps", "FastCartoonGAN", "fuse_for_inference"]
+__all__ = ["Generator", "CartoonInstanceNorm", "instance_norm_std_eps", "FastCartoonGAN",
+           "fuse_for_inference"]
 
 
 def instance_norm_std_eps(

@@ -24,6 +24,7 @@ _MODEL_MODULES = (
     "facetoon.models.ugatit",
     "facetoon.models.animegan",
     "facetoon.models.cartoongan",
+    "facetoon.models.discriminators",
 )
 _loaded = False
 
