@@ -160,6 +160,10 @@ class AnimeGANTrainer(Trainer):
         else:
             self.gen_ddp, self.disc_ddp = self.gen, self.disc
 
+    def warm_start_targets(self) -> tuple[dict[str, nn.Module], tuple[str, ...]]:
+        """``init_from`` folder layout: generator/ (required) and discriminator/."""
+        return {"generator": self.gen, "discriminator": self.disc}, ("generator",)
+
     def _g_step(self, loss: Tensor) -> None:
         self.opt_g.zero_grad(set_to_none=True)
         self.scaler_g.scale(loss).backward()

@@ -37,6 +37,7 @@ from .config import save_config
 from .data import StepSampler, make_loader
 from .distributed import DistInfo, cleanup_distributed, init_distributed
 from .logger import MetricLogger
+from .warm_start import warm_start
 
 __all__ = ["BaseTrainConfig", "Trainer"]
 
@@ -60,6 +61,8 @@ class BaseTrainConfig:
     keep_checkpoints: int = 3
     validate_every: int = 5000  # validation metric (0 = never)
     tensorboard: bool = True
+    # warm start from exported weights (see facetoon.train.warm_start); ignored when resuming
+    init_from: str = ""
 
     def __post_init__(self) -> None:
         for name in ("iterations", "batch_size", "sample_every", "checkpoint_every", "log_every"):
@@ -127,6 +130,9 @@ class Trainer(abc.ABC):
             self.step = int(state["step"])
             self.train_seconds = float(state.get("train_seconds", 0.0))
             log.info("resumed from %s at step %d", checkpoint, self.step)
+        elif config.init_from:
+            targets, required = self.warm_start_targets()
+            self.step, self.train_seconds = warm_start(Path(config.init_from), targets, required)
         if self.dist.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             save_config(config, self.run_dir / "config.toml")
@@ -151,6 +157,10 @@ class Trainer(abc.ABC):
     @abc.abstractmethod
     def build(self) -> None:
         """Create networks, optimisers and ``self.dataset`` (a map-style dataset of samples)."""
+
+    def warm_start_targets(self) -> tuple[dict[str, torch.nn.Module], tuple[str, ...]]:
+        """Networks ``init_from`` loads, by folder name, and the names that must be present."""
+        raise ConfigError(f"{type(self).__name__} does not support init_from")
 
     @abc.abstractmethod
     def train_step(self, batch: Any) -> dict[str, float]:

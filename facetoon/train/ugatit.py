@@ -24,7 +24,6 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from ..errors import ConfigError
 from ..layers import clip_rho
 from ..losses.ugatit import (
     UGATITLossWeights,
@@ -32,7 +31,7 @@ from ..losses.ugatit import (
     generator_adversarial_loss,
     generator_cam_loss,
 )
-from ..models.serialization import load_pretrained, read_config, save_pretrained
+from ..models.serialization import save_pretrained
 from ..models.ugatit import Discriminator, Generator
 from .data import Augment, UnpairedDataset, list_images, load_image_tensor, split_holdout
 from .loop import BaseTrainConfig, Trainer
@@ -74,8 +73,6 @@ class UGATITConfig(BaseTrainConfig):
     n_samples: int = 4  # validation images per direction in the sample grids
     kid_images: int = 100  # held-out images used for the validation KID (0 = no KID)
     kid_backend: str = "litert"  # MobileNetV2 features: "litert" (the reference int8 model) or "torch"
-    # warm start: a folder with a2b/ and b2a/ (and optionally disc_*) exported weights
-    init_from: str = ""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -160,8 +157,6 @@ class UGATITTrainer(Trainer):
         self.gens = rt.prepare_module(GeneratorPair(ngf=cfg.ngf, n_res=cfg.n_res, img_size=cfg.img_size,
                                                     light=cfg.light))
         self.discs = rt.prepare_module(DiscriminatorSet(cfg.ndf, cfg.n_layers_global, cfg.n_layers_local))
-        if cfg.init_from:
-            self._warm_start(Path(cfg.init_from))
         adam = dict(lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay)
         self.opt_g = torch.optim.Adam(self.gens.parameters(), **adam)
         self.opt_d = torch.optim.Adam(self.discs.parameters(), **adam)
@@ -176,27 +171,11 @@ class UGATITTrainer(Trainer):
             self.gens_ddp, self.discs_ddp = self.gens, self.discs
         self._kid_reference: np.ndarray | None = None
 
-    def _warm_start(self, folder: Path) -> None:
-        """Load exported generators (and discriminators, if present) as initial weights."""
+    def warm_start_targets(self) -> tuple[dict[str, nn.Module], tuple[str, ...]]:
+        """``init_from`` folder layout: a2b/ and b2a/ (required), disc_ga/ disc_la/ disc_gb/ disc_lb/."""
         targets = {"a2b": self.gens.a2b, "b2a": self.gens.b2a, "disc_ga": self.discs.ga,
                    "disc_la": self.discs.la, "disc_gb": self.discs.gb, "disc_lb": self.discs.lb}
-        for name, module in targets.items():
-            if not (folder / name).is_dir():
-                if name in ("a2b", "b2a"):
-                    raise ConfigError(f"init_from: {folder / name} not found")
-                log.info("init_from: no %s; it starts from random weights", name)
-                continue
-            loaded = load_pretrained(folder / name)
-            if loaded.config != module.config:
-                raise ConfigError(f"init_from: {name} was trained with {loaded.config}, "
-                                  f"this run uses {module.config}")
-            module.load_state_dict(loaded.state_dict())
-            log.info("init_from: loaded %s", folder / name)
-        # carry the step count and training time on, so the schedule and data order continue
-        meta = read_config(folder / "a2b").get("meta", {})
-        self.step = int(meta.get("step", 0))
-        self.train_seconds = float(meta.get("train_hours", 0.0)) * 3600
-        log.info("init_from: continuing at step %d (optimiser moments start afresh)", self.step)
+        return targets, ("a2b", "b2a")
 
     # ---- one step ----------------------------------------------------------------------------------
     def _set_lr(self) -> float:

@@ -1,0 +1,50 @@
+"""Warm start: initialise a trainer's networks from exported weights folders.
+
+Used by every trainer through ``init_from = "FOLDER"`` in its config. FOLDER holds one exported
+model folder (``config.json`` + ``model.safetensors``, see :mod:`facetoon.models.serialization`)
+per network, named as the trainer names them (U-GAT-IT: ``a2b``, ``b2a``, ``disc_ga`` ...;
+AnimeGAN: ``generator``, ``discriminator``) — the layout ``scripts/ship_weights.py`` writes to
+``training/<name>/state``. The step count and training time recorded in the first required
+network's metadata carry on, so the learning-rate schedule and data order continue; optimiser
+moments start afresh (they are not exported).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from torch import nn
+
+from ..errors import ConfigError
+from ..models.serialization import load_pretrained, read_config
+
+__all__ = ["warm_start"]
+
+log = logging.getLogger(__name__)
+
+
+def warm_start(folder: Path, targets: dict[str, nn.Module], required: tuple[str, ...]) -> tuple[int, float]:
+    """Load ``folder/<name>`` into each ``targets[name]``; return (step, training seconds).
+
+    Names in ``required`` must be present; the others start from their random initialisation
+    when missing. A network whose architecture config differs from the folder's is an error.
+    """
+    if not folder.is_dir():
+        raise ConfigError(f"init_from: {folder} is not a folder")
+    for name, module in targets.items():
+        if not (folder / name).is_dir():
+            if name in required:
+                raise ConfigError(f"init_from: {folder / name} not found")
+            log.info("init_from: no %s; it starts from random weights", name)
+            continue
+        loaded = load_pretrained(folder / name)
+        expected = getattr(module, "config", None)
+        if loaded.config != expected:
+            raise ConfigError(f"init_from: {name} was trained with {loaded.config}, this run uses {expected}")
+        module.load_state_dict(loaded.state_dict())
+        log.info("init_from: loaded %s", folder / name)
+    meta = read_config(folder / required[0]).get("meta", {})
+    step = int(meta.get("step", 0))
+    log.info("init_from: continuing at step %d (optimiser moments start afresh)", step)
+    return step, float(meta.get("train_hours", 0.0)) * 3600
