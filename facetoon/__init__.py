@@ -74,8 +74,9 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .face import AlignedFace, Face, align_face, detect_faces, paste_back
-    from .io import iter_image_files, read_image, read_image_with_alpha, write_image
-    from .models import create_model, list_models, load_pretrained
-    from .pipeline import Stylizer, StylizeResult, stylize
-    from .video import stylize_video
+    # noqa: F401 below: names re-exported lazily through __getattr__
+    from .face import AlignedFace, Face, align_face, detect_faces, paste_back  # noqa: F401
+    from .io import iter_image_files, read_image, read_image_with_alpha, write_image  # noqa: F401
+    from .models import create_model, list_models, load_pretrained  # noqa: F401
+    from .pipeline import Stylizer, StylizeResult, stylize  # noqa: F401
+    from .video import stylize_video  # noqa: F401

@@ -158,6 +158,23 @@ def test_details_and_options(weights, selfies, tmp_path) -> None:
         assert im.size == src.size and np.asarray(im).max() == 255
 
 
+def test_background_speed_mode(weights, selfies, tmp_path, capsys) -> None:
+    """--background-scale runs the scene model at a lower resolution; the output keeps the input size."""
+    full, fast = tmp_path / "full", tmp_path / "fast"
+    for out, extra in ((full, []), (fast, ["--background-scale", "0.5"])):
+        assert main(["stylize", str(selfies[0]), "-o", str(out), "--format", "png",
+                     *models(weights, scene=True), *extra]) == 0
+    name = f"{selfies[0].stem}_facetoon.png"
+    with Image.open(full / name) as a, Image.open(fast / name) as b, Image.open(selfies[0]) as src:
+        assert a.size == b.size == src.size
+        diff = np.abs(np.asarray(a, np.float32) - np.asarray(b, np.float32)).mean()
+    assert 0.0 < diff < 40.0  # a different (lower-resolution) scene pass, but the same picture
+    rc = main(["stylize", str(selfies[0]), "-o", str(tmp_path / "x"), "--background-scale", "1.5",
+               *models(weights, scene=True)])
+    err = capsys.readouterr().err
+    assert rc != 0 and "--background-scale" in err and len(err.strip().splitlines()) == 1
+
+
 def test_cartoongan_background(shared, weights, selfies, tmp_path) -> None:
     rc = main(["stylize", str(selfies[1]), "-o", str(tmp_path), "--face-weights", str(weights["face"]),
                "--background", "cartoongan", "--background-weights",

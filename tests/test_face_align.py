@@ -140,6 +140,7 @@ def test_padding_modes_on_a_face_cut_by_the_border(border_face: tuple[np.ndarray
     # blur keeps the edge colours but removes the streaks and mirrored detail away from the edge
     assert roughness(crops["blur"].image) < 0.7 * roughness(crops["reflect"].image)
     # ... and the edge mode's streaks: they run along x here (a left edge), so their variation is along y
+
     def across_streaks(im: np.ndarray) -> float:
         g = cv2.cvtColor(im, cv2.COLOR_RGB2GRAY).astype(np.float32)
         return float(np.abs(np.diff(g, axis=0))[far_out[1:]].mean())

@@ -19,7 +19,7 @@ import pytest
 from PIL import Image
 
 import facetoon.io as fio
-from facetoon.errors import ConfigError, FacetoonError, ImageTooLargeError, InvalidImageError, OutputError
+from facetoon.errors import ConfigError, ImageTooLargeError, InvalidImageError, OutputError
 from facetoon.io import (
     iter_image_files,
     read_image,

@@ -210,7 +210,7 @@ def test_end_to_end_synthetic(synthetic_run: Path, synthetic_data: Path, tmp_pat
 
 
 def test_export_fp16_discriminators_and_warm_start(synthetic_run: Path, synthetic_data: Path, tmp_path: Path,
-                                                  capsys: pytest.CaptureFixture[str]) -> None:
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
     import json
 
     out = tmp_path / "half"

@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from ..errors import ConfigError
+
 __all__ = ["add_stylizer_arguments", "make_stylizer"]
 
 
@@ -23,6 +25,9 @@ def add_stylizer_arguments(p: argparse.ArgumentParser, *, require_face: bool = F
     m.add_argument("--background-weights", metavar="PATH", default=None,
                    help="weights of the scene model: an exported folder, or for cartoongan the official "
                         "<Style>_net_G_float.pth")
+    m.add_argument("--background-scale", type=float, default=None, metavar="S",
+                   help="speed mode: run the scene model at S x the image size (0 < S <= 1; about 1/S^2 "
+                        "faster) and restore edges with a guided filter (default 1: full resolution)")
     m.add_argument("--pipeline", metavar="PATH", default=None,
                    help="a pipeline folder with pipeline.json (see Stylizer.from_pretrained); "
                         "the options above and below override it")
@@ -55,6 +60,10 @@ def _stylizer_options(args: argparse.Namespace) -> dict[str, Any]:
         value = getattr(args, key)
         if value is not None:
             opts[key] = value
+    if args.background_scale is not None:
+        if not 0.0 < args.background_scale <= 1.0:
+            raise ConfigError(f"--background-scale must be in (0, 1], got {args.background_scale}")
+        opts["background_options"] = {"internal_scale": args.background_scale}
     if args.no_harmonize:
         opts["harmonize"] = False
     if getattr(args, "require_face", False):
