@@ -13,7 +13,12 @@ Columns: wall-clock seconds (median, min), the CPU seconds this process used per
 threads; median), and ``other load``: the cores used by *other* processes during the measurement.
 On a shared machine wall time is only meaningful when ``other load`` is near 0; with
 ``--threads 1`` the CPU seconds stay a fair measure of the work under contention (a quiet 2-core
-run takes about half of them).
+run takes about half of them). ``GMACs`` is the model's multiply-accumulates for the input it
+runs on (the image padded to the model's size multiple, or scaled by ``--internal-scale``;
+conv and linear layers, see ``_common.count_macs``), ``GMAC/s`` that divided by the median wall
+time and ``GMAC/CPU-s`` by the median CPU seconds (the rate per busy core, which contention
+changes much less). The first lines describe the machine (CPU, ISA features, whether bf16 is
+native, torch threads, load): the figures depend on them.
 
 ``--peak-memory`` instead runs every configuration in a fresh subprocess and reports its peak
 resident memory (``ru_maxrss``). ``--profile`` prints the torch profiler's op table of one run
@@ -33,44 +38,18 @@ _THP = "0" if "--no-thp" in sys.argv else os.environ.get("THP_MEM_ALLOC_ENABLE",
 os.environ["THP_MEM_ALLOC_ENABLE"] = _THP
 
 import argparse  # noqa: E402
+import math  # noqa: E402
 import statistics  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-SHARED = Path(os.environ.get("FACETOON_SHARED", REPO.parent / "shared"))
-
-
-def _cpu_ticks() -> dict[int, int]:
-    """CPU ticks (user + system) consumed so far by every other process (from /proc; empty elsewhere)."""
-    ticks, me = {}, os.getpid()
-    try:
-        names = os.listdir("/proc")
-    except OSError:
-        return ticks
-    for p in names:
-        if not p.isdigit() or int(p) == me:
-            continue
-        try:
-            with open(f"/proc/{p}/stat") as f:
-                s = f.read()
-        except OSError:
-            continue
-        fields = s[s.rindex(")") + 2:].split()
-        ticks[int(p)] = int(fields[11]) + int(fields[12])
-    return ticks
-
-
-def _other_load(before: dict[int, int], after: dict[int, int], seconds: float) -> float:
-    """Cores used by other processes between two :func:`_cpu_ticks` samples."""
-    used = sum(t - before.get(pid, 0) for pid, t in after.items())
-    return used / os.sysconf("SC_CLK_TCK") / seconds
+from _common import SHARED, OtherLoad, count_macs, machine_summary  # noqa: E402
 
 
 def _photo(width: int, height: int) -> np.ndarray:
+    """The four-faces photo of ../shared resized to ``width`` x ``height`` (random pixels when absent)."""
     path = SHARED / "fixtures" / "four_faces.jpg"
     if path.is_file():
         import cv2
@@ -82,6 +61,7 @@ def _photo(width: int, height: int) -> np.ndarray:
 
 
 def _model(name: str):
+    """The scene model ``name`` and a label for its weights."""
     import torch
 
     torch.manual_seed(0)
@@ -130,14 +110,13 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",")]
-    print(f"torch {torch.__version__}, {args.threads} threads, {os.cpu_count()} CPUs, "
-          f"bf16 native: {torch.ops.mkldnn._is_mkldnn_bf16_supported()}, "
-          f"THP_MEM_ALLOC_ENABLE={os.environ.get('THP_MEM_ALLOC_ENABLE')}, "
-          f"retain memory: {args.retain_memory}")
+    print(machine_summary())
+    print(f"THP_MEM_ALLOC_ENABLE={os.environ.get('THP_MEM_ALLOC_ENABLE')}, "
+          f"retain memory: {args.retain_memory}, {args.repeats} timed run(s) after one warm-up")
     print()
     print("| model | weights | size | precision | wall s (median) | wall s (min) | CPU s "
-          "| other load (cores) |")
-    print("|---|---|---|---|---|---|---|---|")
+          "| other load (cores) | GMACs | GMAC/s | GMAC/CPU-s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     outputs: dict[tuple[str, int, int, str, float], np.ndarray] = {}
     for name in args.models.split(","):
         model, weights = _model(name)
@@ -154,19 +133,21 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"(compiled: first call incl. compilation {time.perf_counter() - t0:.1f} s)")
                 times, cpu, other = [], [], []
                 for _ in range(args.repeats):
-                    o0, c0, t0 = _cpu_ticks(), time.process_time(), time.perf_counter()
-                    out = stylizer(image)
-                    dt = time.perf_counter() - t0
-                    times.append(dt)
-                    cpu.append(time.process_time() - c0)
-                    other.append(_other_load(o0, _cpu_ticks(), dt))
+                    with OtherLoad() as load:
+                        c0, t0 = time.process_time(), time.perf_counter()
+                        out = stylizer(image)
+                        times.append(time.perf_counter() - t0)
+                        cpu.append(time.process_time() - c0)
+                    other.append(load.cores)
+                gmacs = _gmacs(model, stylizer, w, h, scale)
                 if args.profile:
                     _profile(stylizer, image)
                 outputs[(name, w, h, precision, scale)] = out
                 label = precision if scale == 1.0 else f"{precision}, internal x{scale:g} + guided filter"
-                print(f"| {name} | {weights} | {w}x{h} | {label} | {statistics.median(times):.2f} | "
-                      f"{min(times):.2f} | {statistics.median(cpu):.2f} | {statistics.median(other):.2f} |",
-                      flush=True)
+                wall, busy = statistics.median(times), statistics.median(cpu)
+                print(f"| {name} | {weights} | {w}x{h} | {label} | {wall:.2f} | {min(times):.2f} "
+                      f"| {busy:.2f} | {statistics.median(other):.2f} | {gmacs:.1f} | {gmacs / wall:.1f} "
+                      f"| {gmacs / max(busy, 1e-9):.1f} |", flush=True)
                 if args.save is not None and (w, h) == max(sizes):
                     from facetoon.io import write_image
 
@@ -187,7 +168,24 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _gmacs(model, stylizer, width: int, height: int, scale: float) -> float:
+    """Billions of multiply-accumulates of one whole-image run of ``model`` as ``stylizer`` feeds it.
+
+    The image is scaled by ``scale`` and padded to the model's size multiple, as the stylizer
+    does; images above its tile budget are run in overlapping tiles (more work, not counted).
+    """
+    import torch
+
+    if scale < 1.0:
+        width, height = max(1, round(width * scale)), max(1, round(height * scale))
+    m = stylizer.multiple
+    th = max(math.ceil(height / m) * m, stylizer.min_size)
+    tw = max(math.ceil(width / m) * m, stylizer.min_size)
+    return count_macs(model, torch.zeros(1, 3, th, tw)) / 1e9
+
+
 def _stylizer(model, precision: str, scale: float, retain: bool):
+    """A BackgroundStylizer of ``model`` (``compiled``: torch.compile of the reference model)."""
     import torch
 
     from facetoon.background import BackgroundStylizer
@@ -239,6 +237,11 @@ def _child(args: argparse.Namespace) -> int:
 def _peak_memory(args: argparse.Namespace) -> int:
     import subprocess
 
+    import torch
+
+    torch.set_num_threads(args.threads)
+    print(machine_summary())
+    print()
     print("| model | size | precision | peak RSS MB | before the run MB |")
     print("|---|---|---|---|---|")
     for name in args.models.split(","):

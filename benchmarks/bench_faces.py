@@ -9,16 +9,15 @@ The 1080p test photo is built from real images: a BSDS500 photo scaled to cover 
 a selfie2anime trainA selfie upscaled to 640x640 and blended in with a soft round edge.
 Timings are the median of ``--repeats`` runs after a warm-up (models loaded), single process:
 wall-clock time and the CPU time of this process (which, unlike wall time, does not grow when
-other jobs share the cores).
+other jobs share the cores), and the cores other processes used meanwhile (``other load``).
+The output starts with the machine (``_common.machine_summary``).
 Run from the repository root; data comes from ``../shared``.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -27,14 +26,11 @@ import cv2
 import numpy as np
 from PIL import Image
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from _common import SHARED, OtherLoad, machine_summary
+from facetoon.face import PADDING_MODES, align_face, detect_faces, paste_back, warp_to_image
+from facetoon.face.align import crop_with_matrix
+from facetoon.face.geometry import compose, rotation_about, translation
 
-from facetoon.face import PADDING_MODES, align_face, detect_faces, paste_back, warp_to_image  # noqa: E402
-from facetoon.face.align import crop_with_matrix  # noqa: E402
-from facetoon.face.geometry import compose, rotation_about, translation  # noqa: E402
-
-SHARED = Path(os.environ.get("FACETOON_SHARED", REPO.parent / "shared"))
 TRAIN_A = SHARED / "data" / "selfie2anime" / "trainA"
 
 
@@ -60,16 +56,18 @@ def scene_1080p(selfie: Path, background: Path, face_px: int = 640) -> np.ndarra
     return np.clip(canvas + 0.5, 0, 255).astype(np.uint8)
 
 
-def _median_ms(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
-    """Median wall-clock and CPU (this process, all threads) milliseconds per call."""
+def _median_ms(fn: Callable[[], object], repeats: int) -> tuple[float, float, float]:
+    """Median wall-clock and CPU (this process, all threads) milliseconds per call, and the cores
+    other processes used during the timed calls."""
     fn()  # warm-up: loads models, fills caches
     wall, cpu = [], []
-    for _ in range(repeats):
-        t0, c0 = time.perf_counter(), time.process_time()
-        fn()
-        wall.append(time.perf_counter() - t0)
-        cpu.append(time.process_time() - c0)
-    return 1000.0 * statistics.median(wall), 1000.0 * statistics.median(cpu)
+    with OtherLoad() as other:
+        for _ in range(repeats):
+            t0, c0 = time.perf_counter(), time.process_time()
+            fn()
+            wall.append(time.perf_counter() - t0)
+            cpu.append(time.process_time() - c0)
+    return 1000.0 * statistics.median(wall), 1000.0 * statistics.median(cpu), other.cores
 
 
 def bench_speed(repeats: int) -> None:
@@ -93,14 +91,12 @@ def bench_speed(repeats: int) -> None:
         ("3840x2160, detect + landmarks + align (256)", lambda: align_face(big, detect_faces(big)[0])),
         ("640x360, detect + landmarks + align (256)", lambda: align_face(small, detect_faces(small)[0])),
     ]
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"face box {face.size:.0f} px, {os.cpu_count()} cores, load average {load:.1f}, "
-          f"median of {repeats} runs\n")
-    print("| case | wall ms | CPU ms |")
-    print("|---|---:|---:|")
+    print(f"face box {face.size:.0f} px, median of {repeats} runs\n")
+    print("| case | wall ms | CPU ms | other load (cores) |")
+    print("|---|---:|---:|---:|")
     for name, fn in rows:
-        wall, cpu = _median_ms(fn, repeats)
-        print(f"| {name} | {wall:.1f} | {cpu:.1f} |", flush=True)
+        wall, cpu, other = _median_ms(fn, repeats)
+        print(f"| {name} | {wall:.1f} | {cpu:.1f} | {other:.2f} |", flush=True)
     print()
 
 
@@ -230,6 +226,7 @@ def main() -> int:
     args = parser.parse_args()
     if not TRAIN_A.is_dir():
         raise SystemExit(f"needs the shared data folder at {SHARED}")
+    print(machine_summary() + "\n", flush=True)
     if not args.no_speed:
         bench_speed(args.repeats)
     if args.rate is not None or args.all:

@@ -11,7 +11,8 @@ Image sets (sorted file names of ../shared/data/selfie2anime):
 
 Prints a Markdown table: KIDx100 mean ± std (100 subsets of min(1000, n_a, n_b), seed 0, and
 a second column with subsets of 100 for a spread) per backend, the per-image feature time of
-each backend, and the cosine similarity of the two backends' features.
+each backend, and the cosine similarity of the two backends' features. The output starts with
+the machine (``_common.machine_summary``); the feature times depend on it.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from _common import SHARED, machine_summary
 from facetoon.metrics.features import FeatureExtractor
 from facetoon.metrics.kid import kid
 
@@ -38,7 +40,7 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=500, help="images per set (default 500)")
     parser.add_argument("--subsets", type=int, default=100)
-    parser.add_argument("--shared", type=Path, default=Path(__file__).resolve().parents[2] / "shared")
+    parser.add_argument("--shared", type=Path, default=SHARED)
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for both backends")
     parser.add_argument("--backends", nargs="+", default=["litert", "torch"], choices=["litert", "torch"])
     args = parser.parse_args()
@@ -46,6 +48,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
+    print(machine_summary() + "\n", flush=True)
     data = args.shared / "data" / "selfie2anime"
     a_files = sorted((data / "trainA").glob("*.jpg"))
     b_files = sorted((data / "trainB").glob("*.jpg"))

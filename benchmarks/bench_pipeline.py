@@ -27,27 +27,27 @@ real photos (the astronaut, ../shared/fixtures/four_faces.jpg and three selfies 
 gradient energy on the mask's transition band over what the two sources have there (1 = no
 seam), ``ratio`` the band's energy over the rings beside it.
 
-Targets (issue 7, fast path, 2 cores): 512x512 <= 0.5 s, 1920x1080 <= 3.5 s. The machine's
-load average is printed with the results: figures measured while other jobs run are upper
-bounds; re-measure on a quiet machine.
+Targets (issue 7, fast path, 2 cores): 512x512 <= 0.5 s, 1920x1080 <= 3.5 s. The output starts
+with the machine (``_common.machine_summary``: CPU, ISA features, whether bf16 is native -
+without it "fast" runs in fp32 -, torch threads, load); ``other load`` is the cores other
+processes used during the timed calls: figures measured while other jobs run are upper bounds;
+re-measure on a quiet machine.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import resource
 import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
-from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("FACETOON_SHARED", REPO.parent / "shared"))
-ASTRONAUT = REPO / "examples" / "astronaut.png"
+from _common import ASTRONAUT, REPO, SHARED, OtherLoad, default_models, format_load, machine_summary
+
 LANDSCAPE = SHARED / "data" / "photos" / "bsds500" / "val" / "14037.jpg"
 TARGETS = {"512": 0.5, "1080p": 3.5}
 
@@ -75,37 +75,6 @@ def portrait_1080p():
     return canvas
 
 
-def _models(args: argparse.Namespace) -> tuple[Any, Any, str]:
-    """Face and scene model specs for Stylizer, and a label saying what they are."""
-    import torch
-
-    from facetoon.models import create_model
-    from facetoon.models.serialization import weights_dir
-    from facetoon.pipeline import DEFAULT_BACKGROUND_WEIGHTS, DEFAULT_FACE_WEIGHTS
-
-    torch.manual_seed(0)  # stand-ins are reproducible
-    labels = []
-    if args.face_weights:
-        face: Any = args.face_weights
-        labels.append(f"face {args.face_weights}")
-    elif (weights_dir() / DEFAULT_FACE_WEIGHTS / "config.json").is_file():
-        face = DEFAULT_FACE_WEIGHTS
-        labels.append(f"face {DEFAULT_FACE_WEIGHTS}")
-    else:
-        face = create_model("ugatit_generator", light=True, ngf=32, img_size=128)
-        labels.append("face: random-init stand-in (light U-GAT-IT, ngf 32, 128 px)")
-    if args.background_weights:
-        scene: Any = args.background_weights
-        labels.append(f"scene {args.background_weights}")
-    elif (weights_dir() / DEFAULT_BACKGROUND_WEIGHTS / "config.json").is_file():
-        scene = "animegan"
-        labels.append(f"scene {DEFAULT_BACKGROUND_WEIGHTS}")
-    else:
-        scene = create_model("animegan", version="v2")
-        labels.append("scene: random-init stand-in (AnimeGANv2)")
-    return face, scene, "; ".join(labels)
-
-
 def run_case(args: argparse.Namespace) -> dict:
     """One case in this process; returns its measurements."""
     import numpy as np
@@ -116,7 +85,7 @@ def run_case(args: argparse.Namespace) -> dict:
     from facetoon.pipeline import Stylizer
 
     image = read_image(ASTRONAUT) if args.case == "512" else portrait_1080p()
-    face, scene, label = _models(args)
+    face, scene, label = default_models(args.face_weights, args.background_weights)
     t = time.perf_counter()
     if isinstance(scene, str) and scene != "animegan":
         st = Stylizer(face_model=face, background_model="animegan", background_weights=scene,
@@ -128,10 +97,11 @@ def run_case(args: argparse.Namespace) -> dict:
     first = st.stylize(image, return_details=True)
     first_s = time.perf_counter() - t
     runs = []
-    for _ in range(args.repeat):
-        t = time.perf_counter()
-        res = st.stylize(image, return_details=True)
-        runs.append((time.perf_counter() - t, res.timings))
+    with OtherLoad() as other:
+        for _ in range(args.repeat):
+            t = time.perf_counter()
+            res = st.stylize(image, return_details=True)
+            runs.append((time.perf_counter() - t, res.timings))
     totals = [r[0] for r in runs]
     stages = {k: statistics.median(r[1].get(k, 0.0) for r in runs)
               for k in ("detect", "background", "faces", "blend")}
@@ -141,6 +111,7 @@ def run_case(args: argparse.Namespace) -> dict:
         "faces": len(first.faces), "load_s": load, "first_s": first_s, "median_s": statistics.median(totals),
         "min_s": min(totals), "stages": stages, "peak_mb": peak_kb / 1024.0, "models": label,
         "threads": args.threads, "output_shape": list(np.asarray(res.image).shape),
+        "other_load": other.cores,
     }
 
 
@@ -155,7 +126,7 @@ def seam_table(args: argparse.Namespace) -> None:
     from facetoon.io import read_image
     from facetoon.pipeline import Stylizer
 
-    face, scene, label = _models(args)
+    face, scene, label = default_models(args.face_weights, args.background_weights)
     hayao = SHARED / "models" / "cartoongan" / "Hayao_net_G_float.pth"
     if hayao.is_file():
         st = Stylizer(face_model=face, background_model="cartoongan", background_weights=hayao,
@@ -217,11 +188,14 @@ def main() -> int:
     if args.case:
         print(json.dumps(run_case(args)))
         return 0
+    import torch
+
+    torch.set_num_threads(args.threads)  # what the cases use, for the summary
+    print(machine_summary(), flush=True)
     if args.seam:
         seam_table(args)
         return 0
 
-    load_before = os.getloadavg()
     results = []
     for prec in args.precision:
         for case in args.cases:
@@ -237,27 +211,24 @@ def main() -> int:
                 print(proc.stderr, file=sys.stderr)
                 return 1
             results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
-    load_after = os.getloadavg()
 
     print(f"Models: {results[0]['models']}")
     print(f"torch threads: {args.threads}; timed calls per case: {args.repeat} (median), "
-          "after one warm-up call")
-    before = " ".join(f"{v:.2f}" for v in load_before)
-    after = " ".join(f"{v:.2f}" for v in load_after)
-    print(f"Load average (1/5/15 min) before: {before}, after: {after} on {os.cpu_count()} CPUs")
-    if max(load_before[0], load_after[0]) > 1.5:
-        print("NOTE: the machine was busy; these times are upper bounds - re-measure on a quiet machine.")
+          f"after one warm-up call; load average (1/5/15 min) after: {format_load()}")
+    if max((r["other_load"] for r in results if not math.isnan(r["other_load"])), default=0.0) > 0.3:
+        print("NOTE: other processes used the CPU meanwhile (other load); these times are upper bounds - "
+              "re-measure on a quiet machine.")
     print()
     print("| image | precision | faces | model load | 1st call | per call (median) | detect | scene | faces "
-          "| blend | peak RSS | target |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "| blend | peak RSS | other load | target |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         s = r["stages"]
         target = TARGETS[r["case"]]
         ok = "met" if r["median_s"] <= target else "missed"
         print(f"| {r['size']} | {r['precision']} | {r['faces']} | {r['load_s']:.2f} s | {r['first_s']:.2f} s "
               f"| **{r['median_s']:.2f} s** | {s['detect']:.2f} | {s['background']:.2f} | {s['faces']:.2f} "
-              f"| {s['blend']:.2f} | {r['peak_mb']:.0f} MB | <= {target} s ({ok}) |")
+              f"| {s['blend']:.2f} | {r['peak_mb']:.0f} MB | {r['other_load']:.2f} | <= {target} s ({ok}) |")
     if args.json:
         print()
         print(json.dumps(results, indent=2))

@@ -12,7 +12,11 @@ over ``--steps`` steps after ``--warmup`` steps. It prints the losses of both pa
 first steps side by side (same seed, same data), then generator inference (light, ngf 64,
 256 px, batch 1, eval mode, median of ``--infer-runs``) in fp32 and fast, and a Markdown table.
 
-The load average is printed with the figures: on a shared machine they are only indicative.
+The output starts with the machine (``_common.machine_summary``: CPU, ISA features, whether
+bf16 is native - without it "fast" runs in fp32 -, torch threads, load). ``other load`` is the
+cores used by other processes during the timed steps: on a shared machine the figures are only
+indicative. The inference rows give the generator's multiply-accumulates at 256 px (``GMACs``,
+conv and linear layers) and the rate achieved (``GMAC/s``), to compare with what the CPU can do.
 """
 
 from __future__ import annotations
@@ -28,8 +32,11 @@ from pathlib import Path
 
 import numpy as np
 
+from _common import SHARED, OtherLoad, count_macs, format_load, machine_summary
+
 
 def _log(msg: str) -> None:
+    """Progress to stderr (the results go to stdout)."""
     print(msg, file=sys.stderr, flush=True)
 
 
@@ -47,12 +54,15 @@ def _synthetic_data(root: Path, n: int = 8) -> Path:
 
 
 def _parse(spec: str) -> tuple[int, int, int]:
+    """``"128x32x4"`` -> ``(size, ngf, batch)``."""
     size, ngf, batch = (int(v) for v in spec.lower().split("x"))
     return size, ngf, batch
 
 
 def bench_training(data: Path, size: int, ngf: int, batch: int, precision: str, warmup: int, steps: int,
-                   scratch: Path) -> tuple[list[float], list[dict[str, float]], str]:
+                   scratch: Path) -> tuple[list[float], list[dict[str, float]], str, float]:
+    """Step times after the warm-up, the losses of every step, the resolved precision, and the
+    cores other processes used during the timed steps."""
     import torch
 
     from facetoon.train.ugatit import UGATITConfig, UGATITTrainer
@@ -62,7 +72,10 @@ def bench_training(data: Path, size: int, ngf: int, batch: int, precision: str, 
     trainer = UGATITTrainer(cfg, data, scratch / f"{size}_{ngf}_{batch}_{precision}")
     times: list[float] = []
     losses: list[dict[str, float]] = []
+    other = OtherLoad()
     for step in range(warmup + steps):
+        if step == warmup:
+            other.start()
         # the samples an uninterrupted run would see at this step (rank 0 of 1)
         items = [trainer.dataset[step * batch + j] for j in range(batch)]
         batch_t = (torch.stack([a for a, _ in items]), torch.stack([b for _, b in items]))
@@ -73,12 +86,15 @@ def bench_training(data: Path, size: int, ngf: int, batch: int, precision: str, 
         _log(f"  {size}px ngf{ngf} b{batch} {precision}: step {step + 1} {dt:.2f} s")
         if step >= warmup:
             times.append(dt)
+    other.stop()
     resolved = trainer.runtime.precision
     trainer.close()
-    return times, losses, resolved
+    return times, losses, resolved, other.cores
 
 
-def bench_inference(runs: int) -> dict[str, float]:
+def bench_inference(runs: int) -> tuple[dict[str, float], float]:
+    """Median seconds per generator call for each precision (``"fast (unsupported: fp32)"`` when it
+    fell back), and the generator's GMACs at 256 px."""
     import torch
 
     from facetoon.models.ugatit import Generator
@@ -87,6 +103,7 @@ def bench_inference(runs: int) -> dict[str, float]:
     torch.manual_seed(0)
     out: dict[str, float] = {}
     x0 = torch.rand(1, 3, 256, 256) * 2 - 1
+    gmacs = count_macs(Generator(ngf=64, n_res=4, img_size=256, light=True).eval(), x0) / 1e9
     for precision in ("fp32", "fast"):
         rt = resolve_runtime("cpu", precision)
         gen = rt.prepare_module(Generator(ngf=64, n_res=4, img_size=256, light=True).eval())
@@ -98,9 +115,10 @@ def bench_inference(runs: int) -> dict[str, float]:
                 gen(x)
                 if i >= 2:  # two warm-up runs
                     times.append(time.perf_counter() - t0)
-        out[rt.precision if precision == "fast" else "fp32"] = statistics.median(times)
-        _log(f"  inference 256px ngf64 light {rt.precision}: {statistics.median(times) * 1000:.0f} ms")
-    return out
+        name = precision if rt.precision == precision else f"{precision} (unsupported: {rt.precision})"
+        out[name] = statistics.median(times)
+        _log(f"  inference 256px ngf64 light {name}: {statistics.median(times) * 1000:.0f} ms")
+    return out, gmacs
 
 
 def main() -> None:
@@ -112,16 +130,14 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3, help="timed steps, median reported (default 3)")
     parser.add_argument("--infer-runs", type=int, default=10, help="timed inference runs (default 10)")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads")
-    parser.add_argument("--shared", type=Path, default=Path(__file__).resolve().parents[2] / "shared")
+    parser.add_argument("--shared", type=Path, default=SHARED)
     args = parser.parse_args()
 
     import torch
 
-    from facetoon.runtime import cpu_has_fast_bf16
-
     logging.basicConfig(level=logging.WARNING)
     torch.set_num_threads(args.threads)
-    load_before = os.getloadavg()
+    print(machine_summary(), flush=True)
     data = args.shared / "data" / "selfie2anime"
     with tempfile.TemporaryDirectory(prefix="bench-ugatit-") as tmp:
         scratch = Path(tmp)
@@ -129,38 +145,34 @@ def main() -> None:
             source = "real selfie2anime images"
         else:
             data, source = _synthetic_data(scratch / "data"), "synthetic images (../shared absent)"
-        _log(f"data: {source}; torch {torch.__version__}, {args.threads} threads, "
-             f"native bf16: {cpu_has_fast_bf16()}")
+        _log(f"data: {source}")
         rows = []
         loss_tables = []
         for spec in args.configs:
             size, ngf, batch = _parse(spec)
-            t32, l32, _ = bench_training(data, size, ngf, batch, "fp32", args.warmup, args.steps, scratch)
-            tfa, lfa, resolved = bench_training(data, size, ngf, batch, "fast", args.warmup, args.steps,
-                                                scratch)
+            t32, l32, _, o32 = bench_training(data, size, ngf, batch, "fp32", args.warmup, args.steps,
+                                              scratch)
+            tfa, lfa, resolved, ofa = bench_training(data, size, ngf, batch, "fast", args.warmup, args.steps,
+                                                     scratch)
             m32, mfa = statistics.median(t32), statistics.median(tfa)
-            rows.append((size, ngf, batch, m32, mfa, resolved))
+            rows.append((size, ngf, batch, m32, mfa, resolved, o32, ofa))
             loss_tables.append((spec, l32, lfa))
-        infer = bench_inference(args.infer_runs)
-    load_after = os.getloadavg()
+        infer, gmacs = bench_inference(args.infer_runs)
 
-    print(f"\ntorch {torch.__version__}, {args.threads} threads, native bf16: {cpu_has_fast_bf16()}, "
-          f"data: {source}")
-    before = " ".join(f"{v:.2f}" for v in load_before)
-    after = " ".join(f"{v:.2f}" for v in load_after)
-    print(f"load average (1/5/15 min) before: {before}, after: {after}")
+    print(f"\ndata: {source}; load average (1/5/15 min) after the run: {format_load()}")
     print(f"median of {args.steps} steps after {args.warmup} warm-up step(s); light generators, ndf = ngf, "
           "discriminators with 7 / 5 layers\n")
-    print("| image size, ngf, batch | fp32 s/step | fast s/step | speed-up | fp32 img/s | fast img/s |")
-    print("|---|---|---|---|---|---|")
-    for size, ngf, batch, m32, mfa, resolved in rows:
+    print("| image size, ngf, batch | fp32 s/step | fast s/step | speed-up | fp32 img/s | fast img/s "
+          "| other load fp32 / fast (cores) |")
+    print("|---|---|---|---|---|---|---|")
+    for size, ngf, batch, m32, mfa, resolved, o32, ofa in rows:
         note = "" if resolved == "fast" else " (fast unsupported: fp32)"
         print(f"| {size} px, ngf {ngf}, batch {batch} | {m32:.2f} | {mfa:.2f}{note} | {m32 / mfa:.2f}x "
-              f"| {batch / m32:.2f} | {batch / mfa:.2f} |")
-    print("\n| generator inference, 256 px, light, ngf 64, batch 1 | ms |")
-    print("|---|---|")
+              f"| {batch / m32:.2f} | {batch / mfa:.2f} | {o32:.2f} / {ofa:.2f} |")
+    print("\n| generator inference, 256 px, light, ngf 64, batch 1 | ms | GMACs | GMAC/s |")
+    print("|---|---|---|---|")
     for name, sec in infer.items():
-        print(f"| {name} | {sec * 1000:.0f} |")
+        print(f"| {name} | {sec * 1000:.0f} | {gmacs:.1f} | {gmacs / sec:.1f} |")
     print("\nLosses over the first steps, same seed and data (fp32 / fast):\n")
     print("| config | step | d_total fp32 | d_total fast | g_total fp32 | g_total fast "
           "| g_cam fp32 | g_cam fast |")

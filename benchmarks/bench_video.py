@@ -21,13 +21,17 @@ with N cores the frame rate cannot exceed about ``N / CPU s/frame``.
 Weights: the shipped defaults when they exist (``weights/ugatit-selfie2anime``,
 ``weights/animegan-anime``), else random-weight stand-ins with the default architectures (light
 U-GAT-IT generator ngf 32 at 128 px; AnimeGANv2): run time does not depend on weight values.
-The load average is printed: on a busy machine the times are upper bounds (the rates lower bounds).
+The output starts with the machine (``_common.machine_summary``: CPU, ISA features, whether
+bf16 is native - without it "fast" runs in fp32 -, torch threads, load); ``other load`` is the
+cores other processes used during the video run: on a busy machine the times are upper bounds
+(the rates lower bounds).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import resource
 import subprocess
@@ -35,35 +39,14 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-ASTRONAUT = REPO / "examples" / "astronaut.png"
+from _common import ASTRONAUT, REPO, OtherLoad, default_models, format_load, machine_summary
+
 ASTRONAUT_FACE = (177.1, 81.6, 273.1, 177.6)
 
 
-def _models() -> tuple[Any, Any, str]:
-    from facetoon.models import create_model
-    from facetoon.models.serialization import weights_dir
-    from facetoon.pipeline import DEFAULT_BACKGROUND_WEIGHTS, DEFAULT_FACE_WEIGHTS
-
-    labels = []
-    if (weights_dir() / DEFAULT_FACE_WEIGHTS / "config.json").is_file():
-        face: Any = DEFAULT_FACE_WEIGHTS
-        labels.append(f"face {DEFAULT_FACE_WEIGHTS}")
-    else:
-        face = create_model("ugatit_generator", light=True, ngf=32, img_size=128)
-        labels.append("face: random-init stand-in (light U-GAT-IT, ngf 32, 128 px)")
-    if (weights_dir() / DEFAULT_BACKGROUND_WEIGHTS / "config.json").is_file():
-        scene: Any = "animegan"
-        labels.append(f"scene {DEFAULT_BACKGROUND_WEIGHTS}")
-    else:
-        scene = create_model("animegan", version="v2")
-        labels.append("scene: random-init stand-in (AnimeGANv2)")
-    return face, scene, "; ".join(labels)
-
-
 def run_case(args: argparse.Namespace) -> dict:
+    """One case in this process; returns its measurements."""
     import torch
 
     torch.set_num_threads(args.threads)
@@ -77,7 +60,7 @@ def run_case(args: argparse.Namespace) -> dict:
     sw, sh = sprite.size
     clip = make_clip(tmp / "in.mp4", [sprite], size=(w, h), n_frames=args.frames, fps=24,
                      paths=[((0.1 * w, 0.3 * h), (0.9 * w - sw, 0.25 * h))])
-    face, scene, label = _models()
+    face, scene, label = default_models()
     options = {"internal_scale": args.scene_scale} if args.scene_scale < 1 else None
     t = time.perf_counter()
     st = Stylizer(face_model=face, background_model=scene, precision=args.precision,
@@ -94,8 +77,9 @@ def run_case(args: argparse.Namespace) -> dict:
         st.stylize(image)
         photo.append(time.perf_counter() - t)
     cpu0 = resource.getrusage(resource.RUSAGE_SELF)
-    res = stylize_video(clip.path, tmp / "out.mp4", stylizer=st, detect_every=args.detect_every,
-                        batch_size=args.batch_size, progress=False)
+    with OtherLoad() as other:
+        res = stylize_video(clip.path, tmp / "out.mp4", stylizer=st, detect_every=args.detect_every,
+                            batch_size=args.batch_size, progress=False)
     cpu1 = resource.getrusage(resource.RUSAGE_SELF)
     cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
     for p in tmp.iterdir():
@@ -106,6 +90,7 @@ def run_case(args: argparse.Namespace) -> dict:
         "frames": res.frames, "faces": res.faces, "seconds": res.seconds, "fps": res.throughput,
         "timings": res.timings, "load_s": load, "models": label, "threads": args.threads,
         "photo_s": sorted(photo)[len(photo) // 2], "cpu_s_per_frame": cpu / max(1, res.frames),
+        "other_load": other.cores,
     }
 
 
@@ -128,7 +113,10 @@ def main() -> int:
         print(json.dumps(run_case(args)))
         return 0
 
-    load_before = os.getloadavg()
+    import torch
+
+    torch.set_num_threads(args.threads)  # what the cases use, for the summary
+    print(machine_summary(), flush=True)
     results = []
     for prec in args.precision:
         for scale in args.scene_scale:
@@ -143,27 +131,24 @@ def main() -> int:
                     print(proc.stderr, file=sys.stderr)
                     return 1
                 results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
-    load_after = os.getloadavg()
     print(f"Models: {results[0]['models']}")
     print(f"{args.frames} frames per clip, detect every {args.detect_every}, batch {args.batch_size}, "
-          f"torch threads {args.threads}, H.264 CRF 18 preset medium, audio copied")
-    print(f"Load average (1/5/15 min) before: {load_before[0]:.2f} {load_before[1]:.2f} "
-          f"{load_before[2]:.2f}, after: {load_after[0]:.2f} {load_after[1]:.2f} {load_after[2]:.2f} "
-          f"on {os.cpu_count()} CPUs")
-    if max(load_before[0], load_after[0]) > 1.5:
-        print("NOTE: the machine was busy; these figures are lower bounds of the speed - re-measure "
-              "on a quiet machine.")
+          f"torch threads {args.threads}, H.264 CRF 18 preset medium, audio copied; "
+          f"load average (1/5/15 min) after: {format_load()}")
+    if max((r["other_load"] for r in results if not math.isnan(r["other_load"])), default=0.0) > 0.3:
+        print("NOTE: other processes used the CPU meanwhile (other load); these figures are lower bounds "
+              "of the speed - re-measure on a quiet machine.")
     print()
     print("| video | precision | scene scale | frames/s | s/frame | decode | track+detect | models | encode "
-          "| overlap | photo path | CPU s/frame |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "| overlap | photo path | CPU s/frame | other load |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         t, n = r["timings"], r["frames"]
         busy = sum(t.values())
         print(f"| {r['case']} | {r['precision']} | {r['scene_scale']:g} | **{r['fps']:.2f}** "
               f"| {1 / r['fps']:.2f} | {t['decode'] / n:.3f} | {t['track'] / n:.3f} | {t['stylize'] / n:.2f} "
               f"| {t['encode'] / n:.3f} | {busy / r['seconds']:.2f}x | {r['photo_s']:.2f} s "
-              f"| {r['cpu_s_per_frame']:.2f} |")
+              f"| {r['cpu_s_per_frame']:.2f} | {r['other_load']:.2f} |")
     if args.json:
         print()
         print(json.dumps(results, indent=2))
