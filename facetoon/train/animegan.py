@@ -14,6 +14,12 @@ A step:
    discriminator pass judges all its inputs in one batched call (every normalisation in it is
    per sample), so spectral normalisation runs once per pass.
 
+Validation (every ``validate_every`` steps, main rank): KIDx100 between the generator's outputs on
+the held-out photos of ``val/`` and ``holdout`` style images kept out of training (a fixed,
+seeded split; ``holdout = 0``, the default, trains on every style image as published and
+computes no KID). Both sides are seen at ``img_size`` (the style images are resized like the
+photos), so the metric does not reward or punish a resolution difference.
+
 Optional, off by default: ``teacher`` = the path of an official CartoonGAN ``.pth`` (or an exported
 folder), adding ``teacher_weight * L1(G(p), T(p))`` to the generator objective (distillation, for
 faster convergence on CPU; say so in any model card).
@@ -45,7 +51,7 @@ from ..losses.animegan import (
 from ..models.animegan import Generator
 from ..models.discriminators import PatchDiscriminator
 from ..models.serialization import load_pretrained, save_pretrained
-from .data import Augment, PhotoStyleDataset, load_image_tensor
+from .data import Augment, PhotoStyleDataset, load_image_tensor, split_holdout
 from .loop import BaseTrainConfig, Trainer
 from .samples import image_grid, tensor_to_uint8
 
@@ -87,6 +93,12 @@ class AnimeGANConfig(BaseTrainConfig):
     # data augmentation (the official code feeds 256x256 crops without flips)
     aug_margin: int = 0
     aug_flip: bool = False
+    # validation: style images kept out of training as the KID reference (0 = train on all of
+    # them, as published, and compute no KID); the held-out photos are those of val/
+    holdout: int = 0
+    holdout_seed: int = 1234  # fixed, so the validation split is the same across runs
+    kid_images: int = 100  # held-out images per side used for the validation KID (0 = no KID)
+    kid_backend: str = "litert"  # MobileNetV2 features: "litert" (the reference int8 model) or "torch"
     # optional distillation from a pretrained teacher (CartoonGAN .pth or an exported folder)
     teacher: str = ""
     teacher_weight: float = 0.0
@@ -98,6 +110,10 @@ class AnimeGANConfig(BaseTrainConfig):
             raise ValueError("version must be 'v1' or 'v2'")
         if self.teacher_weight > 0 and not self.teacher:
             raise ValueError("teacher_weight > 0 needs teacher = PATH")
+        if self.holdout < 0 or self.kid_images < 0:
+            raise ValueError("holdout and kid_images must be >= 0")
+        if self.kid_backend not in ("litert", "torch"):
+            raise ValueError(f"kid_backend must be 'litert' or 'torch', got {self.kid_backend!r}")
 
     def loss_weights(self) -> AnimeGANLossWeights:
         weights = AnimeGANLossWeights.preset(self.loss_preset)
@@ -140,14 +156,23 @@ class AnimeGANTrainer(Trainer):
         layout = check_animegan_layout(self.data_dir, cfg.style or None, require_val=False)
         self.layout = layout
         self.val_photos = list(layout.val_images or layout.photos[: cfg.n_samples])
-        self.dataset = PhotoStyleDataset(layout.photos, layout.style_images, layout.smooth_images,
+        # style images and their smooth copies share file names: hold out the same ones
+        train_style, self.val_style = split_holdout(layout.style_images, cfg.holdout, cfg.holdout_seed)
+        smooth_of = {p.name: p for p in layout.smooth_images}
+        train_smooth = [smooth_of[p.name] for p in train_style]
+        self.dataset = PhotoStyleDataset(layout.photos, train_style, train_smooth,
                                          Augment(cfg.img_size, cfg.aug_margin, cfg.aug_flip), cfg.seed)
+        self._kid_reference: np.ndarray | None = None
+        self._kid_warned = False
         rt = self.runtime
         self.gen = rt.prepare_module(Generator(version=cfg.version))
         self.disc = rt.prepare_module(PatchDiscriminator(cfg.d_channels, cfg.d_layers, cfg.d_norm))
         self.criterion = AnimeGANLoss(rt.prepare_module(build_perceptual(cfg.perceptual)), cfg.loss_weights())
         self.teacher = rt.prepare_module(load_teacher(cfg.teacher)) if cfg.teacher else None
         betas = (cfg.beta1, cfg.beta2)
+        # as in the official code: the initialisation phase has its own Adam, so the adversarial
+        # phase starts with fresh moments
+        self.opt_init = torch.optim.Adam(self.gen.parameters(), lr=cfg.init_lr, betas=betas)
         self.opt_g = torch.optim.Adam(self.gen.parameters(), lr=cfg.g_lr, betas=betas)
         self.opt_d = torch.optim.Adam(self.disc.parameters(), lr=cfg.d_lr, betas=betas)
         amp = rt.autocast_dtype == torch.float16
@@ -164,10 +189,10 @@ class AnimeGANTrainer(Trainer):
         """``init_from`` folder layout: generator/ (required) and discriminator/."""
         return {"generator": self.gen, "discriminator": self.disc}, ("generator",)
 
-    def _g_step(self, loss: Tensor) -> None:
-        self.opt_g.zero_grad(set_to_none=True)
+    def _g_step(self, loss: Tensor, optimizer: torch.optim.Optimizer) -> None:
+        optimizer.zero_grad(set_to_none=True)
         self.scaler_g.scale(loss).backward()
-        self.scaler_g.step(self.opt_g)
+        self.scaler_g.step(optimizer)
         self.scaler_g.update()
 
     def train_step(self, batch: tuple[Tensor, Tensor, Tensor]) -> dict[str, float]:
@@ -177,15 +202,13 @@ class AnimeGANTrainer(Trainer):
         self.gen.train()
         self.disc.train()
         initialising = self.step < cfg.init_steps
-        for group in self.opt_g.param_groups:
-            group["lr"] = cfg.init_lr if initialising else cfg.g_lr
 
         with rt.autocast():
             fake = self.gen_ddp(photo)
         if initialising:
             with rt.autocast():
                 g_total, parts = self.criterion.init_loss(photo, fake)
-            self._g_step(g_total)
+            self._g_step(g_total, self.opt_init)
             return {"g_total": float(g_total.detach()), "g_content": float(parts["content"])}
 
         # discriminator: anime -> 1; generated, grayscale anime, smoothed anime -> 0
@@ -212,7 +235,7 @@ class AnimeGANTrainer(Trainer):
                     distill = F.l1_loss(fake.float(), target.float())
                     g_total = g_total + cfg.teacher_weight * distill
                     g_parts["teacher"] = distill.detach()
-            self._g_step(g_total)
+            self._g_step(g_total, self.opt_g)
         finally:
             self.disc.requires_grad_(True)
         out = {"d_total": float(d_total.detach()), "g_total": float(g_total.detach())}
@@ -223,13 +246,22 @@ class AnimeGANTrainer(Trainer):
     # ---- state ---------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         return {"gen": self.gen.state_dict(), "disc": self.disc.state_dict(),
-                "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
+                "opt_init": self.opt_init.state_dict(), "opt_g": self.opt_g.state_dict(),
+                "opt_d": self.opt_d.state_dict(),
                 "scaler_g": self.scaler_g.state_dict(), "scaler_d": self.scaler_d.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.gen.load_state_dict(state["gen"])
         self.disc.load_state_dict(state["disc"])
-        self.opt_g.load_state_dict(state["opt_g"])
+        if "opt_init" in state:
+            self.opt_init.load_state_dict(state["opt_init"])
+            self.opt_g.load_state_dict(state["opt_g"])
+        elif self.step <= self.config.init_steps:
+            # checkpoints of facetoon <= 0.1.0 had one generator Adam for both phases: until the
+            # end of the initialisation phase its moments are the initialisation optimiser's
+            self.opt_init.load_state_dict(state["opt_g"])
+        else:
+            self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
         if state.get("scaler_g"):
             self.scaler_g.load_state_dict(state["scaler_g"])
@@ -256,6 +288,39 @@ class AnimeGANTrainer(Trainer):
                 row.append(tensor_to_uint8(teach[i]))
             rows.append(row)
         return image_grid(rows)
+
+    def _val_batch(self, files: list[Path]) -> Tensor:
+        """``(N, 3, img_size, img_size)`` in [-1, 1]: the files resized, without augmentation."""
+        return torch.stack([load_image_tensor(p, self.config.img_size) for p in files])
+
+    def validate(self) -> dict[str, float]:
+        """KIDx100 (and its std over subsets) between G(held-out photos of ``val/``) and the
+        held-out style images, both at ``img_size``; ``{}`` when either side has < 2 images."""
+        cfg = self.config
+        if cfg.kid_images <= 0:
+            return {}
+        photos = list(self.layout.val_images[:cfg.kid_images])
+        styles = self.val_style[:cfg.kid_images]
+        if len(photos) < 2 or len(styles) < 2:
+            if not self._kid_warned:
+                lacking = [f"{len(photos)} photo(s) in val/"] if len(photos) < 2 else []
+                lacking += [f"holdout = {cfg.holdout} style image(s)"] if len(styles) < 2 else []
+                log.warning("no validation KID: it needs at least 2 images per side, got %s",
+                            " and ".join(lacking))
+                self._kid_warned = True
+            return {}
+        from ..metrics.features import extract_features
+        from ..metrics.kid import kid
+
+        if self._kid_reference is None:
+            self._kid_reference = np.concatenate([
+                extract_features(self._val_batch(styles[i:i + 16]), backend=cfg.kid_backend)
+                for i in range(0, len(styles), 16)])
+        fakes = [self._run(self.gen, self._val_batch(photos[i:i + 16])) for i in range(0, len(photos), 16)]
+        self.gen.train()
+        features = extract_features(torch.cat(fakes), backend=cfg.kid_backend)
+        result = kid(features, self._kid_reference, n_subsets=100, seed=0)
+        return {"kid_x100": 100 * result.mean, "kid_x100_std": 100 * result.std}
 
     def export(self, out_dir: str | os.PathLike[str], fp16: bool = False, discriminators: bool = False) -> Path:
         """Write ``generator/`` (and ``discriminator/`` if asked) as config.json + model.safetensors."""

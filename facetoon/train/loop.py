@@ -121,13 +121,13 @@ class Trainer(abc.ABC):
         checkpoint = self._find_resume(resume)
         if checkpoint is not None:
             state = load_checkpoint(checkpoint, map_location=self.runtime.device)
+            self.step = int(state["step"])  # set first: load_state_dict may depend on it
             try:
                 self.load_state_dict(state["trainer"])
             except (KeyError, TypeError, RuntimeError, ValueError) as exc:
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                 raise WeightsError(f"checkpoint does not match this trainer/config ({first})",
                                    path=checkpoint) from None
-            self.step = int(state["step"])
             self.train_seconds = float(state.get("train_seconds", 0.0))
             log.info("resumed from %s at step %d", checkpoint, self.step)
         elif config.init_from:

@@ -1,0 +1,514 @@
+"""End-to-end tests of AnimeGAN training (``facetoon train animegan``, ``facetoon export animegan``).
+
+Every run is real but tiny: a synthetic AnimeGAN layout of a few real image files (``train_photo/``,
+``anime/style``, ``anime/smooth``, ``val/``), 32 px crops, an 8-channel discriminator, a few steps
+through the content-only initialisation phase into adversarial steps, one torch thread per process.
+The perceptual network is the labelled ``"random"`` smoke-test fallback, except in the test marked
+``shared``, which uses the real MobileNetV2 from ``../shared`` (and computes the validation KID
+with it).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageFilter
+
+from facetoon.cli import main
+from facetoon.models import load_pretrained
+from facetoon.train.animegan import AnimeGANConfig, AnimeGANTrainer
+from facetoon.train.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
+from facetoon.train.config import load_config
+from facetoon.train.data import split_holdout
+
+REPO = Path(__file__).resolve().parents[1]
+
+# a complete but tiny AnimeGAN run: 2 content-only initialisation steps, then adversarial steps
+TINY = ["img_size=32", "batch_size=1", "d_channels=8", "d_layers=2", "perceptual=random", "init_steps=2",
+        "n_samples=2", "precision=fp32", "device=cpu"]
+TINY_CONFIG = dict(img_size=32, batch_size=1, d_channels=8, d_layers=2, perceptual="random", init_steps=2,
+                   n_samples=2, precision="fp32", device="cpu")
+INIT_KEYS = ["g_total", "g_content"]
+ADV_KEYS = ["d_total", "d_real", "d_fake", "d_gray", "d_smooth",
+            "g_total", "g_adv", "g_content", "g_style", "g_color", "g_tv"]
+ALL_KEYS = ["g_total", "g_content", "d_total", "d_real", "d_fake", "d_gray", "d_smooth",
+            "g_adv", "g_style", "g_color", "g_tv"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # tiny networks on a busy 2-core machine: one thread (module scope, to cover the run fixtures)
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def subprocess_env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+
+
+# ---- data ------------------------------------------------------------------------------------------
+def _photo(rng: np.random.Generator, h: int = 40, w: int = 48) -> np.ndarray:
+    """(h, w, 3) uint8: a soft gradient scene with noise (photo-like)."""
+    yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
+    base = rng.uniform(40, 200, 3)
+    img = base * (0.6 + 0.4 * xx[..., None]) + 40 * yy[..., None] + rng.normal(0, 10, (h, w, 3))
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def _anime(rng: np.random.Generator, size: int = 40) -> np.ndarray:
+    """(size, size, 3) uint8: flat colour regions with hard edges and dark outlines (anime-like)."""
+    img = np.ones((size, size, 3)) * rng.uniform(0, 255, 3)
+    for _ in range(3):
+        y0, x0 = rng.integers(0, size - 10, 2)
+        y1, x1 = y0 + rng.integers(6, 12), x0 + rng.integers(6, 12)
+        img[y0:y1, x0:x1] = rng.uniform(0, 255, 3)
+        img[y0, x0:x1] = img[y1 - 1, x0:x1] = img[y0:y1, x0] = img[y0:y1, x1 - 1] = 20
+    return img.astype(np.uint8)
+
+
+def make_layout(root: Path, n_photo: int = 4, n_style: int = 5, n_val: int = 3, seed: int = 0,
+                smooth: bool = True) -> Path:
+    """A tiny AnimeGAN layout: ``train_photo/``, ``anime/style``, ``anime/smooth`` (blurred copies,
+    same names) and ``val/``; real PNG/JPEG files."""
+    rng = np.random.default_rng(seed)
+    for sub in ("train_photo", "val", "anime/style") + (("anime/smooth",) if smooth else ()):
+        (root / sub).mkdir(parents=True)
+    for i in range(n_photo):
+        Image.fromarray(_photo(rng)).save(root / "train_photo" / f"p{i:03d}.jpg", quality=95)
+    for i in range(n_val):
+        Image.fromarray(_photo(rng)).save(root / "val" / f"v{i:03d}.png")
+    for i in range(n_style):
+        style = Image.fromarray(_anime(rng))
+        style.save(root / "anime" / "style" / f"s{i:03d}.png")
+        if smooth:
+            style.filter(ImageFilter.GaussianBlur(1.5)).save(root / "anime" / "smooth" / f"s{i:03d}.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def layout(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_layout(tmp_path_factory.mktemp("animegan_data"))
+
+
+# ---- helpers ---------------------------------------------------------------------------------------
+def train(data: Path, out: Path, *settings: str, extra: tuple[str, ...] = ()) -> int:
+    """``facetoon -q train animegan --data DATA --out OUT [extra] --set TINY settings`` in-process."""
+    return main(["-q", "train", "animegan", "--data", str(data), "--out", str(out), *extra,
+                 "--set", *TINY, *settings])
+
+
+def read_losses(run: Path) -> list[dict[str, str]]:
+    with (run / "losses.csv").open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def loss_rows(run: Path) -> list[tuple[str, ...]]:
+    """The logged losses of every step, as written (6 significant digits), without timings."""
+    return [(r["step"], *(r.get(k, "") for k in ALL_KEYS)) for r in read_losses(run)]
+
+
+def ckpt_steps(run: Path) -> list[int]:
+    return [int(p.stem.split("_")[1]) for p in list_checkpoints(run)]
+
+
+def one_line_error(capsys: pytest.CaptureFixture[str], code: int, *needles: str) -> str:
+    """Assert the CLI failed with one ``facetoon: error:`` line (log warnings aside, e.g. the
+    random-perceptual-net notice) and no traceback; return that line."""
+    err = capsys.readouterr().err.strip()
+    assert code == 1, err
+    lines = [ln for ln in err.splitlines() if not ln.startswith("WARNING: ")]
+    assert len(lines) == 1 and lines[0].startswith("facetoon: error: "), err
+    assert "Traceback" not in err
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+    return lines[0]
+
+
+def tiny_trainer(data: Path, run: Path, **changes: object) -> AnimeGANTrainer:
+    return AnimeGANTrainer(AnimeGANConfig(**{**TINY_CONFIG, "iterations": 10, **changes}), data, run)
+
+
+@pytest.fixture(scope="module")
+def synthetic_run(layout: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished 6-step run (2 init + 4 adversarial), checkpoints at steps 2, 4, 6."""
+    run = tmp_path_factory.mktemp("runs") / "synthetic"
+    code = train(layout, run, "iterations=6", "checkpoint_every=2", "keep_checkpoints=3", "sample_every=3")
+    assert code == 0
+    return run
+
+
+@pytest.fixture(scope="module")
+def exported(synthetic_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``facetoon export animegan`` of the synthetic run, fp32 (generator only)."""
+    out = tmp_path_factory.mktemp("export") / "fp32"
+    assert main(["-q", "export", "animegan", str(synthetic_run), str(out)]) == 0
+    return out
+
+
+# ---- end to end -------------------------------------------------------------------------------------
+def test_end_to_end_synthetic(synthetic_run: Path, layout: Path) -> None:
+    rows = read_losses(synthetic_run)
+    assert [int(r["step"]) for r in rows] == list(range(1, 7))
+    # steps 1-2: content-only initialisation (no discriminator); steps 3-6: adversarial
+    for r in rows[:2]:
+        assert all(math.isfinite(float(r[k])) for k in INIT_KEYS)
+        assert r["d_total"] == "" and r["g_adv"] == ""
+        assert float(r["g_total"]) == pytest.approx(1.5 * float(r["g_content"]), rel=1e-4)  # v2 content 1.5
+    for r in rows[2:]:
+        for k in ADV_KEYS:
+            assert math.isfinite(float(r[k])), (k, r)
+        assert float(r["d_total"]) > 0 and float(r["g_total"]) > 0
+    assert "sec_per_step" in rows[0] and "g_teacher" not in rows[0]
+    # checkpoints at 2, 4, 6 (one crossing the end of the initialisation), nothing temporary left
+    assert ckpt_steps(synthetic_run) == [2, 4, 6]
+    assert sorted(p.name for p in (synthetic_run / "checkpoints").iterdir()) == [
+        "step_00000002.pt", "step_00000004.pt", "step_00000006.pt"]
+    state = load_checkpoint(synthetic_run / "checkpoints" / "step_00000006.pt")
+    assert state["step"] == 6 and state["config"]["d_channels"] == 8
+    assert set(state["trainer"]) == {"gen", "disc", "opt_init", "opt_g", "opt_d", "scaler_g", "scaler_d"}
+    # the initialisation phase has its own Adam (as in the official code): at its end (step 2) only
+    # that optimiser has moments; the adversarial phase then starts its Adam afresh
+    at_init_end = load_checkpoint(synthetic_run / "checkpoints" / "step_00000002.pt")["trainer"]
+    assert at_init_end["opt_init"]["state"] and not at_init_end["opt_g"]["state"]
+    assert state["trainer"]["opt_g"]["state"][0]["step"] == 4  # steps 3-6
+    assert state["trainer"]["opt_init"]["state"][0]["step"] == 2
+    # sample grids: rows of photo | generated, for the first n_samples val/ photos
+    samples = sorted(p.name for p in (synthetic_run / "samples").iterdir())
+    assert samples == ["latest.jpg", "step_00000003.jpg", "step_00000006.jpg"]
+    with Image.open(synthetic_run / "samples" / "latest.jpg") as im:
+        assert im.size == (2 * (32 + 2) + 2, 2 * (32 + 2) + 2)
+    assert list((synthetic_run / "tensorboard").glob("events.out.tfevents.*"))
+    # the resolved config, readable back; no KID by default (holdout = 0), so no stats.jsonl
+    expected = {**TINY_CONFIG, "iterations": 6, "checkpoint_every": 2, "keep_checkpoints": 3, "sample_every": 3}
+    assert load_config(AnimeGANConfig, synthetic_run / "config.toml") == AnimeGANConfig(**expected)
+    assert (synthetic_run / "data_dir.txt").read_text().strip() == str(layout.resolve())
+    assert not (synthetic_run / "stats.jsonl").exists()
+
+
+def test_export_fp32_loads_and_matches_the_checkpoint(synthetic_run: Path, exported: Path, layout: Path,
+                                                      tmp_path: Path) -> None:
+    assert sorted(p.name for p in exported.iterdir()) == ["generator"]
+    assert sorted(p.name for p in (exported / "generator").iterdir()) == ["config.json", "model.safetensors"]
+    doc = json.loads((exported / "generator" / "config.json").read_text())
+    assert doc["arch"] == "animegan" and doc["dtype"] == "float32"
+    assert doc["meta"]["step"] == 6 and doc["meta"]["trainer"] == "facetoon train animegan"
+    model = load_pretrained(exported / "generator")
+    assert model.config == {"version": "v2", "align_corners": True}
+    config = load_config(AnimeGANConfig, synthetic_run / "config.toml")
+    trainer = AnimeGANTrainer(config, layout, tmp_path / "reloaded",
+                              resume=synthetic_run / "checkpoints" / "step_00000006.pt")
+    assert trainer.step == 6
+    x = torch.stack([torch.linspace(-1, 1, 3 * 32 * 40).view(3, 32, 40),
+                     torch.rand(3, 32, 40, generator=torch.Generator().manual_seed(0)) * 2 - 1])
+    with torch.no_grad():
+        got = model(x)
+    assert got.shape == (2, 3, 32, 40)
+    assert torch.equal(got, trainer._run(trainer.gen, x))
+
+
+def test_export_fp16_discriminators_and_warm_start(synthetic_run: Path, layout: Path, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "half"
+    assert main(["-q", "export", "animegan", str(synthetic_run), str(out), "--fp16", "--discriminators"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["discriminator", "generator"]
+    doc = json.loads((out / "generator" / "config.json").read_text())
+    assert doc["dtype"] == "float16" and doc["meta"]["step"] == 6
+    n_params = sum(t.numel() for t in load_pretrained(out / "generator").state_dict().values())
+    assert (out / "generator" / "model.safetensors").stat().st_size < 0.6 * n_params * 4
+    assert load_pretrained(out / "discriminator").config["channels"] == 8
+
+    # init_from: the exported (fp16-rounded) weights, and the step carries on past the init phase
+    warm = tmp_path / "warm"
+    trainer = tiny_trainer(layout, warm, init_from=str(out), iterations=8, sample_every=100)
+    assert trainer.step == 6
+    for name, module in (("generator", trainer.gen), ("discriminator", trainer.disc)):
+        want = load_pretrained(out / name).state_dict()
+        have = module.state_dict()
+        assert all(torch.equal(have[k], want[k]) for k in want), name
+    assert trainer.fit() == 8
+    rows = read_losses(warm)
+    assert [r["step"] for r in rows] == ["7", "8"] and all(r["d_total"] for r in rows)  # adversarial
+    assert ckpt_steps(warm) == [8]
+    capsys.readouterr()  # the progress bar of that run
+
+    # ... but only with the same architecture: a one-line CLI error naming the difference
+    code = train(layout, tmp_path / "mismatch", "version=v1", f"init_from={json.dumps(str(out))}")
+    one_line_error(capsys, code, "init_from", "generator", "'v1'")
+    code = train(layout, tmp_path / "mismatch_d", "d_channels=16", f"init_from={json.dumps(str(out))}")
+    one_line_error(capsys, code, "init_from", "discriminator", "'channels': 8")
+    code = train(layout, tmp_path / "nothing", f"init_from={json.dumps(str(tmp_path / 'none'))}")
+    one_line_error(capsys, code, "init_from", "not a folder")
+    # export needs a run folder with a config and a checkpoint
+    code = main(["-q", "export", "animegan", str(tmp_path), str(tmp_path / "x")])
+    one_line_error(capsys, code, "not a training run folder", str(tmp_path))
+
+
+# ---- resume ------------------------------------------------------------------------------------------
+def test_exact_resume_from_a_checkpoint_into_a_new_run(synthetic_run: Path, layout: Path, tmp_path: Path) -> None:
+    # from the end of the initialisation phase: the lr switch and the fresh discriminator follow
+    resumed = tmp_path / "resumed"
+    half = synthetic_run / "checkpoints" / "step_00000002.pt"
+    assert train(layout, resumed, "iterations=6", "checkpoint_every=2", "keep_checkpoints=3", "sample_every=3",
+                 extra=("--resume", str(half))) == 0
+    got = loss_rows(resumed)
+    assert [r[0] for r in got] == ["3", "4", "5", "6"]
+    assert got == loss_rows(synthetic_run)[2:]  # identical in fp32, to the 6 digits logged
+    a = load_checkpoint(synthetic_run / "checkpoints" / "step_00000006.pt")["trainer"]
+    b = load_checkpoint(resumed / "checkpoints" / "step_00000006.pt")["trainer"]
+    for part in ("gen", "disc"):
+        for k in a[part]:
+            assert torch.equal(a[part][k], b[part][k]), (part, k)
+
+
+def test_resume_from_a_single_optimiser_checkpoint(synthetic_run: Path, layout: Path, tmp_path: Path) -> None:
+    """Checkpoints of facetoon 0.1.0 held one generator Adam: before the end of the initialisation
+    phase its moments go to the initialisation optimiser, after it to the adversarial one."""
+    for step, into in ((2, "opt_init"), (4, "opt_g")):
+        state = load_checkpoint(synthetic_run / "checkpoints" / f"step_{step:08d}.pt")
+        legacy = dict(state["trainer"])
+        legacy["opt_g"] = legacy.pop(into)
+        state["trainer"] = legacy
+        run = tmp_path / f"legacy{step}"
+        save_checkpoint(state, run, step)
+        cfg = AnimeGANConfig(**{**TINY_CONFIG, "iterations": 6})
+        trainer = AnimeGANTrainer(cfg, layout, run, resume=True)
+        assert trainer.step == step
+        loaded = getattr(trainer, into).state_dict()["state"]
+        assert loaded and torch.equal(loaded[0]["exp_avg"], legacy["opt_g"]["state"][0]["exp_avg"])
+
+
+@pytest.fixture(scope="module")
+def reference_run(layout: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    run = tmp_path_factory.mktemp("reference") / "run"
+    assert train(layout, run, *SIGNAL_SETTINGS) == 0
+    return run
+
+
+SIGNAL_SETTINGS = ["iterations=16", "checkpoint_every=2", "keep_checkpoints=20", "sample_every=1000"]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_signal_saves_and_resume_continues_exactly(sig: signal.Signals, layout: Path, reference_run: Path,
+                                                   tmp_path: Path) -> None:
+    run = tmp_path / "interrupted"
+    log_file = tmp_path / "stderr.txt"
+    with log_file.open("w") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "facetoon", "train", "animegan", "--data", str(layout), "--out", str(run),
+             "--set", *TINY, *SIGNAL_SETTINGS],
+            cwd=REPO, env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=err)
+        try:
+            deadline = time.monotonic() + 240
+            while not list_checkpoints(run):
+                assert proc.poll() is None, log_file.read_text()
+                assert time.monotonic() < deadline, "no checkpoint within 240 s"
+                time.sleep(0.01)
+            proc.send_signal(sig)
+            code = proc.wait(timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    stderr = log_file.read_text()
+    assert code == 0, stderr
+    assert "Traceback" not in stderr
+    assert f"received {sig.name}" in stderr and "resume with --resume" in stderr
+    stopped = ckpt_steps(run)[-1]
+    assert 2 <= stopped < 16, stderr  # it stopped early ...
+    assert len(read_losses(run)) == stopped  # ... after saving the step it was in
+
+    # resume in the same folder: no --config/--set needed, the run's config.toml is used
+    assert main(["-q", "train", "animegan", "--data", str(layout), "--out", str(run), "--resume"]) == 0
+    assert ckpt_steps(run)[-1] == 16
+    assert loss_rows(run) == loss_rows(reference_run)  # all 16 steps, as if never interrupted
+    a = load_checkpoint(run / "checkpoints" / "step_00000016.pt")["trainer"]["gen"]
+    b = load_checkpoint(reference_run / "checkpoints" / "step_00000016.pt")["trainer"]["gen"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+# ---- validation, held-out style images, teacher -----------------------------------------------------
+def test_holdout_keeps_style_images_and_their_smooth_copies_out_of_training(layout: Path, tmp_path: Path) -> None:
+    trainer = tiny_trainer(layout, tmp_path / "run", holdout=2)
+    styles = sorted((layout / "anime" / "style").iterdir())
+    keep, hold = split_holdout(styles, 2, 1234)
+    assert trainer.val_style == hold and trainer.dataset.styles == keep
+    assert [p.name for p in trainer.dataset.smooths] == [p.name for p in keep]
+    assert all(p.parent.name == "smooth" for p in trainer.dataset.smooths)
+    # the same split in every run (fixed holdout_seed, independent of the training seed)
+    assert tiny_trainer(layout, tmp_path / "run2", holdout=2, seed=5).val_style == hold
+    # without holdout (the default) every style image trains and no KID is computed
+    plain = tiny_trainer(layout, tmp_path / "plain")
+    assert plain.dataset.styles == styles and plain.val_style == [] and plain.validate() == {}
+
+
+@pytest.mark.shared
+def test_mobilenet_perceptual_run_with_validation_kid(shared: Path, layout: Path, tmp_path: Path) -> None:
+    from facetoon.models.mobilenet_v2 import default_tflite_path
+
+    if not default_tflite_path().is_file():
+        pytest.skip(f"needs the MobileNetV2 TFLite model at {default_tflite_path()}")
+    run = tmp_path / "run"
+    code = train(layout, run, "perceptual=mobilenet_v2", "iterations=4", "validate_every=2", "holdout=2",
+                 "kid_images=3", "kid_backend=litert", "sample_every=100")
+    assert code == 0
+    rows = read_losses(run)
+    assert [r["step"] for r in rows] == ["1", "2", "3", "4"]
+    for r in rows[2:]:
+        assert all(math.isfinite(float(r[k])) for k in ADV_KEYS)
+    # KID x100 of 3 val/ photos (generated) against the 2 held-out style images, at steps 2 and 4
+    stats = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
+    assert [s["step"] for s in stats] == [2, 4]
+    for s in stats:
+        assert math.isfinite(s["kid_x100"]) and s["kid_x100_std"] >= 0 and s["train_hours"] > 0
+
+
+def test_teacher_adds_a_distillation_term(exported: Path, layout: Path, tmp_path: Path) -> None:
+    teacher = exported / "generator"
+    plain = tiny_trainer(layout, tmp_path / "plain", init_steps=0, iterations=1)
+    taught = tiny_trainer(layout, tmp_path / "taught", init_steps=0, iterations=1, teacher=str(teacher),
+                          teacher_weight=10.0)
+    assert taught.teacher is not None and not taught.teacher.training
+    assert not any(p.requires_grad for p in taught.teacher.parameters())
+    batch = tuple(t[None] for t in plain.dataset[0])
+    a, b = plain.train_step(batch), taught.train_step(batch)
+    # same seed, same weights, same data: only g_total differs, by teacher_weight * g_teacher
+    assert "g_teacher" not in a and b["g_teacher"] > 0
+    for k in ADV_KEYS:
+        if k != "g_total":
+            assert a[k] == b[k], k
+    assert b["g_total"] - a["g_total"] == pytest.approx(10.0 * b["g_teacher"], rel=1e-4)
+    # the CSV of a run with a teacher logs it; the sample grid adds a teacher column
+    run = tmp_path / "run"
+    trainer = tiny_trainer(layout, run, init_steps=0, iterations=1, teacher=str(teacher), teacher_weight=10.0,
+                           sample_every=1)
+    assert trainer.fit() == 1
+    assert float(read_losses(run)[0]["g_teacher"]) > 0
+    with Image.open(run / "samples" / "latest.jpg") as im:
+        assert im.size == (3 * (32 + 2) + 2, 2 * (32 + 2) + 2)
+
+
+# ---- refusals -----------------------------------------------------------------------------------------
+def test_refuses_a_run_folder_with_checkpoints_without_resume(synthetic_run: Path, layout: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    before = (synthetic_run / "config.toml").read_bytes()
+    code = train(layout, synthetic_run, "iterations=6")
+    one_line_error(capsys, code, "already has checkpoints", "--resume", str(synthetic_run))
+    assert (synthetic_run / "config.toml").read_bytes() == before
+    assert ckpt_steps(synthetic_run) == [2, 4, 6]
+
+
+def test_missing_or_incomplete_layout_is_a_one_line_error(layout: Path, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    code = train(tmp_path / "nowhere", tmp_path / "r1")
+    one_line_error(capsys, code, "dataset folder not found", str(tmp_path / "nowhere"))
+    no_smooth = make_layout(tmp_path / "no_smooth", n_photo=1, n_style=2, n_val=0, smooth=False)
+    code = train(no_smooth, tmp_path / "r2")
+    one_line_error(capsys, code, "anime/smooth/ is missing", "facetoon prepare-smooth")
+    (no_smooth / "anime" / "smooth").mkdir()
+    code = train(no_smooth, tmp_path / "r3")
+    one_line_error(capsys, code, "anime/smooth/ has no images")
+    empty = tmp_path / "empty"
+    (empty / "train_photo").mkdir(parents=True)
+    code = train(empty, tmp_path / "r4")
+    one_line_error(capsys, code, "name the style folder", "none")
+    (empty / "anime" / "style").mkdir(parents=True)
+    code = train(empty, tmp_path / "r5")
+    one_line_error(capsys, code, "train_photo/ has no images", "anime/style/ has no images",
+                   "anime/smooth/ is missing")
+    code = train(layout, tmp_path / "r6", "holdout=5")
+    one_line_error(capsys, code, "cannot hold out 5 of 5 images")
+    code = train(layout, tmp_path / "r7", "style=Hayao")
+    one_line_error(capsys, code, "Hayao/style/ is missing")
+    for r in ("r1", "r2", "r3", "r4", "r5", "r6", "r7"):
+        assert not list_checkpoints(tmp_path / r)
+
+
+def test_bad_config_values_are_one_line_errors(layout: Path, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    cases = [
+        (["no_such_option=1"], "unknown AnimeGANConfig option(s): no_such_option"),
+        (["version=v3"], "version must be 'v1' or 'v2'"),
+        (["holdout=-1"], "holdout and kid_images must be >= 0"),
+        (["kid_backend=tflite"], "kid_backend must be 'litert' or 'torch'"),
+        (["teacher_weight=1.0"], "teacher_weight > 0 needs teacher = PATH"),
+        (["perceptual=vgg16"], "perceptual must be"),
+        (["loss_preset=v9"], "unknown AnimeGAN loss preset 'v9'"),
+    ]
+    for settings, needle in cases:
+        code = train(layout, tmp_path / "run", *settings)
+        one_line_error(capsys, code, needle)
+    assert not list_checkpoints(tmp_path / "run")
+
+
+# ---- DistributedDataParallel -------------------------------------------------------------------------
+_RANK_DUMP = '''"""Run the facetoon CLI unchanged; at the end each rank also saves its own weights."""
+import sys
+from pathlib import Path
+
+import torch
+
+import facetoon.train.animegan as animegan
+from facetoon.cli import main
+
+DUMP = Path(sys.argv.pop(1))
+_close = animegan.AnimeGANTrainer.close
+
+
+def close(self):
+    torch.save({"step": self.step, "gen": self.gen.state_dict(), "disc": self.disc.state_dict()},
+               DUMP / f"rank{self.dist.rank}.pt")
+    _close(self)
+
+
+animegan.AnimeGANTrainer.close = close
+sys.exit(main(sys.argv[1:]))
+'''
+
+
+@pytest.mark.slow
+def test_ddp_two_cpu_processes(layout: Path, tmp_path: Path) -> None:
+    script = tmp_path / "rank_dump.py"
+    script.write_text(_RANK_DUMP)
+    run, single, export = tmp_path / "ddp", tmp_path / "single", tmp_path / "export"
+    settings = ["iterations=4", "checkpoint_every=2", "sample_every=2"]  # 2 init + 2 adversarial steps
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script),
+         str(tmp_path), "-q", "train", "animegan", "--data", str(layout), "--out", str(run),
+         "--export", str(export), "--set", *TINY, *settings],
+        cwd=REPO, env=subprocess_env(), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    # rank 0 wrote the run folder: checkpoints, logs, samples, the export
+    assert ckpt_steps(run) == [2, 4]
+    assert (run / "samples" / "latest.jpg").is_file()
+    assert (export / "generator" / "model.safetensors").is_file()
+    # both ranks end with the same weights (DDP averages the gradients of every update)
+    r0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
+    r1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
+    assert r0["step"] == r1["step"] == 4
+    for part in ("gen", "disc"):
+        assert r0[part].keys() == r1[part].keys()
+        for k in r0[part]:
+            assert torch.equal(r0[part][k], r1[part][k]), (part, k)
+    last = load_checkpoint(run / "checkpoints" / "step_00000004.pt")["trainer"]
+    assert all(torch.equal(last["gen"][k], r0["gen"][k]) for k in r0["gen"])
+
+    # the same run in one process: rank 0's first sample is the single process's first sample, so
+    # the first (pre-update) loss agrees; after that the other rank's data changes everything
+    assert train(layout, single, *settings) == 0
+    two, one = read_losses(run), read_losses(single)
+    assert len(two) == len(one) == 4
+    assert all(math.isfinite(float(r[k])) for r in two[2:] for k in ADV_KEYS)
+    assert two[0]["g_total"] == one[0]["g_total"]
+    assert all(a["g_total"] != b["g_total"] for a, b in zip(two[1:], one[1:]))
