@@ -190,7 +190,8 @@ def test_outside_masks_equals_the_background_model(astronaut_result, stylizer, s
     _outside_is_background(res)
     _changed_inside(res)
     # ...and that background is the scene model's own output for the photo
-    alone = BackgroundStylizer(scene_model, precision=stylizer.runtime.precision)(res.photo)
+    # (precision "auto" runs the scene model's fused graph: BackgroundStylizer's "fast")
+    alone = BackgroundStylizer(scene_model, precision="fast")(res.photo)
     assert np.array_equal(alone, res.background)
 
 
@@ -401,7 +402,9 @@ def test_face_weight_zero_leaves_the_scene(stylizer, four_faces_result) -> None:
     assert own.sum() > 1000 and not (own & others).any()
     assert np.array_equal(img[own], res.background[own])  # scene only inside face 0's mask
     assert not np.array_equal(full[own], res.background[own])
-    assert np.array_equal(img[~own], full[~own])  # the other faces as usual
+    # the other faces as usual: the face model ran on a batch of 3 crops instead of 4, and on some
+    # CPUs (AVX2 oneDNN kernels) a convolution's float rounding depends on the batch size
+    assert np.abs(img[~own].astype(np.int16) - full[~own]).max() <= 1
     none = stylizer.stylize(res.photo, faces=faces, face_weights=[0, 0, 0, 0])
     assert np.array_equal(none, res.background)
 
