@@ -8,7 +8,11 @@ From the latest checkpoint of RUN_DIR, for MODEL = ``ugatit`` (the face model) o
 * ``training/<name>/``: what the next session needs to carry on when the full checkpoint is gone:
   ``state/`` (all networks, fp16; U-GAT-IT warm-starts from it with
   ``--set init_from=training/ugatit-selfie2anime/state``), ``stats.jsonl`` (validation history,
-  if any), ``losses_every50.csv`` (every 50th loss row) and ``config.toml``.
+  if any), ``losses_every50.csv`` (every 50th loss row) and ``config.toml``; ``sessions.jsonl``
+  (one row per training session: steps, hours, the CPU and the precision it ran with).
+
+A run warm-started on a new machine has only its own losses and validations: the committed
+history of earlier sessions is kept and the run's rows are merged after it (by step).
 
 Usage: python scripts/ship_weights.py {ugatit,animegan} RUN_DIR [--data DATA_DIR]
 """
@@ -22,6 +26,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import tomllib
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -37,19 +42,87 @@ def export(model: str, run_dir: Path, out: Path, data: str | None, samples: Path
     subprocess.run(cmd, check=True)
 
 
-def downsample_csv(src: Path, dst: Path, every: int = 50) -> int:
-    with src.open(newline="") as f:
+def read_csv(path: Path) -> tuple[list[dict], list[str]]:
+    if not path.is_file():
+        return [], []
+    with path.open(newline="") as f:
         reader = csv.DictReader(f)
-        rows = [r for r in reader if int(r["step"]) % every == 0]
-        fields = reader.fieldnames or []
+        return list(reader), list(reader.fieldnames or [])
+
+
+def merge_losses(src: Path, dst: Path, every: int = 50) -> tuple[int, int]:
+    """Every ``every``-th loss row of ``src``, after the committed rows of ``dst`` of earlier steps.
+
+    Returns (rows written, first step of this run).
+    """
+    new, new_fields = read_csv(src)
+    first = min((int(r["step"]) for r in new), default=0)
+    old, old_fields = read_csv(dst)
+    rows = [r for r in old if int(r["step"]) < first] + [r for r in new if int(r["step"]) % every == 0]
+    fields = old_fields + [f for f in new_fields if f not in old_fields]
     with dst.open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=fields)
+        w = csv.DictWriter(f, fieldnames=fields, restval="")
         w.writeheader()
         w.writerows(rows)
-    return len(rows)
+    return len(rows), first
 
 
-def ugatit_card(meta: dict, stats: list[dict], config_text: str) -> str:
+def read_jsonl(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> None:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def machine() -> tuple[str, str]:
+    """(CPU model, precision the 'fast' path runs with on it)."""
+    import platform
+
+    cpu, flags = platform.processor() or platform.machine(), set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+            elif line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                break
+    except OSError:
+        pass
+    isa = [f for f in ("amx_bf16", "avx512_bf16", "avx512f", "avx2") if f in flags]
+    if isa:
+        cpu += f" ({isa[0]})"
+    from facetoon.runtime import cpu_has_fast_bf16
+
+    return cpu, "bf16 (channels_last + autocast)" if cpu_has_fast_bf16() else "fp32 (no native bf16)"
+
+
+def record_session(path: Path, first_step: int, meta: dict, precision: str) -> list[dict]:
+    """Add or update this run's row of ``sessions.jsonl`` (keyed by the step it started from)."""
+    import datetime
+
+    cpu, fast = machine()
+    used = fast if precision in ("fast", "auto") else "fp32"
+    rows = [r for r in read_jsonl(path) if r["from_step"] != max(first_step - 1, 0)]
+    rows.append({"from_step": max(first_step - 1, 0), "to_step": meta["step"],
+                 "train_hours_total": meta["train_hours"], "date": datetime.date.today().isoformat(),
+                 "cpu": cpu, "precision": used})
+    rows.sort(key=lambda r: r["from_step"])
+    write_jsonl(path, rows)
+    return rows
+
+
+def sessions_table(rows: list[dict]) -> str:
+    lines = ["| steps | training hours (cumulative) | date | CPU | precision |", "|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['from_step']} -> {r['to_step']} | {r['train_hours_total']:.2f} | {r['date']} "
+                     f"| {r['cpu']} | {r['precision']} |")
+    return "\n".join(lines)
+
+
+def ugatit_card(meta: dict, stats: list[dict], config_text: str, sessions: list[dict]) -> str:
     NAME = NAMES["ugatit"]
     cfg = meta["config"]
     rows = "\n".join(f"| {s['step']} | {s.get('train_hours', 0):.2f} | {s['kid_x100']:.2f} |" for s in stats) \
@@ -72,7 +145,7 @@ used; no teacher model.
 | architecture | `ugatit_generator`: light={cfg['light']}, ngf={cfg['ngf']}, n_res={cfg['n_res']}, trained at {cfg['img_size']} px |
 | training steps | {meta['step']} (batch {cfg['batch_size']}) |
 | wall-clock training time | {meta['train_hours']:.2f} h on 2 CPU cores (shared with development work) |
-| precision | {cfg['precision']} (CPU fast path: channels_last + bf16 autocast) |
+| precision | config `{cfg['precision']}`: channels_last + bf16 autocast on CPUs with native bf16, fp32 elsewhere (per session below) |
 | storage | fp16 safetensors, upcast to fp32 on load |
 | validation KIDx100 (latest) | {latest_kid} |
 | validation KIDx100 (best) | {best_kid} |
@@ -80,6 +153,13 @@ used; no teacher model.
 
 **Status: an early checkpoint of a run that continues across sessions.** Until the KID bar is met
 these weights are a work in progress; see the history below.
+
+## Training sessions
+
+Each session resumed the run (from the full checkpoint when it survived, else warm-started from the
+committed compact state `training/{NAME}/state`, which re-initialises the Adam moments):
+
+{sessions_table(sessions)}
 
 ## Data
 
@@ -130,7 +210,7 @@ research; check its terms before commercial use.
 """
 
 
-def animegan_card(meta: dict, stats: list[dict], config_text: str) -> str:
+def animegan_card(meta: dict, stats: list[dict], config_text: str, sessions: list[dict]) -> str:
     cfg = meta["config"]
     teacher = (f"yes: the official CartoonGAN Hayao generator (MIT licence) as a distillation teacher, "
                f"`teacher_weight = {cfg['teacher_weight']}` x L1(G(p), T(p)) added to the AnimeGAN losses"
@@ -152,6 +232,10 @@ AnimeGAN{cfg['version']} generator (photo -> anime scene), trained **from scratc
 
 **Status: an early checkpoint of a run that continues across sessions**; it is not yet a good
 anime scene model.
+
+## Training sessions
+
+{sessions_table(sessions)}
 
 ## Data
 
@@ -212,16 +296,16 @@ def main() -> int:
         for p in ("config.json", "model.safetensors"):
             shutil.copy2(out / GENERATOR[args.model] / p, weights / p)
     meta = json.loads((weights / "config.json").read_text())["meta"]
-    stats_path = args.run_dir / "stats.jsonl"
-    stats = [json.loads(line) for line in stats_path.read_text().splitlines() if line.strip()] \
-        if stats_path.is_file() else []
-    stats = [s for s in stats if s["step"] <= meta["step"]]
+    n, first_step = merge_losses(args.run_dir / "losses.csv", training / "losses_every50.csv")
+    run_stats = [s for s in read_jsonl(args.run_dir / "stats.jsonl") if s["step"] <= meta["step"]]
+    stats = [s for s in read_jsonl(training / "stats.jsonl") if s["step"] < first_step] + run_stats
     if stats:
-        shutil.copy2(stats_path, training / "stats.jsonl")
+        write_jsonl(training / "stats.jsonl", stats)
     config_text = (args.run_dir / "config.toml").read_text()
     (training / "config.toml").write_text(config_text)
-    n = downsample_csv(args.run_dir / "losses.csv", training / "losses_every50.csv")
-    (weights / "MODEL_CARD.md").write_text(CARDS[args.model](meta, stats, config_text))
+    precision = tomllib.loads(config_text).get("train", {}).get("precision", "auto")  # the run's, not the export's
+    sessions = record_session(training / "sessions.jsonl", first_step, meta, precision)
+    (weights / "MODEL_CARD.md").write_text(CARDS[args.model](meta, stats, config_text, sessions))
     print(f"shipped {name} step {meta['step']} ({meta['train_hours']:.2f} h) to {weights} and {training}; "
           f"{len(stats)} validation rows, {n} loss rows")
     return 0
