@@ -42,7 +42,7 @@ from torch import Tensor, nn
 
 from .errors import ConfigError, InvalidImageError
 from .ops.tiling import NormStatsCache, downscale_to, plan_tiles, tiled_apply
-from .runtime import cpu_has_fast_bf16
+from .runtime import cpu_has_fast_bf16, to_channels_last
 
 # Big activations (hundreds of MB at 1080p) are allocated afresh by every op; with transparent huge
 # pages the kernel maps them in 2 MB instead of 4 kB pages, cutting page-fault time by about 4x.
@@ -160,7 +160,7 @@ class BackgroundStylizer:
             return model
         self._autocast = torch.float16 if self.device.type == "cuda" else torch.bfloat16
         if self.device.type == "cpu":
-            model = model.to(memory_format=torch.channels_last)
+            model = to_channels_last(model)
         return model
 
     # -- tensor level

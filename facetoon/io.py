@@ -142,7 +142,7 @@ def get_max_pixels() -> int | None:
     :data:`DEFAULT_MAX_PIXELS`.
     """
     if _max_pixels_override is not _UNSET:
-        return _max_pixels_override  # type: ignore[no-any-return]
+        return _max_pixels_override
     env = os.environ.get(MAX_PIXELS_ENV, "").strip()
     if not env:
         return DEFAULT_MAX_PIXELS
@@ -223,7 +223,7 @@ def _corrupt(label: str, what: str, exc: BaseException) -> InvalidImageError:
 
 def _label_of(src: object) -> str:
     if isinstance(src, (str, os.PathLike)):
-        return os.fspath(src)  # type: ignore[return-value]
+        return os.fspath(src)
     if isinstance(src, (bytes, bytearray, memoryview)):
         return "<bytes>"
     if isinstance(src, np.ndarray):

@@ -13,15 +13,17 @@ from __future__ import annotations
 import contextlib
 import logging
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Any, Iterator, TypeVar, cast
 
 import torch
 
 from .errors import ConfigError
 
-__all__ = ["Runtime", "resolve_device", "cpu_has_fast_bf16", "resolve_runtime"]
+__all__ = ["Runtime", "resolve_device", "cpu_has_fast_bf16", "resolve_runtime", "to_channels_last"]
 
 log = logging.getLogger(__name__)
+
+M = TypeVar("M", bound=torch.nn.Module)
 
 PRECISIONS = ("auto", "fp32", "fast")
 
@@ -66,10 +68,10 @@ class Runtime:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.autocast_dtype)
 
-    def prepare_module(self, module: torch.nn.Module) -> torch.nn.Module:
+    def prepare_module(self, module: M) -> M:
         module = module.to(self.device)
         if self.channels_last:
-            module = module.to(memory_format=torch.channels_last)
+            module = to_channels_last(module)
         return module
 
     def prepare_input(self, x: torch.Tensor) -> torch.Tensor:
@@ -107,3 +109,11 @@ def resolve_runtime(device: str | torch.device | None = "auto", precision: str =
         autocast_dtype=dtype if fast else None,
         channels_last=fast and dev.type == "cpu",
     )
+
+
+def to_channels_last(module: M) -> M:
+    """``module.to(memory_format=torch.channels_last)`` (returns ``module`` itself, converted in place).
+
+    ``nn.Module.to`` accepts ``memory_format`` at runtime, but torch's type stubs omit it.
+    """
+    return cast(M, cast(Any, module).to(memory_format=torch.channels_last))

@@ -66,7 +66,7 @@ import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -328,16 +328,19 @@ class VGG19Features(nn.Module):
     randomly initialised (tests only).
     """
 
+    mean: Tensor  # buffers (ImageNet normalisation), registered in __init__
+    std: Tensor
+
     def __init__(self, weights: str | os.PathLike[str] | None = None) -> None:
         super().__init__()
         layers: dict[str, nn.Module] = {}
         n_pool = 0
         for item in _VGG19_CFG:
-            if item == "M":
+            if isinstance(item, str):  # "M"
                 layers[f"pool{n_pool + 1}"] = nn.MaxPool2d(2, 2)
                 n_pool += 1
             else:
-                name, cin, cout = item  # type: ignore[misc]
+                name, cin, cout = item
                 layers[name] = nn.Conv2d(cin, cout, 3, 1, 1)
         self.layers = nn.ModuleDict(layers)
         self.register_buffer("mean", torch.tensor(_IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
@@ -349,7 +352,7 @@ class VGG19Features(nn.Module):
         from ..convert._common import load_state_dict_file
 
         p = Path(path)
-        state = load_state_dict_file(p)
+        state: dict[str, Any] = load_state_dict_file(p)
         if "state_dict" in state and isinstance(state.get("state_dict"), dict):  # pragma: no cover
             state = state["state_dict"]
         by_index = {f"features.{i}": name for name, i in _TORCHVISION_INDEX.items()}
@@ -401,6 +404,7 @@ class RandomFeatures(nn.Module):
             conv = nn.Conv2d(widths[i], widths[i + 1], 3, 2 if i < 3 else 1, 1)
             with torch.no_grad():
                 conv.weight.normal_(0.0, (2.0 / (9 * widths[i])) ** 0.5, generator=g)
+                assert conv.bias is not None
                 conv.bias.zero_()
             convs.append(conv)
         self.convs = nn.ModuleList(convs)

@@ -68,8 +68,8 @@ def list_images(folder: str | os.PathLike[str]) -> list[Path]:
 
 def _read_rgb(path: Path) -> Image.Image:
     try:
-        with Image.open(path) as im:
-            im = ImageOps.exif_transpose(im)
+        with Image.open(path) as f:
+            im = ImageOps.exif_transpose(f)
             return im.convert("RGB")
     except FileNotFoundError:
         raise InvalidImageError("file not found", path=path) from None
@@ -181,10 +181,11 @@ class FeatureExtractor:
             import torch
 
             from ..models.mobilenet_v2 import MobileNetV2Features
+            from ..runtime import to_channels_last
 
             model = MobileNetV2Features.from_tflite(self.model_path, cache=cache).to(device)
             if torch.device(device).type == "cpu":  # channels_last: ~1.5-2x faster on CPU
-                model = model.to(memory_format=torch.channels_last)
+                model = to_channels_last(model)
             self._model = model
 
     def _init_litert(self, num_threads: int | None) -> None:

@@ -28,7 +28,7 @@ inference (same function up to float rounding); see its docstring.
 from __future__ import annotations
 
 import logging
-from typing import Literal
+from typing import Literal, cast
 
 import torch
 import torch.nn.functional as F
@@ -348,12 +348,16 @@ class FastGeneratorV2(NormStatsRecorder, nn.Module):
         self.align_corners = model.align_corners
         net = model.net
 
-        def cnl(m: ConvNormLReLU) -> _FusedLayer:
+        def cnl(m: nn.Module) -> _FusedLayer:
+            assert isinstance(m, ConvNormLReLU)
             return _FusedLayer(m.conv, m.norm, m.padding, True, dtype)
 
-        self.stem = [cnl(m) for m in net["stem"]]
-        self.down = [cnl(m) for m in net["down"]]
-        mid = list(net["middle"])
+        def stage(name: str) -> nn.Sequential:  # nn.ModuleDict items are typed as plain nn.Module
+            return cast(nn.Sequential, net[name])
+
+        self.stem = [cnl(m) for m in stage("stem")]
+        self.down = [cnl(m) for m in stage("down")]
+        mid = list(stage("middle"))
         self.mid_in = cnl(mid[0])
         self.irbs = []
         for blk in mid[1:-1]:
@@ -362,9 +366,9 @@ class FastGeneratorV2(NormStatsRecorder, nn.Module):
                               _FusedLayer(blk.project, blk.project_norm, (0, 0, 0, 0), False, dtype),
                               blk.use_residual))
         self.mid_out = cnl(mid[-1])
-        self.up1 = [cnl(m) for m in net["up1"]]
-        self.up2 = [cnl(m) for m in net["up2"]]
-        self.out = _FusedLayer(net["out"], None, (0, 0, 0, 0), False, dtype)
+        self.up1 = [cnl(m) for m in stage("up1")]
+        self.up2 = [cnl(m) for m in stage("up2")]
+        self.out = _FusedLayer(cast(nn.Conv2d, net["out"]), None, (0, 0, 0, 0), False, dtype)
 
     def _layer(self, x: Tensor, layer: _FusedLayer, residual: Tensor | None = None) -> Tensor:
         y = conv2d_reflect(x, layer.conv)

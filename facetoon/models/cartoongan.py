@@ -26,6 +26,9 @@ with the biased standard deviation over H, W. Height and width must be multiples
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import cast
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -180,7 +183,7 @@ class FastCartoonGAN(NormStatsRecorder, nn.Module):
         self.dtype = dtype
         self.bgr = model.bgr_weights
 
-        def spec(conv: nn.Module, pad: int) -> ConvSpec:
+        def spec(conv: nn.Conv2d | nn.ConvTranspose2d, pad: int) -> ConvSpec:
             return ConvSpec.from_conv(conv, pad, dtype)
 
         def norm(n: CartoonInstanceNorm) -> tuple[Tensor, Tensor, float]:
@@ -188,7 +191,8 @@ class FastCartoonGAN(NormStatsRecorder, nn.Module):
 
         self.stem = (spec(model.stem_conv, 3), norm(model.stem_norm))
         self.down = [(spec(d.conv1, 1), spec(d.conv2, 1), norm(d.norm)) for d in (model.down1, model.down2)]
-        self.res = [(spec(r.conv1, 1), norm(r.norm1), spec(r.conv2, 1), norm(r.norm2)) for r in model.res]
+        res_blocks = cast("Iterable[_ResBlock]", model.res)  # an nn.Sequential of _ResBlock
+        self.res = [(spec(r.conv1, 1), norm(r.norm1), spec(r.conv2, 1), norm(r.norm2)) for r in res_blocks]
         self.up = [(spec(u.deconv, 0), spec(u.conv, 1), norm(u.norm)) for u in (model.up1, model.up2)]
         self.out = spec(model.out_conv, 3)
 

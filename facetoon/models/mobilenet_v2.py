@@ -65,7 +65,7 @@ import os
 import re
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -406,7 +406,7 @@ class MobileNetV2Features(nn.Module):
 
         for name, conv in self._convs().items():
             conv.qparams = tup(d.get(name))
-        for i, block in enumerate(self.blocks):
+        for i, block in enumerate(cast("Iterable[InvertedResidual]", self.blocks)):
             if block.residual:
                 block.add_qparams = tup(d.get(f"block{i}.add"))
         self.input_qparams = tup(d["input"]) or self.input_qparams
@@ -497,6 +497,8 @@ def _load_tflite_into(model: MobileNetV2Features, path: Path) -> None:
                 weight = weight[0].transpose(2, 0, 1)[:, None]
             else:  # OHWI -> OIHW
                 weight = weight.transpose(0, 3, 1, 2)
+            target_w: torch.Tensor
+            target_b: torch.Tensor
             if layer == "classifier":
                 target_w, target_b = model.classifier.weight, model.classifier.bias
                 weight = weight.reshape(weight.shape[0], -1)
@@ -504,7 +506,9 @@ def _load_tflite_into(model: MobileNetV2Features, path: Path) -> None:
             else:
                 if layer not in convs:
                     raise WeightsError(f"TFLite layer {layer} has no counterpart in the port", path=path)
-                target_w, target_b = convs[layer].conv.weight, convs[layer].conv.bias
+                conv = convs[layer].conv
+                assert conv.bias is not None  # ConvAct convs are built with bias=True
+                target_w, target_b = conv.weight, conv.bias
                 convs[layer].qparams = _qparams(details[out_idx])
             if tuple(target_w.shape) != weight.shape or tuple(target_b.shape) != bias.shape:
                 raise WeightsError(
@@ -521,7 +525,7 @@ def _load_tflite_into(model: MobileNetV2Features, path: Path) -> None:
             m = _BLOCK_OUT.match(out["name"].split(";")[0])
             if m is None:
                 raise WeightsError(f"unexpected TFLite ADD output {out['name']!r}", path=path)
-            block = model.blocks[int(m.group(1) or 0)]
+            block = cast(InvertedResidual, model.blocks[int(m.group(1) or 0)])
             if not block.residual:
                 raise WeightsError(f"TFLite adds a residual in block {m.group(1)}, the port does not",
                                    path=path)
@@ -532,7 +536,7 @@ def _load_tflite_into(model: MobileNetV2Features, path: Path) -> None:
     if done != expected:
         raise WeightsError(f"TFLite model lacks layers {sorted(expected - done)}", path=path)
     model.input_qparams = _qparams(interp.get_input_details()[0])
-    n_res = sum(b.residual for b in model.blocks)
+    n_res = sum(b.residual for b in cast("Iterable[InvertedResidual]", model.blocks))
     if sum(b.add_qparams is not None for b in model.blocks) != n_res:
         raise WeightsError("TFLite model has a different number of residual adds", path=path)
     log.debug("converted %s: %d conv layers, %d residual adds", path.name, len(done), n_res)

@@ -18,6 +18,8 @@ Convention: images are ``(B, 3, H, W)`` RGB in [-1, 1].
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -30,7 +32,7 @@ from .registry import register_model
 __all__ = ["Generator", "Discriminator"]
 
 
-def _cam_attention(x: Tensor, gap_fc: nn.Module, gmp_fc: nn.Module) -> tuple[Tensor, Tensor]:
+def _cam_attention(x: Tensor, gap_fc: nn.Linear, gmp_fc: nn.Linear) -> tuple[Tensor, Tensor]:
     """The CAM module's pooling branch.
 
     Global average- and max-pooled features go through bias-free one-unit linear layers (the
@@ -161,8 +163,9 @@ class Discriminator(nn.Module):
         layers += conv(ndf * mult, ndf * mult * 2, 1) + [nn.LeakyReLU(0.2, True)]
         self.features = nn.Sequential(*layers)
         dim = ndf * mult * 2
-        self.gap_fc = spectral_norm(nn.Linear(dim, 1, bias=False))
-        self.gmp_fc = spectral_norm(nn.Linear(dim, 1, bias=False))
+        # spectral_norm is typed to return nn.Module; it returns the same nn.Linear, parametrized
+        self.gap_fc = cast(nn.Linear, spectral_norm(nn.Linear(dim, 1, bias=False)))
+        self.gmp_fc = cast(nn.Linear, spectral_norm(nn.Linear(dim, 1, bias=False)))
         self.conv1x1 = nn.Conv2d(dim * 2, dim, 1, 1, bias=True)
         self.leaky_relu = nn.LeakyReLU(0.2, True)
         self.classifier = nn.Sequential(*conv(dim, 1, 1, bias=False))

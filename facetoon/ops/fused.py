@@ -19,6 +19,7 @@ bfloat16 or float32. Statistics are returned in float32.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -45,13 +46,15 @@ class ConvSpec:
 
     @classmethod
     def from_conv(cls, conv: nn.Conv2d | nn.ConvTranspose2d, pad: Pad | int, dtype: torch.dtype) -> ConvSpec:
-        p = (pad, pad, pad, pad) if isinstance(pad, int) else tuple(pad)
+        p = (pad, pad, pad, pad) if isinstance(pad, int) else cast(Pad, tuple(pad))
         w = conv.weight.detach().to(dtype)
         transposed = isinstance(conv, nn.ConvTranspose2d)
         w = w.contiguous() if transposed else w.contiguous(memory_format=torch.channels_last)
         b = None if conv.bias is None else conv.bias.detach().to(dtype)
+        # a transposed conv's padding is always an int tuple (only nn.Conv2d accepts "same"/"valid")
+        tpad = cast(int, conv.padding[0]) if transposed else 0
         return cls(w, b, conv.stride[0], p, conv.groups, transposed,
-                   conv.output_padding[0] if transposed else 0, conv.padding[0] if transposed else 0)
+                   conv.output_padding[0] if transposed else 0, tpad)
 
 
 def conv2d_reflect(x: Tensor, spec: ConvSpec) -> Tensor:

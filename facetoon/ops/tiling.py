@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -242,7 +242,7 @@ class NormStatsCache:
     @contextmanager
     def _patched(self, make: Callable[[nn.Module, int], Callable[[Tensor], Tensor]]) -> Iterator[None]:
         for i, m in enumerate(self.modules):
-            m.forward = make(m, i)  # type: ignore[method-assign]  # instance attribute shadows the class
+            m.forward = make(m, i)  # instance attribute shadows the class
         try:
             yield
         finally:
@@ -250,7 +250,7 @@ class NormStatsCache:
                 if "forward" in m.__dict__:
                     del m.forward
 
-    def recording(self) -> contextmanager:
+    def recording(self) -> AbstractContextManager[None]:
         if self.delegate:
             return self.model.record_norm_stats()  # type: ignore[operator]
         self.stats = {}
@@ -266,7 +266,7 @@ class NormStatsCache:
 
         return self._patched(make)
 
-    def replaying(self) -> contextmanager:
+    def replaying(self) -> AbstractContextManager[None]:
         if self.delegate:
             return self.model.replay_norm_stats()  # type: ignore[operator]
         if len(self.stats) != len(self.modules):

@@ -31,7 +31,7 @@ import dataclasses
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
 import numpy as np
 import torch
@@ -48,7 +48,7 @@ from ..losses.animegan import (
     grayscale_rgb,
     mobilenet_v2_features,
 )
-from ..models.animegan import Generator
+from ..models.animegan import Generator, NormKind
 from ..models.discriminators import PatchDiscriminator
 from ..models.serialization import load_pretrained, save_pretrained
 from .data import Augment, PhotoStyleDataset, load_image_tensor, split_holdout
@@ -139,7 +139,7 @@ def load_teacher(spec: str) -> nn.Module:
     if path.suffix == ".pth":
         from ..convert.cartoongan import load_official_cartoongan
 
-        model = load_official_cartoongan(path)
+        model: nn.Module = load_official_cartoongan(path)
     else:
         model = load_pretrained(path)
     model.eval().requires_grad_(False)
@@ -165,8 +165,10 @@ class AnimeGANTrainer(Trainer):
         self._kid_reference: np.ndarray | None = None
         self._kid_warned = False
         rt = self.runtime
-        self.gen = rt.prepare_module(Generator(version=cfg.version))
-        self.disc = rt.prepare_module(PatchDiscriminator(cfg.d_channels, cfg.d_layers, cfg.d_norm))
+        # version is checked in AnimeGANConfig.__post_init__, d_norm by PatchDiscriminator
+        version = cast(Literal["v1", "v2"], cfg.version)
+        self.gen = rt.prepare_module(Generator(version=version))
+        self.disc = rt.prepare_module(PatchDiscriminator(cfg.d_channels, cfg.d_layers, cast(NormKind, cfg.d_norm)))
         self.criterion = AnimeGANLoss(rt.prepare_module(build_perceptual(cfg.perceptual)), cfg.loss_weights())
         self.teacher = rt.prepare_module(load_teacher(cfg.teacher)) if cfg.teacher else None
         betas = (cfg.beta1, cfg.beta2)

@@ -73,7 +73,7 @@ def load_image_tensor(path: Path, size: int) -> torch.Tensor:
     """``(3, size, size)`` RGB in [-1, 1]: the image resized (bilinear) without augmentation."""
     from PIL import Image
 
-    img = Image.fromarray(_read_rgb(path)).resize((size, size), Image.BILINEAR)
+    img = Image.fromarray(_read_rgb(path)).resize((size, size), Image.Resampling.BILINEAR)
     return _to_tensor(np.asarray(img))
 
 
@@ -97,9 +97,9 @@ class Augment:
 
         img = Image.fromarray(rgb)
         if self.flip and rng.random() < 0.5:
-            img = img.transpose(Image.FLIP_LEFT_RIGHT)
+            img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
         big = self.size + self.margin
-        img = img.resize((big, big), Image.BILINEAR)
+        img = img.resize((big, big), Image.Resampling.BILINEAR)
         x, y = (int(v) for v in rng.integers(0, self.margin + 1, size=2))
         return _to_tensor(np.asarray(img)[y:y + self.size, x:x + self.size])
 

@@ -11,7 +11,7 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
@@ -26,8 +26,8 @@ class MetricLogger:
         self.csv_path = self.dir / "losses.csv"
         self.stats_path = self.dir / "stats.jsonl"
         self._truncate(resume_step)
-        self._csv_file = None
-        self._writer: csv.DictWriter | None = None
+        self._csv_file: IO[str] | None = None
+        self._writer: csv.DictWriter[str] | None = None
         self._fields: list[str] | None = None
         self._tb = None
         if tensorboard:

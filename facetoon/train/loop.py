@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.utils.data import Dataset
 
 from .._fileutil import atomic_open
 from ..errors import ConfigError, WeightsError
@@ -102,6 +103,7 @@ class Trainer(abc.ABC):
     """Base class of facetoon's trainers; see the module docstring."""
 
     config: BaseTrainConfig
+    dataset: Dataset[Any]  # created by build()
 
     def __init__(self, config: BaseTrainConfig, data_dir: str | os.PathLike[str],
                  run_dir: str | os.PathLike[str], resume: bool | str | os.PathLike[str] = False) -> None:

@@ -16,7 +16,7 @@ import dataclasses
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -26,6 +26,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from ..layers import clip_rho
 from ..losses.ugatit import (
+    DiscOutput,
     UGATITLossWeights,
     discriminator_adversarial_loss,
     generator_adversarial_loss,
@@ -127,13 +128,14 @@ class DiscriminatorSet(nn.Module):
         self.gb = Discriminator(ndf, n_layers_global)
         self.lb = Discriminator(ndf, n_layers_local)
 
-    def forward(self, x_a: Tensor, x_b: Tensor) -> tuple[list[tuple[Tensor, ...]], list[tuple[Tensor, ...]]]:
+    def forward(self, x_a: Tensor, x_b: Tensor) -> tuple[list[DiscOutput], list[DiscOutput]]:
         return [self.ga(x_a), self.la(x_a)], [self.gb(x_b), self.lb(x_b)]
 
 
-def _split(outputs: list[tuple[Tensor, ...]], n: int) -> tuple[list[tuple[Tensor, ...]], list[tuple[Tensor, ...]]]:
+def _split(outputs: list[DiscOutput], n: int) -> tuple[list[DiscOutput], list[DiscOutput]]:
     """Split batched discriminator outputs into the first ``n`` samples and the rest."""
-    return ([tuple(t[:n] for t in o) for o in outputs], [tuple(t[n:] for t in o) for o in outputs])
+    return ([cast(DiscOutput, tuple(t[:n] for t in o)) for o in outputs],
+            [cast(DiscOutput, tuple(t[n:] for t in o)) for o in outputs])
 
 
 class UGATITTrainer(Trainer):
@@ -157,7 +159,7 @@ class UGATITTrainer(Trainer):
         self.gens = rt.prepare_module(GeneratorPair(ngf=cfg.ngf, n_res=cfg.n_res, img_size=cfg.img_size,
                                                     light=cfg.light))
         self.discs = rt.prepare_module(DiscriminatorSet(cfg.ndf, cfg.n_layers_global, cfg.n_layers_local))
-        adam = dict(lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay)
+        adam: dict[str, Any] = dict(lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay)
         self.opt_g = torch.optim.Adam(self.gens.parameters(), **adam)
         self.opt_d = torch.optim.Adam(self.discs.parameters(), **adam)
         amp = rt.autocast_dtype == torch.float16
@@ -272,7 +274,7 @@ class UGATITTrainer(Trainer):
         with self.runtime.autocast():
             out = gen(self.runtime.prepare_input(images))
         gen.train()
-        return tuple(t.float().cpu().contiguous() for t in out)  # type: ignore[return-value]
+        return tuple(t.float().cpu().contiguous() for t in out)
 
     def sample_grid(self) -> np.ndarray:
         """Rows per validation image: input | CAM heat-map | translation | cycle | identity."""
