@@ -25,6 +25,7 @@ from PIL import Image
 
 from facetoon.cli import main
 from facetoon.models import load_pretrained
+from facetoon.models.ugatit import Generator
 from facetoon.runtime import cpu_has_fast_bf16
 from facetoon.train.checkpoint import list_checkpoints, load_checkpoint
 from facetoon.train.config import load_config
@@ -233,6 +234,30 @@ def test_export_fp16_discriminators_and_warm_start(synthetic_run: Path, syntheti
     # export needs a run folder with a checkpoint
     code = main(["-q", "export", "ugatit", str(tmp_path), str(tmp_path / "x")])
     one_line_error(capsys, code, "not a training run folder", str(tmp_path))
+
+
+def test_warm_start_at_another_resolution(synthetic_run: Path, synthetic_data: Path, tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """A light generator trained at 32 px continues at 64 px (a low-resolution phase first)."""
+    out = tmp_path / "export"
+    assert main(["-q", "export", "ugatit", str(synthetic_run), str(out), "--discriminators"]) == 0
+    # ... with a deeper global critic, as the paper has at the larger size: it starts afresh
+    cfg = UGATITConfig(**{**TINY_CONFIG, "img_size": 64, "n_layers_global": 6, "init_from": str(out)})
+    trainer = UGATITTrainer(cfg, synthetic_data, tmp_path / "at64")
+    want = load_pretrained(out / "a2b").state_dict()
+    assert all(torch.equal(trainer.gens.a2b.state_dict()[k], want[k]) for k in want)
+    local = load_pretrained(out / "disc_la").state_dict()
+    assert all(torch.equal(trainer.discs.la.state_dict()[k], local[k]) for k in local)  # same architecture
+    assert trainer.discs.ga.config["n_layers"] == 6
+    assert trainer.gens.a2b.config["img_size"] == 64 and trainer.step == 6
+    real_a, real_b = trainer.dataset[0]
+    assert real_a.shape[-1] == 64
+    losses = trainer.train_step((real_a[None], real_b[None]))
+    assert all(math.isfinite(v) for v in losses.values())
+    trainer.close()
+    # the full generator's MLP depends on the size: there the change is refused
+    assert not Generator(ngf=8, n_res=2, img_size=64, light=False).accepts_weights_of(
+        Generator(ngf=8, n_res=2, img_size=32, light=False).config)
 
 
 @pytest.mark.shared

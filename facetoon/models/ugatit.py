@@ -111,6 +111,16 @@ class Generator(nn.Module):
         up += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, out_channels, 7, 1, 0, bias=False), nn.Tanh()]
         self.upsample = nn.Sequential(*up)
 
+    def accepts_weights_of(self, config: dict) -> bool:
+        """Whether weights saved with ``config`` load into this generator (warm start).
+
+        The light generator has no size-dependent parameter, so its weights carry over to another
+        ``img_size`` (e.g. a 128 px phase continued at 256 px); everything else must match.
+        """
+        if self.light and config.get("light"):
+            return {**config, "img_size": self.img_size} == self.config
+        return config == self.config
+
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         h, w = x.shape[-2:]
         if h % 4 or w % 4:

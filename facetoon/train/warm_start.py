@@ -28,7 +28,10 @@ def warm_start(folder: Path, targets: dict[str, nn.Module], required: tuple[str,
     """Load ``folder/<name>`` into each ``targets[name]``; return (step, training seconds).
 
     Names in ``required`` must be present; the others start from their random initialisation
-    when missing. A network whose architecture config differs from the folder's is an error.
+    when missing or of another architecture (e.g. a deeper critic for a larger image size). A
+    required network whose architecture config differs from the folder's is an error, unless it
+    says it accepts those weights (``accepts_weights_of(config)``, e.g. the light U-GAT-IT
+    generator at another ``img_size``).
     """
     if not folder.is_dir():
         raise ConfigError(f"init_from: {folder} is not a folder")
@@ -40,10 +43,19 @@ def warm_start(folder: Path, targets: dict[str, nn.Module], required: tuple[str,
             continue
         loaded = load_pretrained(folder / name)
         expected = getattr(module, "config", None)
-        if loaded.config != expected:
-            raise ConfigError(f"init_from: {name} was trained with {loaded.config}, this run uses {expected}")
+        accepts = getattr(module, "accepts_weights_of", None)
+        if not (accepts(loaded.config) if callable(accepts) else loaded.config == expected):
+            if name in required:
+                raise ConfigError(f"init_from: {name} was trained with {loaded.config}, this run uses {expected}")
+            log.warning("init_from: %s was trained with %s, this run uses %s: it starts from random weights",
+                        name, loaded.config, expected)
+            continue
         module.load_state_dict(loaded.state_dict())
-        log.info("init_from: loaded %s", folder / name)
+        if loaded.config != expected:
+            log.info("init_from: loaded %s (trained with %s, continues with %s)", folder / name,
+                     loaded.config, expected)
+        else:
+            log.info("init_from: loaded %s", folder / name)
     meta = read_config(folder / required[0]).get("meta", {})
     step = int(meta.get("step", 0))
     log.info("init_from: continuing at step %d (optimiser moments start afresh)", step)
