@@ -80,6 +80,7 @@ def make_figure(model: object, photos: list[Path], scale: float = 0.5, width: in
     for i, path in enumerate(photos):
         photo = read_image(path)
         cells = panels(model, photo, scale)
+        print(f"{path.name}: " + "; ".join(text for text, _ in cells[2:]), flush=True)
         rows.append(np.concatenate([_label(_fit(img, width), text) for text, img in cells], axis=1))
         if i == 0:  # 2x zoom into the centre of the first photo (crop of width/2 px, shown at width)
             import cv2

@@ -10,10 +10,8 @@ with it).
 
 from __future__ import annotations
 
-import csv
 import json
 import math
-import os
 import signal
 import subprocess
 import sys
@@ -31,8 +29,9 @@ from facetoon.train.animegan import AnimeGANConfig, AnimeGANTrainer
 from facetoon.train.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 from facetoon.train.config import load_config
 from facetoon.train.data import split_holdout
-
-REPO = Path(__file__).resolve().parents[1]
+from train_helpers import (  # noqa: F401 (one_thread: an autouse fixture)
+    REPO, ckpt_steps, one_thread, rank_dump_script, read_losses, subprocess_env)
+from train_helpers import one_line_error as shared_one_line_error
 
 # a complete but tiny AnimeGAN run: 2 content-only initialisation steps, then adversarial steps
 TINY = ["img_size=32", "batch_size=1", "d_channels=8", "d_layers=2", "perceptual=random", "init_steps=2",
@@ -46,20 +45,6 @@ ALL_KEYS = ["g_total", "g_content", "d_total", "d_real", "d_fake", "d_gray", "d_
             "g_adv", "g_style", "g_color", "g_tv"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # tiny networks on a busy 2-core machine: one thread (module scope, to cover the run fixtures)
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def subprocess_env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-
-
-# ---- data ------------------------------------------------------------------------------------------
 def _photo(rng: np.random.Generator, h: int = 40, w: int = 48) -> np.ndarray:
     """(h, w, 3) uint8: a soft gradient scene with noise (photo-like)."""
     yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
@@ -110,31 +95,14 @@ def train(data: Path, out: Path, *settings: str, extra: tuple[str, ...] = ()) ->
                  "--set", *TINY, *settings])
 
 
-def read_losses(run: Path) -> list[dict[str, str]]:
-    with (run / "losses.csv").open(newline="") as f:
-        return list(csv.DictReader(f))
-
-
 def loss_rows(run: Path) -> list[tuple[str, ...]]:
     """The logged losses of every step, as written (6 significant digits), without timings."""
     return [(r["step"], *(r.get(k, "") for k in ALL_KEYS)) for r in read_losses(run)]
 
 
-def ckpt_steps(run: Path) -> list[int]:
-    return [int(p.stem.split("_")[1]) for p in list_checkpoints(run)]
-
-
 def one_line_error(capsys: pytest.CaptureFixture[str], code: int, *needles: str) -> str:
-    """Assert the CLI failed with one ``facetoon: error:`` line (log warnings aside, e.g. the
-    random-perceptual-net notice) and no traceback; return that line."""
-    err = capsys.readouterr().err.strip()
-    assert code == 1, err
-    lines = [ln for ln in err.splitlines() if not ln.startswith("WARNING: ")]
-    assert len(lines) == 1 and lines[0].startswith("facetoon: error: "), err
-    assert "Traceback" not in err
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
-    return lines[0]
+    """:func:`train_helpers.one_line_error`, log warnings aside (e.g. the random-perceptual-net notice)."""
+    return shared_one_line_error(capsys, code, *needles, allow_warnings=True)
 
 
 def tiny_trainer(data: Path, run: Path, **changes: object) -> AnimeGANTrainer:
@@ -456,28 +424,7 @@ def test_bad_config_values_are_one_line_errors(layout: Path, tmp_path: Path,
 
 
 # ---- DistributedDataParallel -------------------------------------------------------------------------
-_RANK_DUMP = '''"""Run the facetoon CLI unchanged; at the end each rank also saves its own weights."""
-import sys
-from pathlib import Path
-
-import torch
-
-import facetoon.train.animegan as animegan
-from facetoon.cli import main
-
-DUMP = Path(sys.argv.pop(1))
-_close = animegan.AnimeGANTrainer.close
-
-
-def close(self):
-    torch.save({"step": self.step, "gen": self.gen.state_dict(), "disc": self.disc.state_dict()},
-               DUMP / f"rank{self.dist.rank}.pt")
-    _close(self)
-
-
-animegan.AnimeGANTrainer.close = close
-sys.exit(main(sys.argv[1:]))
-'''
+_RANK_DUMP = rank_dump_script("facetoon.train.animegan", "AnimeGANTrainer", ("gen", "disc"))
 
 
 @pytest.mark.slow

@@ -25,15 +25,7 @@ from facetoon.losses.ugatit import (
 )
 from facetoon.models import create_model, load_pretrained, save_pretrained
 from facetoon.models.ugatit import Discriminator, Generator
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # tiny tensors: a second thread only adds contention on a busy 2-core machine
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+from train_helpers import one_thread  # noqa: F401 (an autouse fixture: tiny tensors, one thread)
 
 
 def n_params(module: torch.nn.Module) -> int:

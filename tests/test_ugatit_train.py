@@ -8,9 +8,7 @@ machines without ``../shared`` too.
 
 from __future__ import annotations
 
-import csv
 import math
-import os
 import shutil
 import signal
 import subprocess
@@ -30,8 +28,8 @@ from facetoon.runtime import cpu_has_fast_bf16
 from facetoon.train.checkpoint import list_checkpoints, load_checkpoint
 from facetoon.train.config import load_config
 from facetoon.train.ugatit import UGATITConfig, UGATITTrainer
-
-REPO = Path(__file__).resolve().parents[1]
+from train_helpers import (  # noqa: F401 (one_thread: an autouse fixture)
+    REPO, ckpt_steps, one_line_error, one_thread, rank_dump_script, read_losses, subprocess_env)
 
 # a complete but tiny U-GAT-IT: every part of the model and of the step is exercised
 TINY = ["img_size=32", "ngf=8", "ndf=8", "n_res=2", "light=true", "n_layers_global=5", "n_layers_local=4",
@@ -40,20 +38,6 @@ TINY_CONFIG = dict(img_size=32, ngf=8, ndf=8, n_res=2, light=True, n_layers_glob
                    holdout=1, kid_images=0, n_samples=2, precision="fp32", device="cpu")
 LOSS_KEYS = ["d_total", "d_a", "d_b", "g_total", "g_adv_a", "g_adv_b", "g_cycle_a", "g_cycle_b",
              "g_identity_a", "g_identity_b", "g_cam_a", "g_cam_b"]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # tiny networks: a second thread only adds contention on a busy 2-core machine (module scope,
-    # so that it also covers the module-scoped training-run fixtures)
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def subprocess_env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
 
 
 # ---- data ------------------------------------------------------------------------------------------
@@ -114,29 +98,9 @@ def train(data: Path, out: Path, *settings: str, extra: tuple[str, ...] = ()) ->
                  "--set", *TINY, *settings])
 
 
-def read_losses(run: Path) -> list[dict[str, str]]:
-    with (run / "losses.csv").open(newline="") as f:
-        return list(csv.DictReader(f))
-
-
 def loss_rows(run: Path) -> list[tuple[str, ...]]:
     """The logged losses of every step, as written (6 significant digits), without timings."""
     return [(r["step"], *(r[k] for k in LOSS_KEYS), r["lr"]) for r in read_losses(run)]
-
-
-def ckpt_steps(run: Path) -> list[int]:
-    return [int(p.stem.split("_")[1]) for p in list_checkpoints(run)]
-
-
-def one_line_error(capsys: pytest.CaptureFixture[str], code: int, *needles: str) -> str:
-    err = capsys.readouterr().err.strip()
-    assert code == 1, err
-    lines = err.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("facetoon: error: "), err
-    assert "Traceback" not in err
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
-    return lines[0]
 
 
 @pytest.fixture(scope="module")
@@ -456,28 +420,7 @@ def test_bad_config_values_are_one_line_errors(synthetic_data: Path, tmp_path: P
 
 
 # ---- DistributedDataParallel -------------------------------------------------------------------------
-_RANK_DUMP = '''"""Run the facetoon CLI unchanged; at the end each rank also saves its own weights."""
-import sys
-from pathlib import Path
-
-import torch
-
-import facetoon.train.ugatit as ugatit
-from facetoon.cli import main
-
-DUMP = Path(sys.argv.pop(1))
-_close = ugatit.UGATITTrainer.close
-
-
-def close(self):
-    torch.save({"step": self.step, "gens": self.gens.state_dict(), "discs": self.discs.state_dict()},
-               DUMP / f"rank{self.dist.rank}.pt")
-    _close(self)
-
-
-ugatit.UGATITTrainer.close = close
-sys.exit(main(sys.argv[1:]))
-'''
+_RANK_DUMP = rank_dump_script("facetoon.train.ugatit", "UGATITTrainer", ("gens", "discs"))
 
 
 @pytest.mark.slow
