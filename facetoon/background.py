@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .errors import ConfigError, InvalidImageError
+from .errors import ConfigError, InvalidImageError, WeightsError
 from .ops.tiling import NormStatsCache, downscale_to, plan_tiles, tiled_apply
 from .runtime import cpu_has_fast_bf16, to_channels_last
 
@@ -165,18 +165,40 @@ class BackgroundStylizer:
 
     # -- tensor level
 
-    def _forward(self, x: Tensor) -> Tensor:
+    def _forward(self, x: Tensor, net: nn.Module) -> Tensor:
         if self._autocast is not None:
             with torch.autocast(self.device.type, dtype=self._autocast):
-                return self._net(x.contiguous(memory_format=torch.channels_last)
-                                 if self.device.type == "cpu" else x)
-        return self._net(x)
+                return net(x.contiguous(memory_format=torch.channels_last)
+                           if self.device.type == "cpu" else x)
+        return net(x)
 
     @torch.inference_mode()
     def stylize_tensor(self, x: Tensor) -> Tensor:
-        """RGB ``(B, 3, H, W)`` in [-1, 1] -> RGB ``(B, 3, H, W)`` float32 in [-1, 1], any H, W >= 1."""
+        """RGB ``(B, 3, H, W)`` in [-1, 1] -> RGB ``(B, 3, H, W)`` float32 in [-1, 1], any H, W >= 1.
+
+        A fast-path result that is not finite (a low-precision kernel failing on some shape) is
+        recomputed with the float32 reference model, with a warning; never written as black.
+        """
         if x.dim() != 4 or x.shape[1] != 3:
             raise InvalidImageError(f"expected an RGB tensor (B, 3, H, W), got shape {tuple(x.shape)}")
+        y = self._stylize(x, self._net)
+        if not bool(torch.isfinite(y).all()):
+            if self._net is self.model and self._autocast is None:
+                raise WeightsError("the scene model produced non-finite values (NaN/inf): its weights are "
+                                   "broken")
+            log.warning("the fast path gave non-finite values on a %dx%d input; recomputing in fp32",
+                        x.shape[-2], x.shape[-1])
+            autocast, self._autocast = self._autocast, None
+            try:
+                y = self._stylize(x, self.model)
+            finally:
+                self._autocast = autocast
+            if not bool(torch.isfinite(y).all()):
+                raise WeightsError("the scene model produced non-finite values (NaN/inf): its weights are "
+                                   "broken")
+        return y
+
+    def _stylize(self, x: Tensor, net: nn.Module) -> Tensor:
         h, w = x.shape[-2:]
         m = self.multiple
         th = max(math.ceil(h / m) * m, self.min_size)
@@ -185,16 +207,20 @@ class BackgroundStylizer:
             mode = "reflect" if th - h < h and tw - w < w else "replicate"
             x = F.pad(x, (0, tw - w, 0, th - h), mode=mode)
         plan = plan_tiles(th, tw, self.max_pixels, self.overlap, m)
+
+        def forward(t: Tensor) -> Tensor:
+            return self._forward(t, net)
+
         if plan.n_tiles == 1:
-            y = self._forward(x).float()
+            y = forward(x).float()
         else:
             log.info("tiling a %dx%d image into %d tiles of %dx%d", th, tw, plan.n_tiles,
                      plan.tile_h, plan.tile_w)
-            cache = NormStatsCache(self._net)
+            cache = NormStatsCache(net)
             with cache.recording():
-                self._forward(downscale_to(x, self.max_pixels, m))
+                forward(downscale_to(x, self.max_pixels, m))
             with cache.replaying():
-                y = tiled_apply(self._forward, x, plan, guard=self.guard)
+                y = tiled_apply(forward, x, plan, guard=self.guard)
         return y[..., :h, :w]
 
     # -- image level

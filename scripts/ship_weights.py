@@ -189,8 +189,9 @@ For scale: raw selfies vs anime faces score about 160 on this metric, two anime 
 
 ## Samples
 
-`samples.jpg`: the sample grid of the shipped checkpoint on validation images; per row input | CAM heat-map | translation | cycle
-reconstruction | identity (first rows selfie -> anime, last rows anime -> selfie).
+`samples.jpg`: the sample grid of the shipped checkpoint on validation images; per row input | CAM heat-map |
+translation | heat-map | cycle reconstruction | heat-map | identity, each heat-map on the input of its pass
+(first rows selfie -> anime, last rows anime -> selfie).
 
 ## Reproduce / continue
 

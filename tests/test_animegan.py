@@ -339,6 +339,25 @@ def test_conv2d_reflect_equals_padded_conv(stride, pad, groups, size, channels_l
     assert out.shape == ref.shape and torch.allclose(out, ref, atol=1e-5)
 
 
+@pytest.mark.parametrize("pad, size", [((0, 1, 0, 1), (64, 40)), ((0, 1, 0, 1), (40, 64)),
+                                       ((1, 1, 1, 1), (64, 40)), ((1, 1, 1, 1), (40, 64))])
+def test_conv2d_reflect_bf16_tall_and_wide_maps(pad, size):
+    """bf16 stride-2 border strips: torch 2.13's oneDNN gets one-column-wide 3x3/2 outputs wrong
+    (NaN on AMX CPUs), so the strips must never have that shape (regression test)."""
+    from facetoon.ops.fused import ConvSpec, conv2d_reflect
+
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(64, 128, 3, 2, bias=True)
+    x = torch.randn(1, 64, *size).to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
+    spec = ConvSpec.from_conv(conv, pad, torch.bfloat16)
+    with torch.no_grad():
+        ref = torch.nn.functional.conv2d(torch.nn.functional.pad(x.float(), pad, mode="reflect"),
+                                         spec.weight.float(), spec.bias.float(), 2)
+        out = conv2d_reflect(x, spec).float()
+    assert out.shape == ref.shape
+    assert ((out - ref).abs().max() / ref.abs().max()).item() < 0.02
+
+
 @pytest.mark.parametrize("dtype, tol", [(torch.float32, 1e-5), (torch.bfloat16, 2e-3)])
 def test_norm_stats(dtype, tol):
     from facetoon.ops.fused import instance_norm_stats, layer_norm_stats

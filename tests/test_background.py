@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from facetoon.background import BackgroundStylizer, guided_upsample
-from facetoon.errors import ConfigError, InvalidImageError
+from facetoon.errors import ConfigError, InvalidImageError, WeightsError
 from facetoon.io import read_image
 from facetoon.models.animegan import Generator
 from facetoon.ops.tiling import NormStatsCache, axis_weights, plan_tiles, tile_starts, tiled_apply
@@ -110,19 +110,43 @@ def _border_excess(tiled: np.ndarray, whole: np.ndarray, axis: int, borders: lis
     return [float(gt[b - 1] - gu[b - 1]) for b in borders]
 
 
+def _overlap_lines(starts: tuple[int, ...], tile: int) -> list[int]:
+    """Every pixel line inside the overlaps of consecutive tiles, ends included: where the
+    hand-over from one tile to the next happens (the raised-cosine ramp is centred there)."""
+    lines: set[int] = set()
+    for a, b in zip(starts[:-1], starts[1:]):
+        lines.update(range(b, a + tile + 1))
+    return sorted(lines)
+
+
+def _seam_excess(tiled: np.ndarray, whole: np.ndarray, plan) -> tuple[float, float]:
+    """Excess of the tiled result's mean |gradient| over the untiled one's, per pixel line, in
+    levels: the largest on any line across an overlap band, and the largest on the other lines.
+    Tiles see slightly different normalisation statistics, so content differs a little
+    everywhere; a seam shows as a peak in the overlaps above what is seen elsewhere."""
+    over, other = [], []
+    for axis, starts, tile, n in ((1, plan.xs, plan.tile_w, plan.width), (0, plan.ys, plan.tile_h, plan.height)):
+        lines = set(_overlap_lines(starts, tile))
+        ex = _border_excess(tiled, whole, axis, list(range(1, n)))
+        over += [e for i, e in zip(range(1, n), ex) if i in lines]
+        other += [e for i, e in zip(range(1, n), ex) if i not in lines]
+    return max(over), max(other)
+
+
 def test_tiled_stylizer_agrees_and_has_no_seam(cartoongan, photo):
     whole = BackgroundStylizer(cartoongan)(photo).astype(float)
     stylizer = BackgroundStylizer(cartoongan, max_pixels_per_tile=144 * 144, tile_overlap=64, tile_guard=16)
     tiled = stylizer(photo).astype(float)
     diff = np.abs(tiled - whole)
     plan = plan_tiles(176, 256, 144 * 144, 64, 4)
-    bx = sorted({x for x in plan.xs[1:]} | {x + plan.tile_w for x in plan.xs[:-1]})
-    by = sorted({y for y in plan.ys[1:]} | {y + plan.tile_h for y in plan.ys[:-1]})
-    ex = _border_excess(tiled, whole, 1, bx) + _border_excess(tiled, whole, 0, by)
+    assert plan.n_tiles > 1
+    over, other = _seam_excess(tiled, whole, plan)
     print(f"tiled (downscaled-pass stats) vs untiled: max {diff.max():.0f} mean {diff.mean():.2f} levels; "
-          f"gradient excess at tile borders {np.round(ex, 2).tolist()}")
+          f"largest gradient excess across the overlaps {over:.2f}, elsewhere {other:.2f}")
     assert diff.mean() < 8.0
-    assert max(ex) < 2.5  # no gradient peak along tile borders (typical |gradient| here is ~20)
+    # no gradient peak in the hand-over bands beyond what the statistics cause elsewhere
+    # (typical |gradient| here is ~20 levels)
+    assert over < other + 1.0 and over < 4.0
 
 
 def test_fast_path_close_to_fp32(v2, photo):
@@ -133,10 +157,33 @@ def test_fast_path_close_to_fp32(v2, photo):
 
 
 def test_fast_path_tiled(v2, photo):
-    a = BackgroundStylizer(v2, precision="fast")(photo).astype(int)
+    a = BackgroundStylizer(v2, precision="fast")(photo).astype(float)
     b = BackgroundStylizer(v2, precision="fast", max_pixels_per_tile=144 * 144, tile_overlap=64,
-                           tile_guard=16)(photo).astype(int)
+                           tile_guard=16)(photo).astype(float)
     assert b.shape == a.shape and np.abs(a - b).mean() < 8.0
+    over, other = _seam_excess(b, a, plan_tiles(176, 256, 144 * 144, 64, 4))
+    print(f"AnimeGANv2 fast path, tiled vs untiled: largest gradient excess across the overlaps {over:.2f}, "
+          f"elsewhere {other:.2f}")
+    assert over < other + 1.0 and over < 4.0
+
+
+def test_non_finite_fast_path_falls_back_to_fp32(v2, photo, caplog):
+    """A fast-path kernel returning NaN must not become a black image: recomputed in fp32."""
+    class Broken(torch.nn.Module):
+        def forward(self, x):
+            return torch.full_like(x, float("nan"))
+
+    st = BackgroundStylizer(v2, precision="fast")
+    st._net = Broken()  # stands in for a low-precision kernel failing on some shape
+    with caplog.at_level("WARNING", logger="facetoon"):
+        out = st(photo)
+    assert np.array_equal(out, BackgroundStylizer(v2)(photo))
+    assert "recomputing in fp32" in caplog.text
+    bad = Generator("v2").eval()
+    with torch.no_grad():
+        bad.net.out.weight.fill_(float("nan"))
+    with pytest.raises(WeightsError, match="non-finite"):
+        BackgroundStylizer(bad)(photo)
 
 
 def test_guided_upsample_restores_edges(photo):

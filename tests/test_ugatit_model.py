@@ -108,6 +108,26 @@ def test_discriminator_outputs(n_layers: int, patch: int) -> None:
         Discriminator(ndf=8, n_layers=2)
 
 
+def test_discriminator_cam_reweights_by_the_raw_weight() -> None:
+    """As the official code: logits from the spectral-normalised CAM classifiers, features
+    re-weighted by their raw (un-normalised) weights."""
+    torch.manual_seed(0)
+    d = Discriminator(ndf=8, n_layers=4).eval()
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        logits, cam, heat = d(x)
+        feats = d.features(x)
+        w_gap = d.gap_fc.parametrizations.weight.original
+        w_gmp = d.gmp_fc.parametrizations.weight.original
+        assert not torch.allclose(w_gap, d.gap_fc.weight)  # normalisation changes the scale
+        cam_ref = torch.cat([feats.mean((2, 3)) @ d.gap_fc.weight.t(), feats.amax((2, 3)) @ d.gmp_fc.weight.t()], 1)
+        reweighted = torch.cat([feats * w_gap.view(1, -1, 1, 1), feats * w_gmp.view(1, -1, 1, 1)], 1)
+        h = F.leaky_relu(d.conv1x1(reweighted), 0.2)
+    assert torch.allclose(cam, cam_ref, atol=1e-5)
+    assert torch.allclose(heat, h.sum(1, keepdim=True), atol=1e-4)
+    assert torch.allclose(logits, d.classifier(h), atol=1e-5)
+
+
 def test_discriminator_is_spectrally_normalised() -> None:
     torch.manual_seed(0)
     d = Discriminator(ndf=8, n_layers=4)

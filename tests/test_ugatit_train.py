@@ -8,6 +8,7 @@ machines without ``../shared`` too.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import shutil
 import signal
@@ -122,19 +123,22 @@ def _check_finished_run(run: Path, data: Path, n_val_images: int) -> None:
         for k in LOSS_KEYS:
             assert math.isfinite(float(r[k])), (k, r)
         assert float(r["d_total"]) > 0 and float(r["g_total"]) > 0
-    # lr: constant over the first half, then linear decay (lr of step s uses s - 1 steps done)
+    # lr: constant over the first half, then linear decay to 0 at the last step (official schedule:
+    # step s > iterations/2 trains at lr * (iterations - s) / (iterations / 2))
     lrs = [float(r["lr"]) for r in rows]
-    assert lrs == pytest.approx([1e-4, 1e-4, 1e-4, 1e-4, 1e-4 * 2 / 3, 1e-4 / 3], rel=1e-4)
+    assert lrs == pytest.approx([1e-4, 1e-4, 1e-4, 1e-4 * 2 / 3, 1e-4 / 3, 0.0], rel=1e-4, abs=1e-12)
     # checkpoints every 2 steps, only the last 2 kept; no temporary files left behind
     assert ckpt_steps(run) == [4, 6]
-    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step_00000004.pt", "step_00000006.pt"]
+    names = sorted(p.name for p in (run / "checkpoints").iterdir())
+    assert [n for n in names if n.startswith("step_")] == ["step_00000004.pt", "step_00000006.pt"]
+    assert set(names) - {"step_00000004.pt", "step_00000006.pt"} <= {"best.pt", "best.json"}  # no temp files
     state = load_checkpoint(run / "checkpoints" / "step_00000006.pt")
     assert state["step"] == 6 and state["config"]["ngf"] == 8
-    # sample grids: rows of input | heat-map | translation | cycle | identity, per direction
+    # sample grids: rows of input | heat-map | translation | heat-map | cycle | heat-map | identity
     samples = sorted(p.name for p in (run / "samples").iterdir())
     assert samples == ["latest.jpg", "step_00000003.jpg", "step_00000006.jpg"]
     with Image.open(run / "samples" / "latest.jpg") as im:
-        assert im.size == (5 * (32 + 2) + 2, n_val_images * (32 + 2) + 2)
+        assert im.size == (7 * (32 + 2) + 2, n_val_images * (32 + 2) + 2)
     events = list((run / "tensorboard").glob("events.out.tfevents.*"))
     assert events and events[0].stat().st_size > 0
     # the resolved config, readable back
@@ -238,6 +242,45 @@ def test_end_to_end_real_images_with_kid(real_data: Path, tmp_path: Path) -> Non
     assert [s["step"] for s in stats] == [6]
     assert math.isfinite(stats[0]["kid_x100"]) and stats[0]["kid_x100_std"] >= 0
     _check_export(run, real_data, tmp_path / "export", tmp_path)
+
+
+class _ScriptedValidation(UGATITTrainer):
+    """The real trainer with a scripted validation metric, to test the best-state service."""
+
+    scores = {2: 50.0, 4: 40.0, 6: 45.0, 8: 30.0, 10: 35.0}
+
+    def validate(self) -> dict[str, float]:
+        return {"kid_x100": self.scores[self.step], "kid_x100_std": 0.0}
+
+
+def test_best_validation_state_is_kept_apart_and_survives_resume(synthetic_data: Path, tmp_path: Path) -> None:
+    import json
+
+    run = tmp_path / "run"
+    cfg = UGATITConfig(**{**TINY_CONFIG, "iterations": 6, "validate_every": 2, "checkpoint_every": 2,
+                          "keep_checkpoints": 1, "sample_every": 1000})
+    trainer = _ScriptedValidation(cfg, synthetic_data, run)
+    assert trainer.fit() == 6
+    trainer.close()
+    # the best (step 4: 40) is kept although only the last checkpoint (step 6) survives pruning
+    assert ckpt_steps(run) == [6]
+    best = json.loads((run / "checkpoints" / "best.json").read_text())
+    assert best == {"step": 4, "metric": "kid_x100", "value": 40.0}
+    state = load_checkpoint(run / "checkpoints" / "best.pt")
+    assert state["step"] == 4 and state["best"] == best
+    assert not list((run / "checkpoints").glob(".*"))  # no temporary files left behind
+    # resuming knows the best so far: 35 at step 10 is not better than 30 at step 8
+    cfg = dataclasses.replace(cfg, iterations=10)
+    trainer = _ScriptedValidation(cfg, synthetic_data, run, resume=True)
+    assert trainer.best == best
+    trainer.fit()
+    trainer.close()
+    assert json.loads((run / "checkpoints" / "best.json").read_text())["step"] == 8
+    assert load_checkpoint(run / "checkpoints" / "best.pt")["step"] == 8
+    # the best state exports like any checkpoint
+    assert main(["-q", "export", "ugatit", str(run), str(tmp_path / "best"), "--checkpoint",
+                 str(run / "checkpoints" / "best.pt")]) == 0
+    assert json.loads((tmp_path / "best" / "a2b" / "config.json").read_text())["meta"]["step"] == 8
 
 
 def test_dry_run_prints_config_and_writes_nothing(synthetic_data: Path, tmp_path: Path,

@@ -46,9 +46,20 @@ def _cam_attention(x: Tensor, gap_fc: nn.Linear, gmp_fc: nn.Linear) -> tuple[Ten
     """
     gap_logit = gap_fc(F.adaptive_avg_pool2d(x, 1).flatten(1))
     gmp_logit = gmp_fc(F.adaptive_max_pool2d(x, 1).flatten(1))
-    gap = x * gap_fc.weight.view(1, -1, 1, 1)
-    gmp = x * gmp_fc.weight.view(1, -1, 1, 1)
+    gap = x * _unnormalised_weight(gap_fc).view(1, -1, 1, 1)
+    gmp = x * _unnormalised_weight(gmp_fc).view(1, -1, 1, 1)
     return torch.cat([gap, gmp], dim=1), torch.cat([gap_logit, gmp_logit], dim=1)
+
+
+def _unnormalised_weight(fc: nn.Linear) -> Tensor:
+    """The classifier's weight as stored: for a spectral-normalised layer (the discriminators'),
+    the raw weight before normalisation. The official implementation re-weights the features by
+    ``list(fc.parameters())[0]``, which under spectral norm is that raw weight, while the logit
+    uses the normalised one; we do the same."""
+    parametrizations = getattr(fc, "parametrizations", None)
+    if parametrizations is not None and "weight" in parametrizations:
+        return parametrizations["weight"].original
+    return fc.weight
 
 
 @register_model("ugatit_generator")

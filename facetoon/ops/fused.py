@@ -87,7 +87,9 @@ def _conv_s2_pad_after(x: Tensor, spec: ConvSpec) -> Tensor:
     """3x3/2 conv of ``x`` reflection-padded by one pixel at the bottom and right (AnimeGAN).
 
     Only the last output row/column can touch the padding: the rest is a plain valid conv, the
-    last row and column come from two thin reflection-padded strips.
+    last row and column come from two thin reflection-padded strips. The strips are two outputs
+    thick (the last one is kept): oneDNN's bf16 kernels of torch 2.13 return garbage for a 3x3/2
+    conv whose output is one column wide (seen on AMX CPUs), see :func:`_strip_start`.
     """
     w, b, g = spec.weight, spec.bias, spec.groups
     n, _, h, wd = x.shape
@@ -99,12 +101,24 @@ def _conv_s2_pad_after(x: Tensor, spec: ConvSpec) -> Tensor:
                     memory_format=torch.channels_last)
     y[..., :hv, :wv] = F.conv2d(x, w, b, 2, 0, 1, g)
     if ho > hv:
-        strip = F.pad(x[..., 2 * (ho - 1):, :], (0, 1, 0, 1), mode="reflect")
-        y[..., ho - 1:, :] = F.conv2d(strip, w, b, 2, 0, 1, g)
+        r = _strip_start(ho)
+        strip = F.pad(x[..., 2 * r:, :], (0, 1, 0, 1), mode="reflect")
+        y[..., ho - 1:, :] = F.conv2d(strip, w, b, 2, 0, 1, g)[..., -1:, :]
     if wo > wv:
-        strip = F.pad(x[..., :, 2 * (wo - 1):], (0, 1, 0, 1), mode="reflect")
-        y[..., :, wo - 1:] = F.conv2d(strip, w, b, 2, 0, 1, g)
+        c = _strip_start(wo)
+        strip = F.pad(x[..., :, 2 * c:], (0, 1, 0, 1), mode="reflect")
+        y[..., :, wo - 1:] = F.conv2d(strip, w, b, 2, 0, 1, g)[..., :, -1:]
     return y
+
+
+def _strip_start(n_out: int) -> int:
+    """First output index of a border strip that is two outputs thick (one if only one exists).
+
+    Works around a oneDNN bug (torch 2.13.0 CPU, bf16, AMX): a 3x3 stride-2 conv whose output is
+    a single column wide and about 16 or more rows tall returns wrong values or NaN. Two outputs
+    thick avoids that shape; the extra output costs one more strip of MACs.
+    """
+    return max(n_out - 2, 0)
 
 
 def _conv_s2_pad_both(x: Tensor, spec: ConvSpec) -> Tensor:
@@ -115,8 +129,9 @@ def _conv_s2_pad_both(x: Tensor, spec: ConvSpec) -> Tensor:
     """
     w, b, g = spec.weight, spec.bias, spec.groups
     y = F.conv2d(x, w, b, 2, 1, 1, g)
-    y[..., :1, :] = F.conv2d(F.pad(x[..., :2, :], (1, 1, 1, 0), mode="reflect"), w, b, 2, 0, 1, g)
-    y[..., :, :1] = F.conv2d(F.pad(x[..., :, :2], (1, 0, 1, 1), mode="reflect"), w, b, 2, 0, 1, g)
+    # strips two outputs thick, the first kept (see _strip_start: one-column bf16 outputs are wrong)
+    y[..., :1, :] = F.conv2d(F.pad(x[..., :4, :], (1, 1, 1, 0), mode="reflect"), w, b, 2, 0, 1, g)[..., :1, :]
+    y[..., :, :1] = F.conv2d(F.pad(x[..., :, :4], (1, 0, 1, 1), mode="reflect"), w, b, 2, 0, 1, g)[..., :, :1]
     return y
 
 

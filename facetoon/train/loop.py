@@ -11,6 +11,9 @@ A concrete trainer subclasses :class:`Trainer` and writes only what is particula
 * sample grids every ``sample_every`` steps;
 * checkpoints every ``checkpoint_every`` steps **and** every ``checkpoint_minutes`` minutes,
   atomic, the last ``keep_checkpoints`` kept; ``resume`` continues exactly;
+* validation every ``validate_every`` steps (before that step's checkpoint); the state with the
+  lowest ``best_metric`` so far is kept apart as ``checkpoints/best.pt`` (never pruned), with
+  ``checkpoints/best.json`` naming its step and value;
 * SIGINT/SIGTERM: finish the current step, save a checkpoint, exit cleanly.
 """
 
@@ -18,7 +21,9 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import json
 import logging
+import math
 import os
 import signal
 import sys
@@ -104,6 +109,8 @@ class Trainer(abc.ABC):
 
     config: BaseTrainConfig
     dataset: Dataset[Any]  # created by build()
+    #: the :meth:`validate` key whose lowest value marks the best state (``checkpoints/best.pt``)
+    best_metric: str = "kid_x100"
 
     def __init__(self, config: BaseTrainConfig, data_dir: str | os.PathLike[str],
                  run_dir: str | os.PathLike[str], resume: bool | str | os.PathLike[str] = False) -> None:
@@ -117,6 +124,7 @@ class Trainer(abc.ABC):
         self.runtime: Runtime = runtime
         self.step = 0
         self.train_seconds = 0.0  # wall-clock seconds spent in training steps, summed over sessions
+        self.best: dict[str, Any] | None = None  # {"step", "metric", "value"} of the best validation
         torch.manual_seed(config.seed)
         np.random.seed(config.seed % 2**32)
         self.build()
@@ -131,6 +139,7 @@ class Trainer(abc.ABC):
                 raise WeightsError(f"checkpoint does not match this trainer/config ({first})",
                                    path=checkpoint) from None
             self.train_seconds = float(state.get("train_seconds", 0.0))
+            self.best = state.get("best")
             log.info("resumed from %s at step %d", checkpoint, self.step)
         elif config.init_from:
             targets, required = self.warm_start_targets()
@@ -188,12 +197,31 @@ class Trainer(abc.ABC):
         """Write the inference models (safetensors + config.json)."""
 
     # ---- the services ------------------------------------------------------------------------
+    def _full_state(self) -> dict[str, Any]:
+        return {"step": self.step, "train_seconds": self.train_seconds, "trainer": self.state_dict(),
+                "config": dataclasses.asdict(self.config), "best": self.best}
+
     def save(self) -> Path | None:
         if not self.dist.is_main:
             return None
-        state = {"step": self.step, "train_seconds": self.train_seconds, "trainer": self.state_dict(),
-                 "config": dataclasses.asdict(self.config)}
-        return save_checkpoint(state, self.run_dir, self.step, keep=self.config.keep_checkpoints)
+        return save_checkpoint(self._full_state(), self.run_dir, self.step, keep=self.config.keep_checkpoints)
+
+    def track_best(self, stats: dict[str, float]) -> bool:
+        """If ``stats[best_metric]`` beats the best so far, write ``checkpoints/best.pt`` (the full
+        state, atomically) and ``checkpoints/best.json``; returns whether it did."""
+        value = stats.get(self.best_metric)
+        if not self.dist.is_main or value is None or not math.isfinite(value):
+            return False
+        if self.best is not None and value >= float(self.best["value"]):
+            return False
+        self.best = {"step": self.step, "metric": self.best_metric, "value": float(value)}
+        folder = self.run_dir / "checkpoints"
+        with atomic_open(folder / "best.pt", suffix=".pt") as f:
+            torch.save(self._full_state(), f)
+        with atomic_open(folder / "best.json", suffix=".json") as f:
+            f.write((json.dumps(self.best) + "\n").encode())
+        log.info("new best %s = %.4g at step %d: %s", self.best_metric, value, self.step, folder / "best.pt")
+        return True
 
     def write_samples(self, grid: np.ndarray | None = None) -> Path:
         """Write ``grid`` (default: a fresh :meth:`sample_grid`) to ``samples/step_N.jpg`` and ``latest.jpg``."""
@@ -255,12 +283,7 @@ class Trainer(abc.ABC):
                             grid = self.sample_grid()
                             logger.log_image("samples", self.step, grid)
                             self.write_samples(grid)
-                    timed = time.monotonic() - last_save > cfg.checkpoint_minutes * 60
-                    stop_now, timed = self._sync_flags(stop.requested, timed)
                     finished = self.step >= cfg.iterations
-                    if self.step % cfg.checkpoint_every == 0 or timed or stop_now or finished:
-                        self.save()
-                        last_save = time.monotonic()
                     if cfg.validate_every and (self.step % cfg.validate_every == 0 or finished) and main:
                         stats = self.validate()
                         if stats:
@@ -268,6 +291,12 @@ class Trainer(abc.ABC):
                             logger.log_stats(self.step, {**stats, "train_hours": self.train_seconds / 3600})
                             log.info("step %d validation: %s", self.step,
                                      ", ".join(f"{k}={v:.4g}" for k, v in stats.items()))
+                            self.track_best(stats)
+                    timed = time.monotonic() - last_save > cfg.checkpoint_minutes * 60
+                    stop_now, timed = self._sync_flags(stop.requested, timed)
+                    if self.step % cfg.checkpoint_every == 0 or timed or stop_now or finished:
+                        self.save()
+                        last_save = time.monotonic()
                     if stop_now:
                         log.warning("stopped at step %d; resume with --resume", self.step)
                         break

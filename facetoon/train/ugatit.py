@@ -184,8 +184,11 @@ class UGATITTrainer(Trainer):
         cfg = self.config
         start = int(cfg.iterations * cfg.decay_start)
         factor = 1.0
-        if cfg.decay_start < 1.0 and self.step >= start:
-            factor = max(0.0, (cfg.iterations - self.step) / max(1, cfg.iterations - start))
+        # as the official code: step s (1-based) > start trains at lr * (iterations - s) / (iterations - start),
+        # so the last step's lr is 0
+        s = self.step + 1
+        if cfg.decay_start < 1.0 and s > start:
+            factor = max(0.0, (cfg.iterations - s) / max(1, cfg.iterations - start))
         lr = cfg.lr * factor
         for opt in (self.opt_g, self.opt_d):
             for group in opt.param_groups:
@@ -277,19 +280,22 @@ class UGATITTrainer(Trainer):
         return tuple(t.float().cpu().contiguous() for t in out)
 
     def sample_grid(self) -> np.ndarray:
-        """Rows per validation image: input | CAM heat-map | translation | cycle | identity."""
+        """Rows per validation image (A->B rows, then B->A), three CAM heat-maps as in the official
+        samples: input | heat-map | translation | heat-map | cycle | heat-map | identity. Each
+        heat-map is that pass's attention, overlaid on that pass's input."""
         k = self.config.n_samples
         rows = []
         for files, fwd, back in ((self.val_a or self.train_a, "a2b", "b2a"),
                                  (self.val_b or self.train_b, "b2a", "a2b")):
             x = self._val_batch(files[:k])
             out, _, heat = self.translate(x, fwd)
-            cyc, _, _ = self.translate(out, back)
-            idt, _, _ = self.translate(x, back)
+            cyc, _, heat_cyc = self.translate(out, back)
+            idt, _, heat_idt = self.translate(x, back)
             for i in range(x.shape[0]):
-                src = tensor_to_uint8(x[i])
-                rows.append([src, heatmap_overlay(src, heat[i, 0]), tensor_to_uint8(out[i]),
-                             tensor_to_uint8(cyc[i]), tensor_to_uint8(idt[i])])
+                src, fake = tensor_to_uint8(x[i]), tensor_to_uint8(out[i])
+                rows.append([src, heatmap_overlay(src, heat[i, 0]), fake,
+                             heatmap_overlay(fake, heat_cyc[i, 0]), tensor_to_uint8(cyc[i]),
+                             heatmap_overlay(src, heat_idt[i, 0]), tensor_to_uint8(idt[i])])
         return image_grid(rows)
 
     def validate(self) -> dict[str, float]:
