@@ -406,6 +406,21 @@ def test_missing_or_incomplete_layout_is_a_one_line_error(layout: Path, tmp_path
         assert not list_checkpoints(tmp_path / r)
 
 
+def test_version_sets_its_official_defaults() -> None:
+    from facetoon.losses.animegan import AnimeGANLossWeights
+
+    v2, v1 = AnimeGANConfig(), AnimeGANConfig(version="v1")
+    assert (v2.d_norm, v2.loss_preset, v2.init_lr, v2.g_lr, v2.d_lr) == ("layer", "v2", 2e-4, 2e-5, 4e-5)
+    assert (v1.d_norm, v1.loss_preset, v1.init_lr, v1.g_lr, v1.d_lr) == ("instance", "v1", 1e-4, 4e-5, 8e-5)
+    assert v1.loss_weights() == AnimeGANLossWeights.preset("v1")
+    # the paper's v1 weights: adversarial 300, content 1.5, grayscale style 3, colour 10
+    w = v1.loss_weights()
+    assert (w.adv_g, w.content, w.style, w.color) == (300.0, 1.5, 3.0, 10.0)
+    # explicit values win over the version's
+    mixed = AnimeGANConfig(version="v1", d_norm="layer", g_lr=1e-5, loss_preset="v2")
+    assert (mixed.d_norm, mixed.g_lr, mixed.d_lr, mixed.loss_preset) == ("layer", 1e-5, 8e-5, "v2")
+
+
 def test_bad_config_values_are_one_line_errors(layout: Path, tmp_path: Path,
                                                capsys: pytest.CaptureFixture[str]) -> None:
     cases = [

@@ -60,6 +60,15 @@ __all__ = ["AnimeGANConfig", "AnimeGANTrainer"]
 log = logging.getLogger(__name__)
 
 
+#: What depends on the version when not set explicitly: the official code of each version
+#: (AnimeGAN: TachibanaYoshino/AnimeGAN main.py and its discriminator with instance norm;
+#: AnimeGANv2: TachibanaYoshino/AnimeGANv2 train.py, layer norm in the discriminator).
+VERSION_DEFAULTS: dict[str, dict[str, Any]] = {
+    "v1": {"d_norm": "instance", "loss_preset": "v1", "init_lr": 1e-4, "g_lr": 4e-5, "d_lr": 8e-5},
+    "v2": {"d_norm": "layer", "loss_preset": "v2", "init_lr": 2e-4, "g_lr": 2e-5, "d_lr": 4e-5},
+}
+
+
 @dataclasses.dataclass
 class AnimeGANConfig(BaseTrainConfig):
     """AnimeGAN hyper-parameters; defaults follow the official v2 training script."""
@@ -71,9 +80,10 @@ class AnimeGANConfig(BaseTrainConfig):
     # discriminator: base width, layers, norm ("layer" for v2, "instance" for v1), spectral norm
     d_channels: int = 64
     d_layers: int = 3
-    d_norm: str = "layer"
-    # losses: a preset of facetoon.losses.animegan ("v1", "v2", "v2-hayao", ...) + explicit overrides
-    loss_preset: str = "v2"
+    d_norm: str = "auto"  # "auto": the version's official choice ("instance" for v1, "layer" for v2)
+    # losses: a preset of facetoon.losses.animegan ("v1", "v2", "v2-hayao", ...) + explicit overrides;
+    # "auto": the version's own preset
+    loss_preset: str = "auto"
     adv_g: float = -1.0  # < 0: take the preset's value (same for the fields below)
     adv_d: float = -1.0
     content: float = -1.0
@@ -83,11 +93,12 @@ class AnimeGANConfig(BaseTrainConfig):
     # perceptual network: "mobilenet_v2" (ImageNet, from the TFLite file), "vgg19:PATH" (ImageNet
     # VGG19 weights you supply; conv4_4 as published) or "random" (smoke tests only)
     perceptual: str = "mobilenet_v2"
-    # optimisation (official: Adam beta1 0.5; init lr 2e-4, G 2e-5, D 4e-5)
+    # optimisation (official: Adam beta1 0.5; learning rates < 0 take the version's official values,
+    # see VERSION_DEFAULTS: v2 init 2e-4, G 2e-5, D 4e-5; v1 init 1e-4, G 4e-5, D 8e-5)
     init_steps: int = 2000  # content-only initialisation steps (the official 10 epochs, in steps)
-    init_lr: float = 2e-4
-    g_lr: float = 2e-5
-    d_lr: float = 4e-5
+    init_lr: float = -1.0
+    g_lr: float = -1.0
+    d_lr: float = -1.0
     beta1: float = 0.5
     beta2: float = 0.999
     # data augmentation (the official code feeds 256x256 crops without flips)
@@ -108,6 +119,11 @@ class AnimeGANConfig(BaseTrainConfig):
         super().__post_init__()
         if self.version not in ("v1", "v2"):
             raise ValueError("version must be 'v1' or 'v2'")
+        # settings left at "auto" / < 0 become the version's official values (the saved config shows them)
+        for key, value in VERSION_DEFAULTS[self.version].items():
+            current = getattr(self, key)
+            if current == "auto" or (isinstance(current, float) and current < 0):
+                setattr(self, key, value)
         if self.teacher_weight > 0 and not self.teacher:
             raise ValueError("teacher_weight > 0 needs teacher = PATH")
         if self.holdout < 0 or self.kid_images < 0:
