@@ -47,6 +47,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from ._fileutil import atomic_write_bytes
 from .blend import BLEND_MODES, DEFAULT_SHAPE, FaceLayer, MaskShape, composite_faces, make_layer
 from .errors import ConfigError, NoFaceError, WeightsError
 from .face import AlignedFace, Face, align_face, detect_faces
@@ -566,7 +567,7 @@ class Stylizer:
             "padding": self.padding, "mask_shape": asdict(self.mask_shape),
         }
         out.mkdir(parents=True, exist_ok=True)
-        (out / PIPELINE_CONFIG).write_text(json.dumps(doc, indent=2) + "\n")
+        atomic_write_bytes(out / PIPELINE_CONFIG, (json.dumps(doc, indent=2) + "\n").encode())
         if self.face_model is not None and self.runtime.channels_last:
             self.face_model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         return out
@@ -782,6 +783,11 @@ class Stylizer:
                     log.warning("%s: no face found; only the scene is stylized", src.label)
             timings["detect"] = time.perf_counter() - t
             rendered = self._render([src.photo], [found], [weights], opts, timings)[0]
+        elif need_face and given is None and self.face_model is not None and opts.max_faces != 0:
+            # strength 0 returns the photo, but require_face still means "fail without a face"
+            if not self.detect(src.photo, opts.max_faces):
+                raise NoFaceError("no face found", path=src.label)
+            timings["detect"] = time.perf_counter() - t
         # mix with the input's own colour values (for RGBA: straight, not composited)
         final = _finish(_mix(src.straight, rendered.composite, opts.strength), src.alpha, src.as_array)
         timings["total"] = time.perf_counter() - t_start

@@ -134,6 +134,29 @@ def test_skip_existing(weights, inputs, tmp_path, capsys) -> None:
     assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == first
 
 
+def test_rerun_beside_the_inputs_leaves_out_earlier_outputs(weights, inputs, capsys) -> None:
+    assert main(["stylize", str(inputs), "--details", *models(weights)]) == 0
+    capsys.readouterr()
+    # the folder now also holds the outputs and their _details folders: a second run on it
+    # stylizes the two photos again, not its own outputs
+    assert main(["stylize", str(inputs), "--recursive", *models(weights)]) == 0
+    out = capsys.readouterr().out
+    assert "2 written" in out and "earlier facetoon output(s) in the inputs left out" in out
+    assert not list(inputs.glob("*_facetoon_facetoon*"))
+    # a file named explicitly is taken whatever its name
+    earlier = sorted(inputs.glob("*_facetoon.jpg"))[0]
+    assert main(["stylize", str(earlier), *models(weights)]) == 0
+    assert (inputs / f"{earlier.stem}_facetoon.jpg").is_file()
+
+
+def test_output_with_an_unwritable_image_extension_is_refused(weights, selfies, tmp_path, capsys) -> None:
+    rc = main(["stylize", str(selfies[0]), "-o", str(tmp_path / "out.gif"), *models(weights)])
+    assert rc == 1
+    err = capsys.readouterr().err
+    assert "cannot write .gif" in err and ".png" in err and "Traceback" not in err
+    assert not (tmp_path / "out.gif").exists()
+
+
 def test_never_overwrites_an_input(weights, inputs, capsys) -> None:
     before = {p.name: p.read_bytes() for p in inputs.iterdir()}
     rc = main(["stylize", str(inputs), "--suffix", "", *models(weights)])  # output == input path

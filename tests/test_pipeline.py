@@ -296,6 +296,8 @@ def test_no_face(stylizer, shared, caplog) -> None:
         assert any("no face" in r.getMessage() for r in caplog.records)
         with pytest.raises(NoFaceError, match="no face"):
             stylizer(img, require_face=True)
+        with pytest.raises(NoFaceError, match="no face"):  # also when nothing is stylized
+            stylizer(img, require_face=True, strength=0.0)
 
 
 def test_bad_input(stylizer, tmp_path) -> None:

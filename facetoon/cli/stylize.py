@@ -65,6 +65,11 @@ def output_path(src: Path, out_dir: Path | None, suffix: str, fmt: str | None) -
     return (out_dir if out_dir is not None else src.parent) / f"{src.stem}{suffix}{ext}"
 
 
+def _is_earlier_output(path: Path, suffix: str) -> bool:
+    """A file this command wrote before: ``<stem><suffix>.<ext>`` or inside a ``*_details`` folder."""
+    return bool(suffix) and (path.stem.endswith(suffix) or path.parent.name.endswith(suffix + "_details"))
+
+
 def _write_details(res: Any, folder: Path, protect: list[Path], quality: int) -> None:
     """Debug images of one result (see ``--details``)."""
     import numpy as np
@@ -107,7 +112,7 @@ def run_stylize(args: argparse.Namespace) -> int:
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     from ..errors import ConfigError, FacetoonError, WeightsError
-    from ..io import WRITE_FORMATS, iter_image_files, write_image
+    from ..io import IMAGE_EXTENSIONS, WRITE_FORMATS, iter_image_files, write_image
 
     if not 1 <= args.quality <= 100:
         raise ConfigError(f"--quality must be 1..100, got {args.quality}")
@@ -115,11 +120,18 @@ def run_stylize(args: argparse.Namespace) -> int:
         raise ConfigError(f"--suffix must not contain a path separator, got {args.suffix!r}")
     failures: list[tuple[str, str]] = []
     files: list[Path] = []
+    earlier = 0
     for item in args.inputs:
         try:
-            files.extend(iter_image_files([item], recursive=args.recursive))
+            found = iter_image_files([item], recursive=args.recursive)
         except FacetoonError as exc:
             failures.append((item, exc.reason if getattr(exc, "path", None) else str(exc)))
+            continue
+        if not Path(item).is_file():  # a folder or a glob: leave out facetoon's own earlier outputs
+            kept = [f for f in found if not _is_earlier_output(f, args.suffix)]
+            earlier += len(found) - len(kept)
+            found = kept
+        files.extend(found)
     # de-duplicate (the same file named twice)
     unique: dict[Path, Path] = {}
     for f in files:
@@ -133,6 +145,10 @@ def run_stylize(args: argparse.Namespace) -> int:
         one_input = len(files) == 1 and len(args.inputs) == 1
         if one_input and out.suffix.lower() in WRITE_FORMATS and not out.is_dir():
             single = out
+        elif out.suffix.lower() in IMAGE_EXTENSIONS and not out.is_dir():
+            raise ConfigError(f"-o: facetoon cannot write {out.suffix} images; use one of "
+                              f"{', '.join(sorted(WRITE_FORMATS))} (or create the folder first to write into it)",
+                              path=out)
         else:
             if out.exists() and not out.is_dir():
                 raise ConfigError("-o names an existing file; with several inputs it must be a folder",
@@ -175,9 +191,9 @@ def run_stylize(args: argparse.Namespace) -> int:
                     image = res.image if args.details else res
                     if target.exists() and target.is_dir():
                         raise ConfigError("output path is a folder", path=target)
-                    write_image(image, target, protect=protect, quality=args.quality)
-                    if args.details:
+                    if args.details:  # first: an output that exists is complete (--skip-existing)
                         _write_details(res, target.with_name(target.stem + "_details"), protect, args.quality)
+                    write_image(image, target, protect=protect, quality=args.quality)
                     written += 1
                 except KeyboardInterrupt:
                     raise
@@ -194,6 +210,8 @@ def run_stylize(args: argparse.Namespace) -> int:
     parts = [f"{written} written"]
     if skipped:
         parts.append(f"{skipped} skipped (output exists)")
+    if earlier:
+        parts.append(f"{earlier} earlier facetoon output(s) in the inputs left out")
     if failures:
         parts.append(f"{len(failures)} failed")
     print(f"facetoon stylize: {', '.join(parts)} -> {where}")
