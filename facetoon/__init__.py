@@ -10,7 +10,15 @@ that needs them is first used (attributes below resolve lazily).
 from __future__ import annotations
 
 import importlib
+import os
 from typing import TYPE_CHECKING, Any
+
+# Big activations (hundreds of MB at 1080p) are allocated afresh by every op; with transparent huge
+# pages torch's CPU allocator has them mapped in 2 MB instead of 4 kB pages, which cuts the page-fault
+# time of a 1080p scene stylization by about 2x (benchmarks/bench_background.py --no-thp shows it).
+# torch reads this once, at its first allocation: it works when facetoon is imported before torch
+# (as the CLI does); an explicit user value wins.
+os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
 
 from ._version import __version__
 from .errors import (

@@ -44,10 +44,8 @@ from .errors import ConfigError, InvalidImageError, WeightsError
 from .ops.tiling import NormStatsCache, downscale_to, plan_tiles, tiled_apply
 from .runtime import cpu_has_fast_bf16, to_channels_last
 
-# Big activations (hundreds of MB at 1080p) are allocated afresh by every op; with transparent huge
-# pages the kernel maps them in 2 MB instead of 4 kB pages, cutting page-fault time by about 4x.
-# Takes effect if set before torch's first large CPU allocation; an explicit user value wins.
-os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
+# THP_MEM_ALLOC_ENABLE (transparent huge pages for torch's big CPU buffers) is set by facetoon/__init__.py,
+# before torch's first allocation: setting it here, after torch has allocated, would have no effect.
 
 __all__ = ["BackgroundStylizer", "guided_upsample", "retain_freed_memory", "DEFAULT_MAX_PIXELS"]
 

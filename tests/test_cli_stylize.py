@@ -171,6 +171,9 @@ def test_details_and_options(weights, selfies, tmp_path) -> None:
                "--max-faces", "1",
                "--blend", "poisson", "--precision", "fp32", *models(weights, scene=True)])
     assert rc == 0
+    import facetoon.background
+
+    assert facetoon.background._RETAINING  # with a scene model the command keeps freed memory mapped
     details = out / f"{selfies[0].stem}_facetoon_details"
     expected = {"scene.png", "faces.png", "mask.png", "face0_crop.png", "face0_stylized.png",
                 "face0_mask.png", "face0_heatmap.png"}
@@ -222,6 +225,16 @@ def test_missing_weights_is_one_line_error(tmp_path, selfies) -> None:
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("facetoon: error: "), proc.stderr
     assert "ugatit-selfie2anime" in lines[0] and "--face-weights" in lines[0]
+
+
+def test_importing_facetoon_first_enables_huge_pages_for_torch() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "THP_MEM_ALLOC_ENABLE"}
+    code = "import os, facetoon; print(os.environ.get('THP_MEM_ALLOC_ENABLE'))"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=REPO)
+    assert out.stdout.strip() == "1"
+    env["THP_MEM_ALLOC_ENABLE"] = "0"  # an explicit user value wins
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=REPO)
+    assert out.stdout.strip() == "0"
 
 
 def test_module_imports_no_torch() -> None:

@@ -60,10 +60,13 @@ def _stylizer_options(args: argparse.Namespace) -> dict[str, Any]:
         value = getattr(args, key)
         if value is not None:
             opts[key] = value
+    # the command's own process stylizes photo after photo (or frame after frame): keep freed memory
+    # mapped for reuse (facetoon.background.retain_freed_memory), about 1.5-2x faster at 1080p
+    opts["background_options"] = {"retain_memory": True}
     if args.background_scale is not None:
         if not 0.0 < args.background_scale <= 1.0:
             raise ConfigError(f"--background-scale must be in (0, 1], got {args.background_scale}")
-        opts["background_options"] = {"internal_scale": args.background_scale}
+        opts["background_options"]["internal_scale"] = args.background_scale
     if args.no_harmonize:
         opts["harmonize"] = False
     if getattr(args, "require_face", False):
