@@ -13,13 +13,6 @@ import importlib
 import os
 from typing import TYPE_CHECKING, Any
 
-# Big activations (hundreds of MB at 1080p) are allocated afresh by every op; with transparent huge
-# pages torch's CPU allocator has them mapped in 2 MB instead of 4 kB pages, which cuts the page-fault
-# time of a 1080p scene stylization by about 2x (benchmarks/bench_background.py --no-thp shows it).
-# torch reads this once, at its first allocation: it works when facetoon is imported before torch
-# (as the CLI does); an explicit user value wins.
-os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
-
 from ._version import __version__
 from .errors import (
     ConfigError,
@@ -32,6 +25,13 @@ from .errors import (
     VideoError,
     WeightsError,
 )
+
+# Big activations (hundreds of MB at 1080p) are allocated afresh by every op; with transparent huge
+# pages torch's CPU allocator has them mapped in 2 MB instead of 4 kB pages: far fewer page faults
+# (compare benchmarks/bench_background.py with and without --no-thp). torch reads this once, at its
+# first allocation: it works when facetoon is imported before torch (as the CLI does); an explicit
+# user value wins.
+os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
 
 # public name -> module that defines it (imported on first access)
 _LAZY: dict[str, str] = {
