@@ -94,30 +94,51 @@ def bench_training(data: Path, size: int, ngf: int, batch: int, precision: str, 
 
 def bench_inference(runs: int) -> tuple[dict[str, float], float]:
     """Median seconds per generator call for each precision (``"fast (unsupported: fp32)"`` when it
-    fell back), and the generator's GMACs at 256 px."""
+    fell back), and the generator's GMACs at 256 px.
+
+    Rows: ``fp32`` (the reference module), ``fast`` (the reference module, channels-last under bf16
+    autocast) and ``fast (fused)`` (:func:`facetoon.models.ugatit_fast.fuse_for_inference`: the
+    inference graph the stylize pipeline runs on the CPU fast path; in fp32 where bf16 is not
+    native, named ``"fast (fused, unsupported: fp32)"``)."""
+    from collections.abc import Callable
+
     import torch
 
     from facetoon.models.ugatit import Generator
+    from facetoon.models.ugatit_fast import fuse_for_inference
     from facetoon.runtime import resolve_runtime
 
     torch.manual_seed(0)
     out: dict[str, float] = {}
     x0 = torch.rand(1, 3, 256, 256) * 2 - 1
     gmacs = count_macs(Generator(ngf=64, n_res=4, img_size=256, light=True).eval(), x0) / 1e9
-    for precision in ("fp32", "fast"):
-        rt = resolve_runtime("cpu", precision)
-        gen = rt.prepare_module(Generator(ngf=64, n_res=4, img_size=256, light=True).eval())
-        x = rt.prepare_input(x0)
+
+    def median_time(call: Callable[[], object]) -> float:
         times = []
-        with rt.inference():
-            for i in range(runs + 2):
-                t0 = time.perf_counter()
-                gen(x)
-                if i >= 2:  # two warm-up runs
-                    times.append(time.perf_counter() - t0)
-        name = precision if rt.precision == precision else f"{precision} (unsupported: {rt.precision})"
-        out[name] = statistics.median(times)
-        _log(f"  inference 256px ngf64 light {name}: {statistics.median(times) * 1000:.0f} ms")
+        for i in range(runs + 2):
+            t0 = time.perf_counter()
+            call()
+            if i >= 2:  # two warm-up runs
+                times.append(time.perf_counter() - t0)
+        return statistics.median(times)
+
+    for precision in ("fp32", "fast", "fast (fused)"):
+        rt = resolve_runtime("cpu", precision.split()[0])
+        unsupported = rt.precision != precision.split()[0]
+        if precision == "fast (fused)":
+            fused = fuse_for_inference(Generator(ngf=64, n_res=4, img_size=256, light=True).eval(),
+                                       torch.float32 if unsupported else torch.bfloat16)
+            with torch.inference_mode():
+                sec = median_time(lambda: fused(x0))
+            name = "fast (fused, unsupported: fp32)" if unsupported else precision
+        else:
+            gen = rt.prepare_module(Generator(ngf=64, n_res=4, img_size=256, light=True).eval())
+            x = rt.prepare_input(x0)
+            with rt.inference():
+                sec = median_time(lambda: gen(x))
+            name = f"{precision} (unsupported: {rt.precision})" if unsupported else precision
+        out[name] = sec
+        _log(f"  inference 256px ngf64 light {name}: {sec * 1000:.0f} ms")
     return out, gmacs
 
 

@@ -153,23 +153,30 @@ def layer_norm_stats(y: Tensor) -> tuple[Tensor, Tensor]:
     return mean.float(), var.float()
 
 
-def instance_norm_stats(y: Tensor) -> tuple[Tensor, Tensor]:
-    """Mean and biased variance over (H, W) of each sample and channel: two float32 ``(B, C)`` tensors.
+def instance_norm_stats(y: Tensor, out_dtype: torch.dtype = torch.float32) -> tuple[Tensor, Tensor]:
+    """Mean and biased variance over (H, W) of each sample and channel: two ``(B, C)`` tensors in
+    ``out_dtype``.
 
-    The variance is computed around a first estimate of the mean (one more reduction), so that
-    channels whose mean is large against their spread keep an accurate variance.
+    ``y``: ``(B, C, H, W)``, channels-last for the fast path (float32 or bfloat16; other layouts
+    and dtypes are reduced in float64). The mean is one native-dtype reduction (float32
+    accumulation, one rounding per image row) summed in float64. The variance is that of ``y``
+    centred on this mean (rounded to ``y``'s dtype), from reductions of the centred copy and of
+    its square (in place), so channels whose mean is large against their spread keep an accurate
+    variance. The mean is not corrected by the mean of the centred copy: in bfloat16 the rounding
+    of ``y - mean`` is biased when ``|mean|`` is large against the spread, and that correction
+    would carry the bias. No ``vector_norm`` (slow over a non-innermost dimension).
     """
     b, c, h, w = y.shape
-    if not y.is_contiguous(memory_format=torch.channels_last):
-        var, mean = torch.var_mean(y.float(), dim=(2, 3), correction=0)
-        return mean, var
+    n = h * w
+    if not y.is_contiguous(memory_format=torch.channels_last) or y.dtype not in (torch.float32, torch.bfloat16):
+        var, mean = torch.var_mean(y.double(), dim=(2, 3), correction=0)
+        return mean.to(out_dtype), var.to(out_dtype)
     nhwc = y.permute(0, 2, 3, 1)  # (B, H, W, C), contiguous
-    mean = nhwc.sum(dim=2).double().sum(dim=1) / (h * w)  # (B, C)
+    mean = nhwc.sum(dim=2).double().sum(dim=1) / n
     centred = nhwc - mean.to(y.dtype)[:, None, None, :]
-    d1 = centred.sum(dim=2).double().sum(dim=1) / (h * w)
-    d2 = torch.linalg.vector_norm(centred, dim=2).double().square().sum(dim=1) / (h * w)
-    var = (d2 - d1.square()).clamp_min(0.0)
-    return (mean + d1).float(), var.float()
+    d1 = centred.sum(dim=2).double().sum(dim=1) / n
+    d2 = centred.square_().sum(dim=2).double().sum(dim=1) / n
+    return mean.to(out_dtype), (d2 - d1.square()).clamp_min(0.0).to(out_dtype)
 
 
 def affine_(
