@@ -21,17 +21,10 @@ torch = pytest.importorskip("torch")
 from facetoon.cli import main  # noqa: E402
 from facetoon.models import create_model, save_pretrained  # noqa: E402
 from facetoon.models.serialization import weights_dir  # noqa: E402
+from train_helpers import one_thread  # noqa: E402,F401 (an autouse fixture: one thread)
 
 REPO = Path(__file__).resolve().parents[1]
 ASTRONAUT = REPO / "examples" / "astronaut.png"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

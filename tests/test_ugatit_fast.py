@@ -19,14 +19,7 @@ from facetoon.models.ugatit import Generator
 from facetoon.models.ugatit_fast import FastGenerator, fuse_for_inference
 from facetoon.ops.fused import instance_norm_stats
 from facetoon.runtime import cpu_has_fast_bf16, to_channels_last
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+from train_helpers import one_thread  # noqa: F401 (an autouse fixture: tiny tensors, one thread)
 
 
 def _randomise_norms(g: Generator, seed: int = 1) -> Generator:
