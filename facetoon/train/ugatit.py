@@ -4,7 +4,12 @@ One step follows the authors' release (discriminators first, then generators) wi
 economies: the generator forward pass of a step is shared by the discriminator update and the
 generator update (the generators' weights do not change in between), and each discriminator
 judges real and fake images in one batched call. Every normalisation in these networks is
-per sample, so batching changes no result.
+per sample, so batching changes no result, with one exception: spectral normalisation's power
+iteration runs once per discriminator call in training mode, so twice per step here (the batched
+call of the discriminator update, the call of the generator update) where the official code,
+calling each discriminator three times (real, fake, fake again), runs it three times. The
+estimate of the largest singular value converges either way (SN-GAN uses one iteration per
+update); the model is the same.
 
 Code names -> paper: ``a2b`` = G_{s->t}, ``b2a`` = G_{t->s}; ``ga``/``la`` = global/local
 discriminators of domain A (judging B->A translations), ``gb``/``lb`` of domain B.
