@@ -4,7 +4,7 @@
                                       [--threads 2] [--shared ../shared] [--infer-runs 10]
 
 Each configuration ``SIZExNGFxBATCH`` builds a :class:`facetoon.train.ugatit.UGATITTrainer`
-(light generators, four discriminators with ``ndf = ngf`` and the paper's 7 / 5 layers, all
+(light generators, four discriminators with ``ndf = ngf`` and the paper's 7 / 5 layers (``--critic-layers``), all
 paper losses) twice from the same seed, once with ``precision="fp32"`` and once with
 ``precision="fast"`` (channels_last + bf16 autocast), and times its ``train_step`` on the same
 batches of real selfie2anime images (synthetic images if ``../shared`` is absent): the median
@@ -60,7 +60,8 @@ def _parse(spec: str) -> tuple[int, int, int]:
 
 
 def bench_training(data: Path, size: int, ngf: int, batch: int, precision: str, warmup: int, steps: int,
-                   scratch: Path) -> tuple[list[float], list[dict[str, float]], str, float]:
+                   scratch: Path, critic_layers: tuple[int, int] = (7, 5)
+                   ) -> tuple[list[float], list[dict[str, float]], str, float]:
     """Step times after the warm-up, the losses of every step, the resolved precision, and the
     cores other processes used during the timed steps."""
     import torch
@@ -68,7 +69,8 @@ def bench_training(data: Path, size: int, ngf: int, batch: int, precision: str, 
     from facetoon.train.ugatit import UGATITConfig, UGATITTrainer
 
     cfg = UGATITConfig(img_size=size, ngf=ngf, ndf=ngf, light=True, batch_size=batch, precision=precision,
-                       device="cpu", holdout=0, kid_images=0, iterations=1_000_000, seed=0)
+                       device="cpu", holdout=0, kid_images=0, iterations=1_000_000, seed=0,
+                       n_layers_global=critic_layers[0], n_layers_local=critic_layers[1])
     trainer = UGATITTrainer(cfg, data, scratch / f"{size}_{ngf}_{batch}_{precision}")
     times: list[float] = []
     losses: list[dict[str, float]] = []
@@ -152,7 +154,11 @@ def main() -> None:
     parser.add_argument("--infer-runs", type=int, default=10, help="timed inference runs (default 10)")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads")
     parser.add_argument("--shared", type=Path, default=SHARED)
+    parser.add_argument("--critic-layers", type=int, nargs=2, default=[7, 5], metavar=("GLOBAL", "LOCAL"),
+                        help="discriminator layers (default: the paper's 7 5; the default face model's "
+                             "128 px run uses 6 5)")
     args = parser.parse_args()
+    layers = (args.critic_layers[0], args.critic_layers[1])
 
     import torch
 
@@ -172,9 +178,9 @@ def main() -> None:
         for spec in args.configs:
             size, ngf, batch = _parse(spec)
             t32, l32, _, o32 = bench_training(data, size, ngf, batch, "fp32", args.warmup, args.steps,
-                                              scratch)
+                                              scratch, layers)
             tfa, lfa, resolved, ofa = bench_training(data, size, ngf, batch, "fast", args.warmup, args.steps,
-                                                     scratch)
+                                                     scratch, layers)
             m32, mfa = statistics.median(t32), statistics.median(tfa)
             rows.append((size, ngf, batch, m32, mfa, resolved, o32, ofa))
             loss_tables.append((spec, l32, lfa))
@@ -182,7 +188,7 @@ def main() -> None:
 
     print(f"\ndata: {source}; load average (1/5/15 min) after the run: {format_load()}")
     print(f"median of {args.steps} steps after {args.warmup} warm-up step(s); light generators, ndf = ngf, "
-          "discriminators with 7 / 5 layers\n")
+          f"discriminators with {layers[0]} / {layers[1]} layers\n")
     print("| image size, ngf, batch | fp32 s/step | fast s/step | speed-up | fp32 img/s | fast img/s "
           "| other load fp32 / fast (cores) |")
     print("|---|---|---|---|---|---|---|")

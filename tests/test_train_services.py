@@ -337,3 +337,40 @@ def test_stop_request_turns_signals_into_a_flag() -> None:
         with pytest.raises(KeyboardInterrupt):  # a second one aborts
             os.kill(os.getpid(), signal.SIGINT)
     assert signal.getsignal(signal.SIGINT) is before
+
+
+# ---- optimiser ------------------------------------------------------------------------------------
+def test_fused_adam_equals_the_default_and_resumes_fused() -> None:
+    import copy
+
+    from facetoon.train.optim import adam, use_fused
+
+    torch.manual_seed(0)
+    ref_model = torch.nn.Linear(8, 4)
+    model = copy.deepcopy(ref_model)
+    settings = dict(lr=1e-3, betas=(0.5, 0.999), weight_decay=1e-4)
+    ref = torch.optim.Adam(ref_model.parameters(), **settings)  # the default (for-loop) implementation
+    opt = adam(model.parameters(), **settings)
+    assert opt.param_groups[0]["fused"] is True
+
+    def step(m: torch.nn.Module, o: torch.optim.Optimizer, x: torch.Tensor) -> None:
+        o.zero_grad()
+        m(x).square().sum().backward()
+        o.step()
+
+    for _ in range(5):
+        x = torch.randn(3, 8)
+        step(ref_model, ref, x)
+        step(model, opt, x)
+    assert all(torch.allclose(p, q, atol=1e-7) for p, q in zip(ref_model.parameters(), model.parameters()))
+    # a checkpoint of the default implementation loads as fused and continues the same run
+    resumed_model = copy.deepcopy(ref_model)
+    resumed = adam(resumed_model.parameters(), **settings)
+    resumed.load_state_dict(copy.deepcopy(ref.state_dict()))
+    assert resumed.param_groups[0]["fused"] is None  # what the checkpoint carried ...
+    use_fused(resumed)
+    assert resumed.param_groups[0]["fused"] is True  # ... and what the trainers restore
+    x = torch.randn(3, 8)
+    step(ref_model, ref, x)
+    step(resumed_model, resumed, x)
+    assert all(torch.allclose(p, q, atol=1e-7) for p, q in zip(ref_model.parameters(), resumed_model.parameters()))

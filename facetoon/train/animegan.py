@@ -53,6 +53,7 @@ from ..models.discriminators import PatchDiscriminator
 from ..models.serialization import load_pretrained, save_pretrained
 from .data import Augment, PhotoStyleDataset, load_image_tensor, split_holdout
 from .loop import BaseTrainConfig, Trainer
+from .optim import adam, use_fused
 from .samples import image_grid, tensor_to_uint8
 
 __all__ = ["AnimeGANConfig", "AnimeGANTrainer"]
@@ -190,9 +191,9 @@ class AnimeGANTrainer(Trainer):
         betas = (cfg.beta1, cfg.beta2)
         # as in the official code: the initialisation phase has its own Adam, so the adversarial
         # phase starts with fresh moments
-        self.opt_init = torch.optim.Adam(self.gen.parameters(), lr=cfg.init_lr, betas=betas)
-        self.opt_g = torch.optim.Adam(self.gen.parameters(), lr=cfg.g_lr, betas=betas)
-        self.opt_d = torch.optim.Adam(self.disc.parameters(), lr=cfg.d_lr, betas=betas)
+        self.opt_init = adam(self.gen.parameters(), lr=cfg.init_lr, betas=betas)
+        self.opt_g = adam(self.gen.parameters(), lr=cfg.g_lr, betas=betas)
+        self.opt_d = adam(self.disc.parameters(), lr=cfg.d_lr, betas=betas)
         amp = rt.autocast_dtype == torch.float16
         self.scaler_g = torch.amp.GradScaler(rt.device.type, enabled=amp)
         self.scaler_d = torch.amp.GradScaler(rt.device.type, enabled=amp)
@@ -281,6 +282,8 @@ class AnimeGANTrainer(Trainer):
         else:
             self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
+        for opt in (self.opt_init, self.opt_g, self.opt_d):
+            use_fused(opt)
         if state.get("scaler_g"):
             self.scaler_g.load_state_dict(state["scaler_g"])
             self.scaler_d.load_state_dict(state["scaler_d"])

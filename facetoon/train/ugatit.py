@@ -41,6 +41,7 @@ from ..models.serialization import save_pretrained
 from ..models.ugatit import Discriminator, Generator
 from .data import Augment, UnpairedDataset, list_images, load_image_tensor, split_holdout
 from .loop import BaseTrainConfig, Trainer
+from .optim import adam, use_fused
 from .samples import heatmap_overlay, image_grid, tensor_to_uint8
 
 __all__ = ["UGATITConfig", "UGATITTrainer", "GeneratorPair", "DiscriminatorSet"]
@@ -164,9 +165,9 @@ class UGATITTrainer(Trainer):
         self.gens = rt.prepare_module(GeneratorPair(ngf=cfg.ngf, n_res=cfg.n_res, img_size=cfg.img_size,
                                                     light=cfg.light))
         self.discs = rt.prepare_module(DiscriminatorSet(cfg.ndf, cfg.n_layers_global, cfg.n_layers_local))
-        adam: dict[str, Any] = dict(lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay)
-        self.opt_g = torch.optim.Adam(self.gens.parameters(), **adam)
-        self.opt_d = torch.optim.Adam(self.discs.parameters(), **adam)
+        settings: dict[str, Any] = dict(lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay)
+        self.opt_g = adam(self.gens.parameters(), **settings)
+        self.opt_d = adam(self.discs.parameters(), **settings)
         amp = rt.autocast_dtype == torch.float16
         self.scaler_g = torch.amp.GradScaler(rt.device.type, enabled=amp)
         self.scaler_d = torch.amp.GradScaler(rt.device.type, enabled=amp)
@@ -266,6 +267,8 @@ class UGATITTrainer(Trainer):
         self.discs.load_state_dict(state["discs"])
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
+        use_fused(self.opt_g)
+        use_fused(self.opt_d)
         if state.get("scaler_g"):
             self.scaler_g.load_state_dict(state["scaler_g"])
             self.scaler_d.load_state_dict(state["scaler_d"])
