@@ -61,7 +61,10 @@ def run_case(args: argparse.Namespace) -> dict:
     clip = make_clip(tmp / "in.mp4", [sprite], size=(w, h), n_frames=args.frames, fps=24,
                      paths=[((0.1 * w, 0.3 * h), (0.9 * w - sw, 0.25 * h))])
     face, scene, label = default_models()
-    options = {"internal_scale": args.scene_scale} if args.scene_scale < 1 else None
+    # as the `facetoon video` command: freed memory kept mapped for reuse (frame after frame)
+    options: dict = {"retain_memory": True}
+    if args.scene_scale < 1:
+        options["internal_scale"] = args.scene_scale
     t = time.perf_counter()
     st = Stylizer(face_model=face, background_model=scene, precision=args.precision,
                   background_options=options)

@@ -245,6 +245,15 @@ Built by `python scripts/prepare_animegan_data.py` from `../shared`: photos = BS
 validation selfies; style = the selfie2anime trainB anime frames (their background art; research
 use) minus the face model's held-out ones; their edge-smoothed copies from `facetoon prepare-smooth`.
 
+**Why these style images.** `../shared` offers two anime style domains for scenes: the trainB frames
+(the face model's own target domain, so face and scene of one portrait share a style) and the
+official CartoonGAN Hayao model (Miyazaki scenery; a style set would be its outputs). We train on
+trainB so that the style matches the faces, and use Hayao as a distillation teacher for what
+trainB lacks (most frames are close-ups, with little scenery). Side by side, three trainB frames
+and, for validation photos, the photo | CartoonGAN Hayao | this model:
+[`docs/figures/scene_style_choice.jpg`](../../docs/figures/scene_style_choice.jpg)
+(`python scripts/make_style_figure.py`, re-run after shipping).
+
 ## Configuration
 
 `configs/animegan_anime_cpu.toml` (its header lists every deviation from the official settings,
@@ -306,6 +315,7 @@ def main() -> int:
     (training / "config.toml").write_text(config_text)
     precision = tomllib.loads(config_text).get("train", {}).get("precision", "auto")  # the run's, not the export's
     sessions = record_session(training / "sessions.jsonl", first_step, meta, precision)
+    meta["config"]["precision"] = precision  # the card shows the run's precision, not the export's
     (weights / "MODEL_CARD.md").write_text(CARDS[args.model](meta, stats, config_text, sessions))
     print(f"shipped {name} step {meta['step']} ({meta['train_hours']:.2f} h) to {weights} and {training}; "
           f"{len(stats)} validation rows, {n} loss rows")
