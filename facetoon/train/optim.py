@@ -1,9 +1,8 @@
 """Adam as the papers use it, with PyTorch's fused implementation where it runs.
 
 ``torch.optim.Adam(fused=True)`` computes the same update as the default for-loop implementation
-(within float rounding) in one kernel over all parameters: for the ~14 M parameters of a 128 px
-U-GAT-IT run, 11 ms instead of 81 ms per step on 2 CPU cores. It runs on CPU and CUDA float
-parameters; elsewhere the default implementation is used.
+(within float rounding; tested) in one kernel over all parameters instead of a Python loop over
+them. It runs on CPU and CUDA float parameters; elsewhere the default implementation is used.
 """
 
 from __future__ import annotations
