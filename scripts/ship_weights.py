@@ -4,7 +4,8 @@ From the latest checkpoint of RUN_DIR, for MODEL = ``ugatit`` (the face model) o
 (the scene model), writes:
 
 * ``weights/<name>/``: the inference generator (fp16 safetensors + config.json; U-GAT-IT: the
-  A->B direction), its model card ``MODEL_CARD.md`` and ``samples.jpg`` (the grid of the shipped checkpoint);
+  A->B direction; the weight average when the run has ``ema_decay > 0``), its model card
+  ``MODEL_CARD.md`` and ``samples.jpg`` (the grid of the shipped checkpoint);
 * ``training/<name>/``: what the next session needs to carry on when the full checkpoint is gone:
   ``state/`` (all networks, fp16; U-GAT-IT warm-starts from it with
   ``--set init_from=training/ugatit-selfie2anime/state``), ``stats.jsonl`` (validation history,
@@ -122,11 +123,21 @@ def sessions_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def shipped_weights(cfg: dict) -> str:
+    """What the shipped weights are: the trained ones, or their moving average (``ema_decay``)."""
+    ema = cfg.get("ema_decay", 0.0)
+    if not ema:
+        return "the trained weights"
+    return (f"exponential moving average of the trained weights (`ema_decay = {ema}`, about the last "
+            f"{round(1 / (1 - ema))} steps; training itself is unchanged)")
+
+
 def ugatit_card(meta: dict, stats: list[dict], config_text: str, sessions: list[dict]) -> str:
     NAME = NAMES["ugatit"]
     cfg = meta["config"]
-    rows = "\n".join(f"| {s['step']} | {s.get('train_hours', 0):.2f} | {s['kid_x100']:.2f} |" for s in stats) \
-        or "| - | - | no validation pass yet |"
+    rows = "\n".join(f"| {s['step']} | {s.get('train_hours', 0):.2f} | {s['kid_x100']:.2f} | "
+                     + (f"{s['kid_x100_live']:.2f} |" if "kid_x100_live" in s else "- |") for s in stats) \
+        or "| - | - | no validation pass yet | |"
     if stats:
         best = min(stats, key=lambda s: s["kid_x100"])
         latest_kid = f"{stats[-1]['kid_x100']:.2f} at step {stats[-1]['step']}"
@@ -146,6 +157,7 @@ used; no teacher model.
 | training steps | {meta['step']} (batch {cfg['batch_size']}) |
 | wall-clock training time | {meta['train_hours']:.2f} h on 2 CPU cores (shared with development work) |
 | precision | config `{cfg['precision']}`: channels_last + bf16 autocast on CPUs with native bf16, fp32 elsewhere (per session below) |
+| shipped weights | {shipped_weights(cfg)} |
 | storage | fp16 safetensors, upcast to fp32 on load |
 | validation KIDx100 (latest) | {latest_kid} |
 | validation KIDx100 (best) | {best_kid} |
@@ -179,10 +191,12 @@ for CPU time). Resolved config of the run:
 ## Metric history
 
 KIDx100 between {cfg['kid_images']} translated held-out selfies and {cfg['kid_images']} held-out anime faces, on pooled
-MobileNetV2 features (`facetoon eval kid` definition, litert backend), computed by the trainer's validation pass:
+MobileNetV2 features (`facetoon eval kid` definition, litert backend), computed by the trainer's validation pass;
+"KIDx100" is the generator as shipped (the weight average once the run keeps one), "trained weights" the
+generator as trained at that step (shown where a weight average exists):
 
-| step | training hours | KIDx100 |
-|---|---|---|
+| step | training hours | KIDx100 | KIDx100, trained weights |
+|---|---|---|---|
 {rows}
 
 For scale: raw selfies vs anime faces score about 160 on this metric, two anime sets under 2.
@@ -229,6 +243,7 @@ AnimeGAN{cfg['version']} generator (photo -> anime scene), trained **from scratc
 | losses | AnimeGAN{cfg['version']}: adversarial (LSGAN, grayscale and edge-smoothed anime as negatives), content, grayscale style, colour, TV; preset `{cfg['loss_preset']}` |
 | perceptual network | `{cfg['perceptual']}` |
 | teacher | {teacher} |
+| shipped weights | {shipped_weights(cfg)} |
 | storage | fp16 safetensors, upcast to fp32 on load |
 
 **Status: an early checkpoint of a run that continues across sessions**; it is not yet a good
@@ -303,8 +318,11 @@ def main() -> int:
             shutil.rmtree(state)
         state.parent.mkdir(parents=True, exist_ok=True)
         shutil.copytree(out, state)
+        source = out / f"ema_{GENERATOR[args.model]}"  # the weight average, if the run keeps one
+        if not source.is_dir():
+            source = out / GENERATOR[args.model]
         for p in ("config.json", "model.safetensors"):
-            shutil.copy2(out / GENERATOR[args.model] / p, weights / p)
+            shutil.copy2(source / p, weights / p)
     meta = json.loads((weights / "config.json").read_text())["meta"]
     n, first_step = merge_losses(args.run_dir / "losses.csv", training / "losses_every50.csv")
     run_stats = [s for s in read_jsonl(args.run_dir / "stats.jsonl") if s["step"] <= meta["step"]]

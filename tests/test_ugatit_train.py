@@ -463,7 +463,7 @@ def test_bad_config_values_are_one_line_errors(synthetic_data: Path, tmp_path: P
 
 
 # ---- DistributedDataParallel -------------------------------------------------------------------------
-_RANK_DUMP = rank_dump_script("facetoon.train.ugatit", "UGATITTrainer", ("gens", "discs"))
+_RANK_DUMP = rank_dump_script("facetoon.train.ugatit", "UGATITTrainer", ("gens", "discs", "ema"))
 
 
 @pytest.mark.slow
@@ -472,7 +472,7 @@ def test_ddp_two_cpu_processes(synthetic_data: Path, tmp_path: Path) -> None:
     script = tmp_path / "rank_dump.py"
     script.write_text(_RANK_DUMP)
     run, single, export = tmp_path / "ddp", tmp_path / "single", tmp_path / "export"
-    settings = ["iterations=4", "checkpoint_every=2", "sample_every=2"]
+    settings = ["iterations=4", "checkpoint_every=2", "sample_every=2", "ema_decay=0.5"]
     proc = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script),
          str(tmp_path), "-q", "train", "ugatit", "--data", str(synthetic_data), "--out", str(run),
@@ -487,12 +487,14 @@ def test_ddp_two_cpu_processes(synthetic_data: Path, tmp_path: Path) -> None:
     r0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
     r1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
     assert r0["step"] == r1["step"] == 4
-    for part in ("gens", "discs"):
+    for part in ("gens", "discs", "ema"):  # the generators' weight averages too
         assert r0[part].keys() == r1[part].keys()
         for k in r0[part]:
             assert torch.equal(r0[part][k], r1[part][k]), (part, k)
-    last = load_checkpoint(run / "checkpoints" / "step_00000004.pt")["trainer"]
+    checkpoint = load_checkpoint(run / "checkpoints" / "step_00000004.pt")
+    last = checkpoint["trainer"]
     assert all(torch.equal(last["gens"][k], r0["gens"][k]) for k in r0["gens"])
+    assert all(torch.equal(checkpoint["ema"][k], r0["ema"][k]) for k in r0["ema"])
 
     # the same run in one process: rank 0's first sample is the single process's first sample, so
     # the first discriminator loss agrees; after that the ranks' other data changes everything

@@ -19,7 +19,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--checkpoint", help="a checkpoint file (default: the latest in RUN_DIR)")
     p.add_argument("--fp16", action="store_true", help="store weights in float16 (half the size)")
     p.add_argument("--discriminators", action="store_true",
-                   help="also export the discriminators (for warm restarts with init_from)")
+                   help="export the training state init_from reads: the trained generators, the "
+                        "discriminators and, with ema_decay, the weight averages as ema_* (without "
+                        "it: the generators for inference, i.e. the averages when there are any)")
     p.add_argument("--data", help="data folder, if it moved since training")
     p.add_argument("--samples", metavar="JPG", help="also write the sample grid of this checkpoint to JPG")
     p.set_defaults(func=run)

@@ -208,6 +208,9 @@ class AnimeGANTrainer(Trainer):
         """``init_from`` folder layout: generator/ (required) and discriminator/."""
         return {"generator": self.gen, "discriminator": self.disc}, ("generator",)
 
+    def ema_source(self) -> nn.Module:
+        return self.gen
+
     def _g_step(self, loss: Tensor, optimizer: torch.optim.Optimizer) -> None:
         optimizer.zero_grad(set_to_none=True)
         self.scaler_g.scale(loss).backward()
@@ -299,7 +302,7 @@ class AnimeGANTrainer(Trainer):
     def sample_grid(self) -> np.ndarray:
         """Rows per validation photo: photo | generated (| teacher)."""
         x = torch.stack([load_image_tensor(p, self.config.img_size) for p in self.val_photos[: self.config.n_samples]])
-        fake = self._run(self.gen, x)
+        fake = self._run(self.averaged(self.gen), x)
         self.gen.train()
         teach = self._run(self.teacher, x) if self.teacher is not None else None
         rows = []
@@ -316,7 +319,9 @@ class AnimeGANTrainer(Trainer):
 
     def validate(self) -> dict[str, float]:
         """KIDx100 (and its std over subsets) between G(held-out photos of ``val/``) and the
-        held-out style images, both at ``img_size``; ``{}`` when either side has < 2 images."""
+        held-out style images, both at ``img_size``; ``{}`` when either side has < 2 images.
+        With a weight average (``ema_decay > 0``), G is the average and ``kid_x100_live`` the
+        trained weights' KID."""
         cfg = self.config
         if cfg.kid_images <= 0:
             return {}
@@ -337,19 +342,37 @@ class AnimeGANTrainer(Trainer):
             self._kid_reference = np.concatenate([
                 extract_features(self._val_batch(styles[i:i + 16]), backend=cfg.kid_backend)
                 for i in range(0, len(styles), 16)])
-        fakes = [self._run(self.gen, self._val_batch(photos[i:i + 16])) for i in range(0, len(photos), 16)]
-        self.gen.train()
-        features = extract_features(torch.cat(fakes), backend=cfg.kid_backend)
-        result = kid(features, self._kid_reference, n_subsets=100, seed=0)
-        return {"kid_x100": 100 * result.mean, "kid_x100_std": 100 * result.std}
+
+        def kid_x100(gen: nn.Module) -> tuple[float, float]:
+            fakes = [self._run(gen, self._val_batch(photos[i:i + 16])) for i in range(0, len(photos), 16)]
+            self.gen.train()
+            features = extract_features(torch.cat(fakes), backend=cfg.kid_backend)
+            result = kid(features, self._kid_reference, n_subsets=100, seed=0)
+            return 100 * result.mean, 100 * result.std
+
+        mean, std = kid_x100(self.averaged(self.gen))
+        stats = {"kid_x100": mean, "kid_x100_std": std}
+        if self.averaged(self.gen) is not self.gen:
+            stats["kid_x100_live"] = kid_x100(self.gen)[0]
+        return stats
 
     def export(self, out_dir: str | os.PathLike[str], fp16: bool = False, discriminators: bool = False) -> Path:
-        """Write ``generator/`` (and ``discriminator/`` if asked) as config.json + model.safetensors."""
+        """Write the generator as config.json + model.safetensors.
+
+        Inference export: ``generator/``, the weight average when ``ema_decay > 0``.
+        ``discriminators=True`` writes the training state ``init_from`` reads instead:
+        ``generator/`` (the trained weights), ``discriminator/`` and, with a weight average,
+        ``ema_generator/``.
+        """
         out = Path(out_dir)
         meta = {"step": self.step, "train_hours": round(self.train_seconds / 3600, 3),
                 "trainer": "facetoon train animegan", "config": dataclasses.asdict(self.config)}
         dtype = torch.float16 if fp16 else None
-        save_pretrained(self.gen, out / "generator", dtype=dtype, meta=meta)
+        nets: dict[str, nn.Module] = {"generator": self.averaged(self.gen)}
         if discriminators:
-            save_pretrained(self.disc, out / "discriminator", dtype=dtype, meta=meta)
+            nets = {"generator": self.gen, "discriminator": self.disc}
+            if self.averaged(self.gen) is not self.gen:
+                nets["ema_generator"] = self.averaged(self.gen)
+        for name, net in nets.items():
+            save_pretrained(net, out / name, dtype=dtype, meta={**meta, **self.weights_meta(net)})
         return out

@@ -14,6 +14,9 @@ A concrete trainer subclasses :class:`Trainer` and writes only what is particula
 * validation every ``validate_every`` steps (before that step's checkpoint); the state with the
   lowest ``best_metric`` so far is kept apart as ``checkpoints/best.pt`` (never pruned), with
   ``checkpoints/best.json`` naming its step and value;
+* optionally (``ema_decay > 0``) an exponential moving average of the generator weights
+  (:mod:`facetoon.train.ema`), checkpointed with the rest; validation, samples and exports then
+  use the average;
 * SIGINT/SIGTERM: finish the current step, save a checkpoint, exit cleanly.
 """
 
@@ -42,6 +45,7 @@ from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from .config import save_config
 from .data import StepSampler, make_loader
 from .distributed import DistInfo, cleanup_distributed, init_distributed
+from .ema import WeightAverage
 from .logger import MetricLogger
 from .warm_start import warm_start
 
@@ -69,11 +73,16 @@ class BaseTrainConfig:
     tensorboard: bool = True
     # warm start from exported weights (see facetoon.train.warm_start); ignored when resuming
     init_from: str = ""
+    # EMA of the generator weights for validation, samples and export (0 = off, as in the papers;
+    # see facetoon.train.ema). 0.999 averages over the last ~1000 steps.
+    ema_decay: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("iterations", "batch_size", "sample_every", "checkpoint_every", "log_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError("ema_decay must be in [0, 1)")
         if self.keep_checkpoints < 1:
             raise ValueError("keep_checkpoints must be >= 1")
 
@@ -128,12 +137,19 @@ class Trainer(abc.ABC):
         torch.manual_seed(config.seed)
         np.random.seed(config.seed % 2**32)
         self.build()
+        self.ema: WeightAverage | None = None
+        if config.ema_decay > 0:
+            self.ema = WeightAverage(self.ema_source(), config.ema_decay)
         checkpoint = self._find_resume(resume)
         if checkpoint is not None:
             state = load_checkpoint(checkpoint, map_location=self.runtime.device)
             self.step = int(state["step"])  # set first: load_state_dict may depend on it
             try:
                 self.load_state_dict(state["trainer"])
+                if self.ema is not None and state.get("ema"):
+                    self.ema.load_state_dict(state["ema"])
+                elif self.ema is not None:
+                    log.info("the checkpoint has no weight average: it starts from the current weights")
             except (KeyError, TypeError, RuntimeError, ValueError) as exc:
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                 raise WeightsError(f"checkpoint does not match this trainer/config ({first})",
@@ -142,14 +158,47 @@ class Trainer(abc.ABC):
             self.best = state.get("best")
             log.info("resumed from %s at step %d", checkpoint, self.step)
         elif config.init_from:
-            targets, required = self.warm_start_targets()
-            self.step, self.train_seconds = warm_start(Path(config.init_from), targets, required)
+            self._warm_start(Path(config.init_from))
         if self.dist.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             save_config(config, self.run_dir / "config.toml")
             (self.run_dir / "data_dir.txt").write_text(str(self.data_dir.resolve()) + "\n")
         log.info("device %s, precision %s, %d process(es)", self.runtime.device, self.runtime.precision,
                  self.dist.world_size)
+
+    def _warm_start(self, folder: Path) -> None:
+        targets, required = self.warm_start_targets()
+        averages = self._average_targets(targets)
+        self.step, self.train_seconds, loaded = warm_start(folder, targets | averages, required)
+        if self.ema is not None and loaded & set(averages):
+            for name, module in averages.items():
+                if name not in loaded:  # e.g. only one generator's average was shipped
+                    module.load_state_dict(targets[name.removeprefix("ema_")].state_dict())
+            self.ema.mark_started()
+
+    def _average_targets(self, targets: dict[str, torch.nn.Module]) -> dict[str, torch.nn.Module]:
+        """``ema_<name>``: the weight average's counterpart of each warm-start target it covers."""
+        if self.ema is None:
+            return {}
+        paths = {id(m): name for name, m in self.ema_source().named_modules()}
+        return {f"ema_{name}": self.ema.module.get_submodule(paths[id(m)])
+                for name, m in targets.items() if id(m) in paths}
+
+    def averaged(self, module: torch.nn.Module) -> torch.nn.Module:
+        """The weight average of ``module`` (a sub-network of :meth:`ema_source`) for evaluation
+        and export; ``module`` itself when ``ema_decay`` is 0 or no step has been averaged yet."""
+        if self.ema is None or not self.ema.started:
+            return module
+        for name, sub in self.ema_source().named_modules():
+            if sub is module:
+                return self.ema.module.get_submodule(name)
+        raise ValueError(f"{type(module).__name__} is not part of the averaged network")
+
+    def weights_meta(self, module: torch.nn.Module) -> dict[str, str]:
+        """Export metadata naming what ``module``'s weights are: ``{"weights": "ema ..."}`` for an average."""
+        if self.ema is not None and any(module is m for m in self.ema.module.modules()):
+            return {"weights": f"exponential moving average of the trained weights, decay {self.ema.decay}"}
+        return {}
 
     def _find_resume(self, resume: bool | str | os.PathLike[str]) -> Path | None:
         if resume is False or resume is None:
@@ -172,6 +221,10 @@ class Trainer(abc.ABC):
     def warm_start_targets(self) -> tuple[dict[str, torch.nn.Module], tuple[str, ...]]:
         """Networks ``init_from`` loads, by folder name, and the names that must be present."""
         raise ConfigError(f"{type(self).__name__} does not support init_from")
+
+    def ema_source(self) -> torch.nn.Module:
+        """The network whose weights ``ema_decay`` averages (the generator(s); not DDP-wrapped)."""
+        raise ConfigError(f"{type(self).__name__} does not support ema_decay")
 
     @abc.abstractmethod
     def train_step(self, batch: Any) -> dict[str, float]:
@@ -199,6 +252,7 @@ class Trainer(abc.ABC):
     # ---- the services ------------------------------------------------------------------------
     def _full_state(self) -> dict[str, Any]:
         return {"step": self.step, "train_seconds": self.train_seconds, "trainer": self.state_dict(),
+                "ema": self.ema.state_dict() if self.ema is not None else None,
                 "config": dataclasses.asdict(self.config), "best": self.best}
 
     def save(self) -> Path | None:
@@ -269,6 +323,8 @@ class Trainer(abc.ABC):
                 for batch in loader:
                     t0 = time.perf_counter()
                     losses = self.train_step(batch)
+                    if self.ema is not None:
+                        self.ema.update(self.ema_source())
                     dt = time.perf_counter() - t0
                     self.step += 1
                     self.train_seconds += dt

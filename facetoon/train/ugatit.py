@@ -185,6 +185,9 @@ class UGATITTrainer(Trainer):
                    "disc_la": self.discs.la, "disc_gb": self.discs.gb, "disc_lb": self.discs.lb}
         return targets, ("a2b", "b2a")
 
+    def ema_source(self) -> nn.Module:
+        return self.gens
+
     # ---- one step ----------------------------------------------------------------------------------
     def _set_lr(self) -> float:
         cfg = self.config
@@ -278,9 +281,15 @@ class UGATITTrainer(Trainer):
         return torch.stack([load_image_tensor(p, self.config.img_size) for p in files])
 
     @torch.no_grad()
-    def translate(self, images: Tensor, direction: str = "a2b") -> tuple[Tensor, Tensor, Tensor]:
-        """Run one generator in eval mode: ``images (B,3,S,S)`` [-1,1] -> (out, cam_logit, heatmap), fp32 CPU."""
-        gen = self.gens.a2b if direction == "a2b" else self.gens.b2a
+    def translate(self, images: Tensor, direction: str = "a2b",
+                  averaged: bool = True) -> tuple[Tensor, Tensor, Tensor]:
+        """Run one generator in eval mode: ``images (B,3,S,S)`` [-1,1] -> (out, cam_logit, heatmap), fp32 CPU.
+
+        ``averaged``: use the generator's weight average when ``ema_decay > 0`` (else the trained weights).
+        """
+        gen: nn.Module = self.gens.a2b if direction == "a2b" else self.gens.b2a
+        if averaged:
+            gen = self.averaged(gen)
         gen.eval()
         with self.runtime.autocast():
             out = gen(self.runtime.prepare_input(images))
@@ -307,7 +316,11 @@ class UGATITTrainer(Trainer):
         return image_grid(rows)
 
     def validate(self) -> dict[str, float]:
-        """KIDx100 between translated held-out selfies (A->B) and held-out anime faces (B)."""
+        """KIDx100 between translated held-out selfies (A->B) and held-out anime faces (B).
+
+        With a weight average (``ema_decay > 0``), ``kid_x100`` is the average's and
+        ``kid_x100_live`` the trained weights'.
+        """
         cfg = self.config
         if cfg.kid_images <= 0 or not self.val_a or not self.val_b:
             return {}
@@ -317,26 +330,44 @@ class UGATITTrainer(Trainer):
         files_a, files_b = self.val_a[:cfg.kid_images], self.val_b[:cfg.kid_images]
         if self._kid_reference is None:
             self._kid_reference = extract_features(files_b, backend=cfg.kid_backend)
-        fakes = []
-        for i in range(0, len(files_a), 16):
-            out, _, _ = self.translate(self._val_batch(files_a[i:i + 16]), "a2b")
-            fakes += [tensor_to_uint8(t) for t in out]
-        result = kid(extract_features(fakes, backend=cfg.kid_backend), self._kid_reference,
-                     n_subsets=100, seed=0)
-        mean, std = result.mean, result.std
-        return {"kid_x100": 100 * mean, "kid_x100_std": 100 * std}
+
+        def kid_x100(averaged: bool) -> tuple[float, float]:
+            fakes = []
+            for i in range(0, len(files_a), 16):
+                out, _, _ = self.translate(self._val_batch(files_a[i:i + 16]), "a2b", averaged=averaged)
+                fakes += [tensor_to_uint8(t) for t in out]
+            result = kid(extract_features(fakes, backend=cfg.kid_backend), self._kid_reference,
+                         n_subsets=100, seed=0)
+            return 100 * result.mean, 100 * result.std
+
+        mean, std = kid_x100(averaged=True)
+        stats = {"kid_x100": mean, "kid_x100_std": std}
+        if self.ema is not None and self.ema.started:
+            stats["kid_x100_live"] = kid_x100(averaged=False)[0]
+        return stats
 
     # ---- export --------------------------------------------------------------------------------
     def export(self, out_dir: str | os.PathLike[str], fp16: bool = False,
                discriminators: bool = False) -> Path:
-        """Write ``a2b/`` and ``b2a/`` (and ``disc_*/`` if asked) as config.json + model.safetensors."""
+        """Write the generators as config.json + model.safetensors folders.
+
+        Inference export: ``a2b/`` and ``b2a/``, the weight averages when ``ema_decay > 0``.
+        ``discriminators=True`` writes the training state ``init_from`` reads instead: ``a2b/``,
+        ``b2a/`` (the trained weights), ``disc_*/`` and, with a weight average, ``ema_a2b/``, ``ema_b2a/``.
+        """
         out = Path(out_dir)
         meta = {"step": self.step, "train_hours": round(self.train_seconds / 3600, 3),
                 "trainer": "facetoon train ugatit", "config": dataclasses.asdict(self.config)}
         dtype = torch.float16 if fp16 else None
-        save_pretrained(self.gens.a2b, out / "a2b", dtype=dtype, meta={**meta, "direction": "A->B"})
-        save_pretrained(self.gens.b2a, out / "b2a", dtype=dtype, meta={**meta, "direction": "B->A"})
+        nets: dict[str, nn.Module] = {"a2b": self.gens.a2b, "b2a": self.gens.b2a}
         if discriminators:
-            for name in ("ga", "la", "gb", "lb"):
-                save_pretrained(getattr(self.discs, name), out / f"disc_{name}", dtype=dtype, meta=meta)
+            nets |= {f"disc_{name}": getattr(self.discs, name) for name in ("ga", "la", "gb", "lb")}
+            if self.ema is not None and self.ema.started:
+                nets |= {"ema_a2b": self.averaged(self.gens.a2b), "ema_b2a": self.averaged(self.gens.b2a)}
+        else:
+            nets = {name: self.averaged(net) for name, net in nets.items()}
+        for name, net in nets.items():
+            direction = {"a2b": "A->B", "b2a": "B->A"}.get(name.removeprefix("ema_"))
+            extra = {"direction": direction} if direction else {}
+            save_pretrained(net, out / name, dtype=dtype, meta={**meta, **extra, **self.weights_meta(net)})
         return out

@@ -3,7 +3,8 @@
 Used by every trainer through ``init_from = "FOLDER"`` in its config. FOLDER holds one exported
 model folder (``config.json`` + ``model.safetensors``, see :mod:`facetoon.models.serialization`)
 per network, named as the trainer names them (U-GAT-IT: ``a2b``, ``b2a``, ``disc_ga`` ...;
-AnimeGAN: ``generator``, ``discriminator``) — the layout ``scripts/ship_weights.py`` writes to
+AnimeGAN: ``generator``, ``discriminator``; with ``ema_decay > 0`` also ``ema_a2b`` ... /
+``ema_generator``, the weight averages) — the layout ``scripts/ship_weights.py`` writes to
 ``training/<name>/state``. The step count and training time recorded in the first required
 network's metadata carry on, so the learning-rate schedule and data order continue; optimiser
 moments start afresh (they are not exported).
@@ -24,8 +25,9 @@ __all__ = ["warm_start"]
 log = logging.getLogger(__name__)
 
 
-def warm_start(folder: Path, targets: dict[str, nn.Module], required: tuple[str, ...]) -> tuple[int, float]:
-    """Load ``folder/<name>`` into each ``targets[name]``; return (step, training seconds).
+def warm_start(folder: Path, targets: dict[str, nn.Module],
+               required: tuple[str, ...]) -> tuple[int, float, set[str]]:
+    """Load ``folder/<name>`` into each ``targets[name]``; return (step, training seconds, names loaded).
 
     Names in ``required`` must be present; the others start from their random initialisation
     when missing or of another architecture (e.g. a deeper critic for a larger image size). A
@@ -35,6 +37,7 @@ def warm_start(folder: Path, targets: dict[str, nn.Module], required: tuple[str,
     """
     if not folder.is_dir():
         raise ConfigError(f"init_from: {folder} is not a folder")
+    loaded_names: set[str] = set()
     for name, module in targets.items():
         if not (folder / name).is_dir():
             if name in required:
@@ -51,6 +54,7 @@ def warm_start(folder: Path, targets: dict[str, nn.Module], required: tuple[str,
                         name, loaded.config, expected)
             continue
         module.load_state_dict(loaded.state_dict())
+        loaded_names.add(name)
         if loaded.config != expected:
             log.info("init_from: loaded %s (trained with %s, continues with %s)", folder / name,
                      loaded.config, expected)
@@ -59,4 +63,4 @@ def warm_start(folder: Path, targets: dict[str, nn.Module], required: tuple[str,
     meta = read_config(folder / required[0]).get("meta", {})
     step = int(meta.get("step", 0))
     log.info("init_from: continuing at step %d (optimiser moments start afresh)", step)
-    return step, float(meta.get("train_hours", 0.0)) * 3600
+    return step, float(meta.get("train_hours", 0.0)) * 3600, loaded_names
