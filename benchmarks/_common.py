@@ -10,9 +10,11 @@ allocation); the functions that need torch import it when called.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import platform
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -31,7 +33,7 @@ ISA_FEATURES = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
 __all__ = [
     "REPO", "SHARED", "ASTRONAUT", "ISA_FEATURES", "cpu_info", "cpu_model", "isa_flags",
     "load_average", "format_load", "OtherLoad", "other_load", "machine_summary", "default_models",
-    "count_macs",
+    "count_macs", "CaseFailed", "run_case_subprocess", "other_load_note",
 ]
 
 
@@ -309,3 +311,40 @@ def count_macs(model: Any, *inputs: Any, meta: bool = True) -> int:
         except (RuntimeError, NotImplementedError, TypeError, ValueError):
             pass  # an op without a meta kernel, a tensor made on the CPU inside forward, ...
     return run(model, inputs)
+
+
+# ---------------------------------------------------------------------------------------------
+# one case per process
+
+class CaseFailed(RuntimeError):
+    """A benchmark case's subprocess exited non-zero; ``stderr`` holds what it printed."""
+
+    def __init__(self, cmd: list[str], returncode: int, stderr: str) -> None:
+        super().__init__(f"case {' '.join(cmd[1:])} exited with {returncode}")
+        self.stderr = stderr
+
+
+def run_case_subprocess(script: str | Path, case_args: list[str]) -> dict[str, Any]:
+    """Run ``python SCRIPT --case ...CASE_ARGS`` in a fresh interpreter and return the JSON object
+    it prints on its last stdout line.
+
+    A fresh process per case gives each case its own peak memory (``ru_maxrss``), cold caches and
+    process-wide settings (e.g. glibc's memory retention). This checkout's facetoon is on its
+    ``PYTHONPATH``; the working directory is the repository. Raises :class:`CaseFailed`.
+    """
+    cmd = [sys.executable, str(script), *case_args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    if proc.returncode != 0:
+        raise CaseFailed(cmd, proc.returncode, proc.stderr)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def other_load_note(results: list[dict[str, Any]], bound: str, threshold: float = 0.3) -> str | None:
+    """The warning to print when another process used more than ``threshold`` cores during any
+    case (each result's ``other_load``); ``bound`` says which way that biases the figures."""
+    loads = [r["other_load"] for r in results if not math.isnan(r.get("other_load", math.nan))]
+    if max(loads, default=0.0) <= threshold:
+        return None
+    return (f"NOTE: other processes used the CPU meanwhile (other load); these figures are {bound} - "
+            "re-measure on a quiet machine.")

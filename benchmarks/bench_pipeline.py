@@ -38,15 +38,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import os
 import resource
 import statistics
-import subprocess
 import sys
 import time
 
-from _common import ASTRONAUT, REPO, SHARED, OtherLoad, default_models, format_load, machine_summary
+from _common import (ASTRONAUT, SHARED, CaseFailed, OtherLoad, default_models, format_load, machine_summary,
+                     other_load_note, run_case_subprocess)
 
 import facetoon  # noqa: E402,F401  (first, as a user's script would: it sets THP before torch allocates)
 
@@ -210,25 +208,24 @@ def main() -> int:
     cases = [(prec, case, scale, memory) for prec in args.precision for case in args.cases
              for scale in args.background_scale for memory in args.memory]
     for prec, case, scale, memory in cases:
-        cmd = [sys.executable, __file__, "--case", case, "--precision", prec, "--background-scale", str(scale),
+        cmd = ["--case", case, "--precision", prec, "--background-scale", str(scale),
                "--memory", memory, "--repeat", str(args.repeat), "--threads", str(args.threads)]
         if args.face_weights:
             cmd += ["--face-weights", args.face_weights]
         if args.background_weights:
             cmd += ["--background-weights", args.background_weights]
-        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO,
-                              env={**os.environ, "PYTHONPATH": str(REPO)})
-        if proc.returncode != 0:
-            print(proc.stderr, file=sys.stderr)
+        try:
+            results.append(run_case_subprocess(__file__, cmd))
+        except CaseFailed as exc:
+            print(exc.stderr, file=sys.stderr)
             return 1
-        results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
 
     print(f"Models: {results[0]['models']}")
     print(f"torch threads: {args.threads}; timed calls per case: {args.repeat} (median), "
           f"after one warm-up call; load average (1/5/15 min) after: {format_load()}")
-    if max((r["other_load"] for r in results if not math.isnan(r["other_load"])), default=0.0) > 0.3:
-        print("NOTE: other processes used the CPU meanwhile (other load); these times are upper bounds - "
-              "re-measure on a quiet machine.")
+    note = other_load_note(results, "upper bounds of the times")
+    if note:
+        print(note)
     print()
     print("| image | precision | scene scale | freed memory | faces | model load | 1st call | per call (median) "
           "| detect | scene | faces | blend | peak RSS | other load | target |")

@@ -31,16 +31,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import os
 import resource
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from _common import ASTRONAUT, REPO, OtherLoad, default_models, format_load, machine_summary
+from _common import (ASTRONAUT, CaseFailed, OtherLoad, default_models, format_load, machine_summary,
+                     other_load_note, run_case_subprocess)
 
 ASTRONAUT_FACE = (177.1, 81.6, 273.1, 177.6)
 
@@ -124,23 +122,22 @@ def main() -> int:
     for prec in args.precision:
         for scale in args.scene_scale:
             for size in args.sizes:
-                cmd = [sys.executable, __file__, "--case", size, "--precision", prec,
+                cmd = ["--case", size, "--precision", prec,
                        "--frames", str(args.frames),
                        "--scene-scale", str(scale), "--detect-every", str(args.detect_every),
                        "--batch-size", str(args.batch_size), "--threads", str(args.threads)]
-                proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO,
-                                      env={**os.environ, "PYTHONPATH": str(REPO)})
-                if proc.returncode != 0:
-                    print(proc.stderr, file=sys.stderr)
+                try:
+                    results.append(run_case_subprocess(__file__, cmd))
+                except CaseFailed as exc:
+                    print(exc.stderr, file=sys.stderr)
                     return 1
-                results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
     print(f"Models: {results[0]['models']}")
     print(f"{args.frames} frames per clip, detect every {args.detect_every}, batch {args.batch_size}, "
           f"torch threads {args.threads}, H.264 CRF 18 preset medium, audio copied; "
           f"load average (1/5/15 min) after: {format_load()}")
-    if max((r["other_load"] for r in results if not math.isnan(r["other_load"])), default=0.0) > 0.3:
-        print("NOTE: other processes used the CPU meanwhile (other load); these figures are lower bounds "
-              "of the speed - re-measure on a quiet machine.")
+    note = other_load_note(results, "lower bounds of the speed")
+    if note:
+        print(note)
     print()
     print("| video | precision | scene scale | frames/s | s/frame | decode | track+detect | models | encode "
           "| overlap | photo path | CPU s/frame | other load |")

@@ -55,7 +55,7 @@ from .face import AlignedFace, Face, align_face, detect_faces
 from .face.align import PADDING_MODES
 from .io import ImageSource, read_image, to_image
 from .models.serialization import CONFIG_NAME, load_pretrained, resolve_weights, weights_dir
-from .runtime import Runtime, resolve_runtime
+from .runtime import Runtime, resolve_runtime, to_channels_last, to_contiguous_format
 
 __all__ = [
     "DEFAULT_FACE_WEIGHTS",
@@ -560,8 +560,7 @@ class Stylizer:
         dtype = torch.float16 if fp16 else None
         doc: dict[str, Any] = {"face_model": None, "background_model": None}
         if self.face_model is not None:
-            face = self.face_model.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
-            save_pretrained(face, out / "face", dtype=dtype)
+            save_pretrained(to_contiguous_format(self.face_model), out / "face", dtype=dtype)
             doc["face_model"] = "face"
         if self.background_model is not None:
             save_pretrained(self.background_model, out / "background", dtype=dtype)
@@ -575,7 +574,7 @@ class Stylizer:
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(out / PIPELINE_CONFIG, (json.dumps(doc, indent=2) + "\n").encode())
         if self.face_model is not None and self.runtime.channels_last:
-            self.face_model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+            to_channels_last(self.face_model)
         return out
 
     def __repr__(self) -> str:

@@ -19,7 +19,8 @@ import torch
 
 from .errors import ConfigError
 
-__all__ = ["Runtime", "resolve_device", "cpu_has_fast_bf16", "resolve_runtime", "to_channels_last"]
+__all__ = ["Runtime", "resolve_device", "cpu_has_fast_bf16", "resolve_runtime", "to_channels_last",
+           "to_contiguous_format"]
 
 log = logging.getLogger(__name__)
 
@@ -117,3 +118,8 @@ def to_channels_last(module: M) -> M:
     ``nn.Module.to`` accepts ``memory_format`` at runtime, but torch's type stubs omit it.
     """
     return cast(M, cast(Any, module).to(memory_format=torch.channels_last))
+
+
+def to_contiguous_format(module: M) -> M:
+    """The inverse of :func:`to_channels_last`: ``module.to(memory_format=torch.contiguous_format)``, in place."""
+    return cast(M, cast(Any, module).to(memory_format=torch.contiguous_format))

@@ -201,6 +201,10 @@ generator as trained at that step (shown where a weight average exists):
 
 For scale: raw selfies vs anime faces score about 160 on this metric, two anime sets under 2.
 
+![validation KID curve](../../docs/figures/ugatit_kid_curve.png)
+
+(`python scripts/make_kid_curve.py`, from `training/{NAME}/stats.jsonl`; re-run after shipping.)
+
 ## Samples
 
 `samples.jpg`: the sample grid of the shipped checkpoint on validation images; per row input | CAM heat-map |

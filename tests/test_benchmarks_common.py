@@ -104,3 +104,25 @@ def test_other_load(common: ModuleType) -> None:
         assert math.isfinite(cores) and cores >= 0
     else:
         assert math.isnan(cores)
+
+
+def test_run_case_subprocess_returns_the_last_json_line(common: ModuleType, tmp_path: Path) -> None:
+    script = tmp_path / "case.py"
+    script.write_text("import json, os, sys\n"
+                      "print('progress line')\n"
+                      "if sys.argv[2] == 'fail':\n"
+                      "    sys.exit('the case broke')\n"
+                      "print(json.dumps({'case': sys.argv[2], 'cwd': os.getcwd(),\n"
+                      "                  'path': os.environ['PYTHONPATH']}))\n")
+    got = common.run_case_subprocess(script, ["--case", "ok"])
+    assert got == {"case": "ok", "cwd": str(common.REPO), "path": str(common.REPO)}
+    with pytest.raises(common.CaseFailed, match="exited with 1") as info:
+        common.run_case_subprocess(script, ["--case", "fail"])
+    assert "the case broke" in info.value.stderr
+
+
+def test_other_load_note(common: ModuleType) -> None:
+    quiet = [{"other_load": 0.1}, {"other_load": math.nan}]
+    assert common.other_load_note(quiet, "upper bounds") is None
+    note = common.other_load_note(quiet + [{"other_load": 0.8}], "upper bounds of the times")
+    assert note is not None and "upper bounds of the times" in note

@@ -1,0 +1,90 @@
+"""The face model's validation curve: ``docs/figures/ugatit_kid_curve.png``.
+
+    python scripts/make_kid_curve.py [--stats training/ugatit-selfie2anime/stats.jsonl] [--out PATH]
+
+Plots KIDx100 against the training step from the committed validation history (written by
+``facetoon train ugatit`` and merged across sessions by ``scripts/ship_weights.py``): the shipped
+generator (the weight average once the run keeps one) and, where logged, the trained weights
+(``kid_x100_live``). Horizontal lines: the quality bar (40) and goal (15) of issue 8, and two
+references of ``python benchmarks/bench_kid_resolution.py``, read from its table in the README:
+real anime faces shrunk to the training size of 128 px (the floor of a 128 px model) and the raw
+selfies. Re-run after shipping new weights.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_STATS = REPO / "training" / "ugatit-selfie2anime" / "stats.jsonl"
+DEFAULT_OUT = REPO / "docs" / "figures" / "ugatit_kid_curve.png"
+
+
+def resolution_references(readme: Path) -> dict[str, float]:
+    """From the README's bench_kid_resolution table (header ``| size | ...``, row ``| KIDx100 vs
+    held-out anime | ...``): the 128 px anime floor and the raw selfies; ``{}`` if it is not there."""
+    lines = readme.read_text().splitlines()
+    for i, line in enumerate(lines[:-2]):
+        if line.startswith("| size |") and lines[i + 2].startswith("| KIDx100 vs held-out anime |"):
+            header = [c.strip() for c in line.strip("|").split("|")]
+            values = [c.strip().strip("*") for c in lines[i + 2].strip("|").split("|")]
+            refs = {}
+            for column, label in (("128 px", "anime faces shrunk to 128 px (floor)"),
+                                  ("raw selfies, 256 px", "raw selfies, 256 px")):
+                if column in header:
+                    try:
+                        refs[label] = float(values[header.index(column)])
+                    except (ValueError, IndexError):
+                        pass
+            return refs
+    return {}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--stats", type=Path, default=DEFAULT_STATS)
+    ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    args = ap.parse_args()
+    if not args.stats.is_file():
+        print(f"make_kid_curve.py: {args.stats} not found", file=sys.stderr)
+        return 1
+    rows = [json.loads(ln) for ln in args.stats.read_text().splitlines() if ln.strip()]
+    rows = [r for r in rows if "kid_x100" in r]
+    if not rows:
+        print(f"make_kid_curve.py: no kid_x100 rows in {args.stats}", file=sys.stderr)
+        return 1
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9.5, 4), dpi=110)
+    ax.plot([r["step"] for r in rows], [r["kid_x100"] for r in rows], "o-", color="tab:blue",
+            label="shipped generator (weight average where kept)")
+    live = [r for r in rows if "kid_x100_live" in r]
+    if live:
+        ax.plot([r["step"] for r in live], [r["kid_x100_live"] for r in live], "s--", color="tab:gray",
+                label="trained weights (kid_x100_live)")
+    for value, label, style in ((40.0, "bar (40)", "tab:red"), (15.0, "goal (15)", "tab:green")):
+        ax.axhline(value, color=style, linestyle=":", linewidth=1.5, label=label)
+    for label, value in resolution_references(REPO / "README.md").items():
+        ax.axhline(value, color="black", linestyle="-.", linewidth=0.8, alpha=0.6, label=f"{label}: {value:g}")
+    ax.set_xlabel("training step (batch 1)")
+    ax.set_ylabel("validation KIDx100 (lower is better)")
+    ax.set_title("ugatit-selfie2anime: 200 held-out selfies vs 200 held-out anime faces")
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.tight_layout()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(args.out)
+    print(f"wrote {args.out} ({len(rows)} validation rows, last step {rows[-1]['step']})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
