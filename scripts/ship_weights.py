@@ -123,13 +123,14 @@ def sessions_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def shipped_weights(cfg: dict) -> str:
-    """What the shipped weights are: the trained ones, or their moving average (``ema_decay``)."""
-    ema = cfg.get("ema_decay", 0.0)
-    if not ema:
+def shipped_weights(meta: dict) -> str:
+    """What the shipped weights are, from their export metadata: the trained ones or their average."""
+    if "moving average" not in meta.get("weights", ""):
         return "the trained weights"
+    ema = meta["config"].get("ema_decay")
     return (f"exponential moving average of the trained weights (`ema_decay = {ema}`, about the last "
-            f"{round(1 / (1 - ema))} steps; training itself is unchanged)")
+            f"{round(1 / (1 - ema))} steps, over {meta.get('ema_updates', '?')} updates; training itself "
+            "is unchanged)")
 
 
 def ugatit_card(meta: dict, stats: list[dict], config_text: str, sessions: list[dict]) -> str:
@@ -157,7 +158,7 @@ used; no teacher model.
 | training steps | {meta['step']} (batch {cfg['batch_size']}) |
 | wall-clock training time | {meta['train_hours']:.2f} h on 2 CPU cores (shared with development work) |
 | precision | config `{cfg['precision']}`: channels_last + bf16 autocast on CPUs with native bf16, fp32 elsewhere (per session below) |
-| shipped weights | {shipped_weights(cfg)} |
+| shipped weights | {shipped_weights(meta)} |
 | storage | fp16 safetensors, upcast to fp32 on load |
 | validation KIDx100 (latest) | {latest_kid} |
 | validation KIDx100 (best) | {best_kid} |
@@ -247,7 +248,7 @@ AnimeGAN{cfg['version']} generator (photo -> anime scene), trained **from scratc
 | losses | AnimeGAN{cfg['version']}: adversarial (LSGAN, grayscale and edge-smoothed anime as negatives), content, grayscale style, colour, TV; preset `{cfg['loss_preset']}` |
 | perceptual network | `{cfg['perceptual']}` |
 | teacher | {teacher} |
-| shipped weights | {shipped_weights(cfg)} |
+| shipped weights | {shipped_weights(meta)} |
 | storage | fp16 safetensors, upcast to fp32 on load |
 
 **Status: an early checkpoint of a run that continues across sessions**; it is not yet a good

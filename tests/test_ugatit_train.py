@@ -487,6 +487,7 @@ def test_ddp_two_cpu_processes(synthetic_data: Path, tmp_path: Path) -> None:
     r0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
     r1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
     assert r0["step"] == r1["step"] == 4
+    assert r0["ema"].pop("decay") == r1["ema"].pop("decay") == 0.5
     for part in ("gens", "discs", "ema"):  # the generators' weight averages too
         assert r0[part].keys() == r1[part].keys()
         for k in r0[part]:
@@ -494,6 +495,7 @@ def test_ddp_two_cpu_processes(synthetic_data: Path, tmp_path: Path) -> None:
     checkpoint = load_checkpoint(run / "checkpoints" / "step_00000004.pt")
     last = checkpoint["trainer"]
     assert all(torch.equal(last["gens"][k], r0["gens"][k]) for k in r0["gens"])
+    assert checkpoint["ema"]["decay"] == 0.5
     assert all(torch.equal(checkpoint["ema"][k], r0["ema"][k]) for k in r0["ema"])
 
     # the same run in one process: rank 0's first sample is the single process's first sample, so

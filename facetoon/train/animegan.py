@@ -224,6 +224,8 @@ class AnimeGANTrainer(Trainer):
         self.gen.train()
         self.disc.train()
         initialising = self.step < cfg.init_steps
+        if self.step == cfg.init_steps and self.ema is not None:
+            self.ema.restart()  # average the adversarial phase only, not the content-only initialisation
 
         with rt.autocast():
             fake = self.gen_ddp(photo)

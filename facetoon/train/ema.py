@@ -1,28 +1,42 @@
 """Exponential moving average (EMA) of a network's weights, for evaluation and export.
 
 GAN generators trained with batch 1 move a lot from one step to the next (colour casts come and
-go, textures flicker). The average ``w_ema <- decay * w_ema + (1 - decay) * w`` over the last
-~``1 / (1 - decay)`` steps is a steadier generator. It changes no training update: the networks,
-losses and optimisers train exactly as without it; only validation, sample grids and exported
-weights use the average. Neither U-GAT-IT nor AnimeGAN uses one (``ema_decay = 0``, the papers'
-setting); our CPU configs turn it on.
+go, textures flicker). The average ``w_ema <- d * w_ema + (1 - d) * w`` over the last
+~``1 / (1 - decay)`` steps is a steadier generator. ``d = min(decay, (1 + n) / (10 + n))``
+after ``n`` updates (the warm-up of TensorFlow's ``ExponentialMovingAverage(num_updates=...)``),
+so that an average started at step 0 is not dominated by the first, untrained weights. It
+changes no training update: the networks, losses and optimisers train exactly as without it;
+only validation, sample grids and exported weights use the average. Neither U-GAT-IT nor
+AnimeGAN uses one (``ema_decay = 0``, the papers' setting); our CPU configs turn it on.
 
-A thin wrapper of :class:`torch.optim.swa_utils.AveragedModel` with its EMA averaging function.
+A thin wrapper of :class:`torch.optim.swa_utils.AveragedModel` (it keeps the copy and the update
+count) with that warmed-up EMA as its averaging function (``torch._foreach_lerp_``, as torch's own
+``get_ema_multi_avg_fn``). Buffers are copied from the source, not averaged.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+from typing import Any, Union
 
 import torch
-from torch import nn
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch import Tensor, nn
+from torch.optim.swa_utils import AveragedModel
 
-__all__ = ["WeightAverage"]
+__all__ = ["WeightAverage", "ema_factor"]
+
+log = logging.getLogger(__name__)
+
+TensorList = Union[tuple[Tensor, ...], list[Tensor]]  # what AveragedModel passes its averaging function
+
+
+def ema_factor(decay: float, updates: int) -> float:
+    """The weight of the old average in the update after ``updates`` updates: ``min(decay, (1+n)/(10+n))``."""
+    return min(decay, (1.0 + updates) / (10.0 + updates))
 
 
 class WeightAverage:
-    """An EMA copy of ``source`` (parameters and buffers).
+    """An EMA copy of ``source``: parameters averaged, buffers copied.
 
     ``module`` is the averaged network, same class, device, dtype and memory format as
     ``source``, never trained. Until the first :meth:`update` (or after :meth:`restart`) it is
@@ -33,12 +47,22 @@ class WeightAverage:
         if not 0.0 < decay < 1.0:
             raise ValueError(f"ema_decay must be in (0, 1), got {decay}")
         self.decay = decay
-        self._avg = AveragedModel(source, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+
+        @torch.no_grad()
+        def average(averaged: TensorList, current: TensorList, n_averaged: Tensor | int) -> None:
+            torch._foreach_lerp_(averaged, current, 1.0 - ema_factor(decay, int(n_averaged)))
+
+        self._avg = AveragedModel(source, multi_avg_fn=average, use_buffers=False)
         self._avg.requires_grad_(False)
 
     @property
     def module(self) -> nn.Module:
         return self._avg.module
+
+    @property
+    def updates(self) -> int:
+        """How many updates the average holds (0: not started)."""
+        return int(self._avg.n_averaged)
 
     @property
     def started(self) -> bool:
@@ -54,13 +78,17 @@ class WeightAverage:
         """Forget the average: the next :meth:`update` copies the source again."""
         self._avg.n_averaged.zero_()
 
-    def mark_started(self) -> None:
-        """Declare ``module``'s weights, loaded from elsewhere, to be the running average."""
-        if not self.started:
-            self._avg.n_averaged.fill_(1)
+    def mark_started(self, updates: int) -> None:
+        """Declare ``module``'s weights, loaded from elsewhere, to be an average of ``updates`` (>= 1) updates."""
+        self._avg.n_averaged.fill_(max(1, int(updates)))
 
     def state_dict(self) -> dict[str, Any]:
-        return self._avg.state_dict()
+        """The averaged weights (``module.*``), the update count and the decay they were made with."""
+        return {**self._avg.state_dict(), "decay": self.decay}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        decay = state.pop("decay", None)
+        if decay is not None and float(decay) != self.decay:
+            log.warning("the weight average was kept with decay %g; it continues with %g", float(decay), self.decay)
         self._avg.load_state_dict(state)

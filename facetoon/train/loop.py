@@ -40,6 +40,7 @@ from torch.utils.data import Dataset
 
 from .._fileutil import atomic_open
 from ..errors import ConfigError, WeightsError
+from ..models.serialization import read_config
 from ..runtime import Runtime, resolve_runtime
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from .config import save_config
@@ -150,6 +151,8 @@ class Trainer(abc.ABC):
                     self.ema.load_state_dict(state["ema"])
                 elif self.ema is not None:
                     log.info("the checkpoint has no weight average: it starts from the current weights")
+                elif state.get("ema"):
+                    log.warning("the checkpoint holds a weight average, but ema_decay = 0: it is dropped")
             except (KeyError, TypeError, RuntimeError, ValueError) as exc:
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                 raise WeightsError(f"checkpoint does not match this trainer/config ({first})",
@@ -174,7 +177,10 @@ class Trainer(abc.ABC):
             for name, module in averages.items():
                 if name not in loaded:  # e.g. only one generator's average was shipped
                     module.load_state_dict(targets[name.removeprefix("ema_")].state_dict())
-            self.ema.mark_started()
+            meta = read_config(folder / min(loaded & set(averages))).get("meta", {})
+            self.ema.mark_started(int(meta.get("ema_updates", self.step)))
+        elif self.ema is None and any((folder / f"ema_{name}").is_dir() for name in targets):
+            log.warning("init_from: %s holds weight averages (ema_*), but ema_decay = 0: they are not used", folder)
 
     def _average_targets(self, targets: dict[str, torch.nn.Module]) -> dict[str, torch.nn.Module]:
         """``ema_<name>``: the weight average's counterpart of each warm-start target it covers."""
@@ -194,10 +200,17 @@ class Trainer(abc.ABC):
                 return self.ema.module.get_submodule(name)
         raise ValueError(f"{type(module).__name__} is not part of the averaged network")
 
-    def weights_meta(self, module: torch.nn.Module) -> dict[str, str]:
-        """Export metadata naming what ``module``'s weights are: ``{"weights": "ema ..."}`` for an average."""
-        if self.ema is not None and any(module is m for m in self.ema.module.modules()):
-            return {"weights": f"exponential moving average of the trained weights, decay {self.ema.decay}"}
+    def weights_meta(self, module: torch.nn.Module) -> dict[str, Any]:
+        """Export metadata saying what a generator's weights are when the run keeps a weight average:
+        ``{"weights": "exponential moving average ...", "ema_updates": n}`` for the average,
+        ``{"weights": "trained ..."}`` for the trained generator; ``{}`` otherwise."""
+        if self.ema is None or not self.ema.started:
+            return {}
+        if any(module is m for m in self.ema.module.modules()):
+            return {"weights": f"exponential moving average of the trained weights, decay {self.ema.decay}",
+                    "ema_updates": self.ema.updates}
+        if any(module is m for m in self.ema_source().modules()):
+            return {"weights": "trained weights (not averaged)"}
         return {}
 
     def _find_resume(self, resume: bool | str | os.PathLike[str]) -> Path | None:

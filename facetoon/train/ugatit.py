@@ -290,10 +290,11 @@ class UGATITTrainer(Trainer):
         gen: nn.Module = self.gens.a2b if direction == "a2b" else self.gens.b2a
         if averaged:
             gen = self.averaged(gen)
+        was_training = gen.training
         gen.eval()
         with self.runtime.autocast():
             out = gen(self.runtime.prepare_input(images))
-        gen.train()
+        gen.train(was_training)
         return tuple(t.float().cpu().contiguous() for t in out)
 
     def sample_grid(self) -> np.ndarray:
