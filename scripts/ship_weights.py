@@ -1,13 +1,13 @@
 """Ship a default model from a training run into the repository.
 
-From the latest checkpoint of RUN_DIR, for MODEL = ``ugatit`` (the face model) or ``animegan``
+From the latest (or the given) checkpoint of RUN_DIR, for MODEL = ``ugatit`` (the face model) or ``animegan``
 (the scene model), writes:
 
 * ``weights/<name>/``: the inference generator (fp16 safetensors + config.json; U-GAT-IT: the
   A->B direction; the weight average when the run has ``ema_decay > 0``), its model card
   ``MODEL_CARD.md`` and ``samples.jpg`` (the grid of the shipped checkpoint);
 * ``training/<name>/``: what the next session needs to carry on when the full checkpoint is gone:
-  ``state/`` (all networks, fp16; U-GAT-IT warm-starts from it with
+  ``state/`` (all networks, fp16, and the inference generator's weight average; U-GAT-IT warm-starts from it with
   ``--set init_from=training/ugatit-selfie2anime/state``), ``stats.jsonl`` (validation history,
   if any), ``losses_every50.csv`` (every 50th loss row) and ``config.toml``; ``sessions.jsonl``
   (one row per training session: steps, hours, the CPU and the precision it ran with).
@@ -15,7 +15,7 @@ From the latest checkpoint of RUN_DIR, for MODEL = ``ugatit`` (the face model) o
 A run warm-started on a new machine has only its own losses and validations: the committed
 history of earlier sessions is kept and the run's rows are merged after it (by step).
 
-Usage: python scripts/ship_weights.py {ugatit,animegan} RUN_DIR [--data DATA_DIR]
+Usage: python scripts/ship_weights.py {ugatit,animegan} RUN_DIR [--data DATA_DIR] [--checkpoint FILE]
 """
 
 from __future__ import annotations
@@ -35,11 +35,14 @@ NAMES = {"ugatit": "ugatit-selfie2anime", "animegan": "animegan-anime"}
 GENERATOR = {"ugatit": "a2b", "animegan": "generator"}  # the inference network in an export
 
 
-def export(model: str, run_dir: Path, out: Path, data: str | None, samples: Path) -> None:
+def export(model: str, run_dir: Path, out: Path, data: str | None, samples: Path,
+           checkpoint: Path | None = None) -> None:
     cmd = [sys.executable, "-m", "facetoon", "-q", "export", model, str(run_dir), str(out), "--fp16",
            "--discriminators", "--samples", str(samples)]
     if data:
         cmd += ["--data", data]
+    if checkpoint:
+        cmd += ["--checkpoint", str(checkpoint)]
     subprocess.run(cmd, check=True)
 
 
@@ -51,12 +54,14 @@ def read_csv(path: Path) -> tuple[list[dict], list[str]]:
         return list(reader), list(reader.fieldnames or [])
 
 
-def merge_losses(src: Path, dst: Path, every: int = 50) -> tuple[int, int]:
-    """Every ``every``-th loss row of ``src``, after the committed rows of ``dst`` of earlier steps.
+def merge_losses(src: Path, dst: Path, last_step: int, every: int = 50) -> tuple[int, int]:
+    """Every ``every``-th loss row of ``src`` up to ``last_step`` (the shipped step), after the
+    committed rows of ``dst`` of earlier steps.
 
     Returns (rows written, first step of this run).
     """
     new, new_fields = read_csv(src)
+    new = [r for r in new if int(r["step"]) <= last_step]
     first = min((int(r["step"]) for r in new), default=0)
     old, old_fields = read_csv(dst)
     rows = [r for r in old if int(r["step"]) < first] + [r for r in new if int(r["step"]) % every == 0]
@@ -310,6 +315,8 @@ def main() -> int:
     ap.add_argument("model", choices=sorted(NAMES))
     ap.add_argument("run_dir", type=Path)
     ap.add_argument("--data", help="data folder, if it moved since training")
+    ap.add_argument("--checkpoint", type=Path,
+                    help="ship this checkpoint of RUN_DIR (default: the latest), e.g. the last validated one")
     args = ap.parse_args()
     name = NAMES[args.model]
     weights = REPO / "weights" / name
@@ -317,19 +324,22 @@ def main() -> int:
     weights.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "export"
-        export(args.model, args.run_dir, out, args.data, weights / "samples.jpg")
+        export(args.model, args.run_dir, out, args.data, weights / "samples.jpg", args.checkpoint)
         state = training / "state"
         if state.exists():
             shutil.rmtree(state)
         state.parent.mkdir(parents=True, exist_ok=True)
         shutil.copytree(out, state)
+        # the B->A average serves only sample grids; warm starts copy it from b2a/ when it is missing.
+        # ema_a2b/ (like ema_generator/) holds the same bytes as the shipped weights: git stores them once.
+        shutil.rmtree(state / "ema_b2a", ignore_errors=True)
         source = out / f"ema_{GENERATOR[args.model]}"  # the weight average, if the run keeps one
         if not source.is_dir():
             source = out / GENERATOR[args.model]
         for p in ("config.json", "model.safetensors"):
             shutil.copy2(source / p, weights / p)
     meta = json.loads((weights / "config.json").read_text())["meta"]
-    n, first_step = merge_losses(args.run_dir / "losses.csv", training / "losses_every50.csv")
+    n, first_step = merge_losses(args.run_dir / "losses.csv", training / "losses_every50.csv", meta["step"])
     run_stats = [s for s in read_jsonl(args.run_dir / "stats.jsonl") if s["step"] <= meta["step"]]
     stats = [s for s in read_jsonl(training / "stats.jsonl") if s["step"] < first_step] + run_stats
     if stats:
