@@ -16,6 +16,7 @@ A run warm-started on a new machine has only its own losses and validations: the
 history of earlier sessions is kept and the run's rows are merged after it (by step).
 
 Usage: python scripts/ship_weights.py {ugatit,animegan} RUN_DIR [--data DATA_DIR] [--checkpoint FILE]
+                                     [--weights-checkpoint FILE]
 """
 
 from __future__ import annotations
@@ -138,18 +139,35 @@ def shipped_weights(meta: dict) -> str:
             "is unchanged)")
 
 
+def continued(meta: dict) -> str:
+    """A sentence for cards whose weights come from an earlier step than the committed run state."""
+    if meta.get("state_step", meta["step"]) == meta["step"]:
+        return ""
+    return (f" These weights are step {meta['step']}, the run's best validation so far; the run itself went on "
+            f"to step {meta['state_step']} (the state in `training/`), from where it continues.")
+
+
+def trained_kid(row: dict) -> float:
+    """A validation row's KIDx100 of the trained weights (``kid_x100`` is the average's when one was kept)."""
+    return row.get("kid_x100_live", row["kid_x100"])
+
+
 def ugatit_card(meta: dict, stats: list[dict], config_text: str, sessions: list[dict]) -> str:
     NAME = NAMES["ugatit"]
     cfg = meta["config"]
-    rows = "\n".join(f"| {s['step']} | {s.get('train_hours', 0):.2f} | {s['kid_x100']:.2f} | "
-                     + (f"{s['kid_x100_live']:.2f} |" if "kid_x100_live" in s else "- |") for s in stats) \
+    averaged = "moving average" in meta.get("weights", "")
+    shipped_kid = (lambda r: r["kid_x100"]) if averaged else trained_kid
+    rows = "\n".join(f"| {s['step']} | {s.get('train_hours', 0):.2f} | {trained_kid(s):.2f} | "
+                     + (f"{s['kid_x100']:.2f} |" if "kid_x100_live" in s else "- |") for s in stats) \
         or "| - | - | no validation pass yet | |"
     if stats:
-        best = min(stats, key=lambda s: s["kid_x100"])
-        latest_kid = f"{stats[-1]['kid_x100']:.2f} at step {stats[-1]['step']}"
-        best_kid = f"{best['kid_x100']:.2f} at step {best['step']}"
+        best = min(stats, key=shipped_kid)
+        latest_kid = f"{shipped_kid(stats[-1]):.2f} at step {stats[-1]['step']}"
+        best_kid = f"{shipped_kid(best):.2f} at step {best['step']}"
+        here = [r for r in stats if r["step"] == meta["step"]]
+        shipped = f"{shipped_kid(here[0]):.2f}" if here else "not validated at this step"
     else:
-        latest_kid = best_kid = "not measured yet (first validation pass at step " \
+        latest_kid = best_kid = shipped = "not measured yet (first validation pass at step " \
             f"{cfg['validate_every']})"
     return f"""# ugatit-selfie2anime: the default face model of facetoon
 
@@ -165,12 +183,13 @@ used; no teacher model.
 | precision | config `{cfg['precision']}`: channels_last + bf16 autocast on CPUs with native bf16, fp32 elsewhere (per session below) |
 | shipped weights | {shipped_weights(meta)} |
 | storage | fp16 safetensors, upcast to fp32 on load |
-| validation KIDx100 (latest) | {latest_kid} |
-| validation KIDx100 (best) | {best_kid} |
+| validation KIDx100 of these weights | {shipped} |
+| validation KIDx100 (latest step of the run) | {latest_kid} |
+| validation KIDx100 (best step of the run) | {best_kid} |
 | quality bar (issue 8) | <= 40; goal <= 15 |
 
 **Status: an early checkpoint of a run that continues across sessions.** Until the KID bar is met
-these weights are a work in progress; see the history below.
+these weights are a work in progress; see the history below.{continued(meta)}
 
 ## Training sessions
 
@@ -197,11 +216,10 @@ for CPU time). Resolved config of the run:
 ## Metric history
 
 KIDx100 between {cfg['kid_images']} translated held-out selfies and {cfg['kid_images']} held-out anime faces, on pooled
-MobileNetV2 features (`facetoon eval kid` definition, litert backend), computed by the trainer's validation pass;
-"KIDx100" is the generator as shipped (the weight average once the run keeps one), "trained weights" the
-generator as trained at that step (shown where a weight average exists):
+MobileNetV2 features (`facetoon eval kid` definition, litert backend), computed by the trainer's validation pass,
+for the generator as trained and, at the steps where the run kept one (`ema_decay`), for its weight average:
 
-| step | training hours | KIDx100 | KIDx100, trained weights |
+| step | training hours | KIDx100 | KIDx100, weight average |
 |---|---|---|---|
 {rows}
 
@@ -257,7 +275,7 @@ AnimeGAN{cfg['version']} generator (photo -> anime scene), trained **from scratc
 | storage | fp16 safetensors, upcast to fp32 on load |
 
 **Status: an early checkpoint of a run that continues across sessions**; it is not yet a good
-anime scene model.
+anime scene model.{continued(meta)}
 
 ## Training sessions
 
@@ -316,15 +334,19 @@ def main() -> int:
     ap.add_argument("run_dir", type=Path)
     ap.add_argument("--data", help="data folder, if it moved since training")
     ap.add_argument("--checkpoint", type=Path,
-                    help="ship this checkpoint of RUN_DIR (default: the latest), e.g. the last validated one")
+                    help="the run's state to ship into training/ (default: the latest checkpoint of RUN_DIR)")
+    ap.add_argument("--weights-checkpoint", type=Path,
+                    help="ship the generator of this checkpoint into weights/ instead (e.g. RUN_DIR/checkpoints/"
+                         "best.pt, the best validation so far), while training/ gets --checkpoint's state")
     args = ap.parse_args()
     name = NAMES[args.model]
     weights = REPO / "weights" / name
     training = REPO / "training" / name
     weights.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "export"
-        export(args.model, args.run_dir, out, args.data, weights / "samples.jpg", args.checkpoint)
+        out, samples = Path(tmp) / "export", Path(tmp) / "samples.jpg"
+        export(args.model, args.run_dir, out, args.data, samples, args.checkpoint)
+        state_meta = json.loads((out / GENERATOR[args.model] / "config.json").read_text())["meta"]
         state = training / "state"
         if state.exists():
             shutil.rmtree(state)
@@ -333,25 +355,30 @@ def main() -> int:
         # the B->A average serves only sample grids; warm starts copy it from b2a/ when it is missing.
         # ema_a2b/ (like ema_generator/) holds the same bytes as the shipped weights: git stores them once.
         shutil.rmtree(state / "ema_b2a", ignore_errors=True)
+        if args.weights_checkpoint:
+            out, samples = Path(tmp) / "weights-export", Path(tmp) / "weights-samples.jpg"
+            export(args.model, args.run_dir, out, args.data, samples, args.weights_checkpoint)
         source = out / f"ema_{GENERATOR[args.model]}"  # the weight average, if the run keeps one
         if not source.is_dir():
             source = out / GENERATOR[args.model]
         for p in ("config.json", "model.safetensors"):
             shutil.copy2(source / p, weights / p)
+        shutil.copy2(samples, weights / "samples.jpg")
     meta = json.loads((weights / "config.json").read_text())["meta"]
-    n, first_step = merge_losses(args.run_dir / "losses.csv", training / "losses_every50.csv", meta["step"])
-    run_stats = [s for s in read_jsonl(args.run_dir / "stats.jsonl") if s["step"] <= meta["step"]]
+    n, first_step = merge_losses(args.run_dir / "losses.csv", training / "losses_every50.csv", state_meta["step"])
+    run_stats = [s for s in read_jsonl(args.run_dir / "stats.jsonl") if s["step"] <= state_meta["step"]]
     stats = [s for s in read_jsonl(training / "stats.jsonl") if s["step"] < first_step] + run_stats
     if stats:
         write_jsonl(training / "stats.jsonl", stats)
     config_text = (args.run_dir / "config.toml").read_text()
     (training / "config.toml").write_text(config_text)
     precision = tomllib.loads(config_text).get("train", {}).get("precision", "auto")  # the run's, not the export's
-    sessions = record_session(training / "sessions.jsonl", first_step, meta, precision)
+    sessions = record_session(training / "sessions.jsonl", first_step, state_meta, precision)
     meta["config"]["precision"] = precision  # the card shows the run's precision, not the export's
+    meta["state_step"] = state_meta["step"]
     (weights / "MODEL_CARD.md").write_text(CARDS[args.model](meta, stats, config_text, sessions))
-    print(f"shipped {name} step {meta['step']} ({meta['train_hours']:.2f} h) to {weights} and {training}; "
-          f"{len(stats)} validation rows, {n} loss rows")
+    print(f"shipped {name} step {meta['step']} ({meta['train_hours']:.2f} h) to {weights}, the state of step "
+          f"{state_meta['step']} to {training}; {len(stats)} validation rows, {n} loss rows")
     return 0
 
 

@@ -186,7 +186,21 @@ def test_best_state_holds_that_steps_average(data: Path, tmp_path: Path) -> None
     trainer.fit()
     best = load_checkpoint(tmp_path / "run" / "checkpoints" / "best.pt")
     assert best["step"] == 4 and _same(best["ema"], trainer.ema.state_dict() if trainer.ema else {})
+    assert json.loads((tmp_path / "run" / "checkpoints" / "best.json").read_text())["weights"] == "average"
     trainer.close()
+    # the run goes on without the average: its first validation of the trained weights is the new
+    # best, even with a worse value, since the old one measured other weights
+    cfg = UGATITConfig(**{**cfg.__dict__, "iterations": 6, "ema_decay": 0.0})
+    trainer = _ScriptedWorse(cfg, data, tmp_path / "run", resume=True)
+    trainer.fit()
+    best_json = json.loads((tmp_path / "run" / "checkpoints" / "best.json").read_text())
+    assert best_json == {"step": 6, "metric": "kid_x100", "value": 200.0, "weights": "trained"}
+    trainer.close()
+
+
+class _ScriptedWorse(UGATITTrainer):
+    def validate(self) -> dict[str, float]:
+        return {"kid_x100": 200.0}
 
 
 @pytest.fixture(scope="module")

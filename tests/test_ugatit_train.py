@@ -265,7 +265,7 @@ def test_best_validation_state_is_kept_apart_and_survives_resume(synthetic_data:
     # the best (step 4: 40) is kept although only the last checkpoint (step 6) survives pruning
     assert ckpt_steps(run) == [6]
     best = json.loads((run / "checkpoints" / "best.json").read_text())
-    assert best == {"step": 4, "metric": "kid_x100", "value": 40.0}
+    assert best == {"step": 4, "metric": "kid_x100", "value": 40.0, "weights": "trained"}
     state = load_checkpoint(run / "checkpoints" / "best.pt")
     assert state["step"] == 4 and state["best"] == best
     assert not list((run / "checkpoints").glob(".*"))  # no temporary files left behind

@@ -275,13 +275,19 @@ class Trainer(abc.ABC):
 
     def track_best(self, stats: dict[str, float]) -> bool:
         """If ``stats[best_metric]`` beats the best so far, write ``checkpoints/best.pt`` (the full
-        state, atomically) and ``checkpoints/best.json``; returns whether it did."""
+        state, atomically) and ``checkpoints/best.json``; returns whether it did. A best measured on
+        other weights (the average vs the trained ones, after ``ema_decay`` changed) is replaced."""
         value = stats.get(self.best_metric)
         if not self.dist.is_main or value is None or not math.isfinite(value):
             return False
-        if self.best is not None and value >= float(self.best["value"]):
+        # what the metric measured: the weight average or the trained weights (``ema_decay``)
+        weights = "average" if self.ema is not None and self.ema.started else "trained"
+        if self.best is not None and self.best.get("weights", "trained") != weights:
+            log.info("the best %s so far (step %d) measured the %s weights, this one the %s: comparing afresh",
+                     self.best_metric, self.best["step"], self.best.get("weights", "trained"), weights)
+        elif self.best is not None and value >= float(self.best["value"]):
             return False
-        self.best = {"step": self.step, "metric": self.best_metric, "value": float(value)}
+        self.best = {"step": self.step, "metric": self.best_metric, "value": float(value), "weights": weights}
         folder = self.run_dir / "checkpoints"
         with atomic_open(folder / "best.pt", suffix=".pt") as f:
             torch.save(self._full_state(), f)
