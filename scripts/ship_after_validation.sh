@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Keep a background face-model run's progress in git while a session may end at any moment.
+#
+#   scripts/ship_after_validation.sh RUN_DIR LOG_FILE SHIPPED_KID &
+#
+# Watches LOG_FILE (the trainer's log) for "step N validation" lines. After each one it waits for
+# that step's checkpoint and, if the run's best validation (RUN_DIR/checkpoints/best.json) beats
+# SHIPPED_KID (the KIDx100 of the weights now in weights/ugatit-selfie2anime), pauses the trainer,
+# ships the best validated generator into weights/ and the step's state into training/
+# (scripts/ship_weights.py), redraws the KID curve, commits just those files and resumes the
+# trainer. A developer tool for this project's CPU sessions (see issue 8); it writes no README text.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+RUN=${1:?RUN_DIR} LOG=${2:?LOG_FILE} SHIPPED=${3:?SHIPPED_KID}
+PATHS=(weights/ugatit-selfie2anime training/ugatit-selfie2anime docs/figures/ugatit_kid_curve.png)
+seen=$(grep -c "validation:" "$LOG")
+while sleep 30; do
+  n=$(grep -c "validation:" "$LOG")
+  [ "$n" -le "$seen" ] && continue
+  seen=$n
+  step=$(grep -o "step [0-9]* validation" "$LOG" | tail -1 | awk '{print $2}')
+  ckpt=$(printf "%s/checkpoints/step_%08d.pt" "$RUN" "$step")
+  for _ in $(seq 60); do [ -f "$ckpt" ] && break; sleep 10; done
+  sleep 20  # best.pt and the step checkpoint are written atomically; let both land
+  best=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['value'])" "$RUN/checkpoints/best.json")
+  echo "$(date -u +%FT%TZ) step $step validated; best so far $best; shipped $SHIPPED"
+  python3 -c "import sys; sys.exit(float(sys.argv[1]) >= float(sys.argv[2]))" "$best" "$SHIPPED" || continue
+  trainer=$(pgrep -f "bin/facetoon train ugatit" || true)
+  [ -n "$trainer" ] && kill -STOP $trainer
+  if python3 scripts/ship_weights.py ugatit "$RUN" --checkpoint "$ckpt" --weights-checkpoint "$RUN/checkpoints/best.pt" \
+      && MPLBACKEND=Agg python3 scripts/make_kid_curve.py \
+      && git add -- "${PATHS[@]}" \
+      && git commit -q -m "Face model: weights of the best validation so far (KIDx100 $best), state of step $step" -- "${PATHS[@]}"; then
+    SHIPPED=$best
+    echo "$(date -u +%FT%TZ) committed"
+  fi
+  [ -n "$trainer" ] && kill -CONT $trainer
+done
