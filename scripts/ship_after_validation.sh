@@ -14,6 +14,10 @@ cd "$(dirname "$0")/.."
 RUN=${1:?RUN_DIR} LOG=${2:?LOG_FILE} SHIPPED=${3:?SHIPPED_KID}
 PATHS=(weights/ugatit-selfie2anime training/ugatit-selfie2anime docs/figures/ugatit_kid_curve.png)
 seen=$(grep -c "validation:" "$LOG")
+trainer=""
+# never leave the trainer stopped, however this script ends
+trap '[ -n "$trainer" ] && kill -CONT $trainer 2>/dev/null' EXIT
+trap 'exit 1' INT TERM HUP
 while sleep 30; do
   n=$(grep -c "validation:" "$LOG")
   [ "$n" -le "$seen" ] && continue
@@ -25,7 +29,7 @@ while sleep 30; do
   best=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['value'])" "$RUN/checkpoints/best.json")
   echo "$(date -u +%FT%TZ) step $step validated; best so far $best; shipped $SHIPPED"
   python3 -c "import sys; sys.exit(float(sys.argv[1]) >= float(sys.argv[2]))" "$best" "$SHIPPED" || continue
-  trainer=$(pgrep -f "bin/facetoon train ugatit" || true)
+  trainer=$(pgrep -f "facetoon train ugatit" || true)  # the console script or python -m facetoon
   [ -n "$trainer" ] && kill -STOP $trainer
   if python3 scripts/ship_weights.py ugatit "$RUN" --checkpoint "$ckpt" --weights-checkpoint "$RUN/checkpoints/best.pt" \
       && MPLBACKEND=Agg python3 scripts/make_kid_curve.py \
@@ -35,4 +39,5 @@ while sleep 30; do
     echo "$(date -u +%FT%TZ) committed"
   fi
   [ -n "$trainer" ] && kill -CONT $trainer
+  trainer=""
 done
