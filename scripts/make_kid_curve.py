@@ -8,7 +8,8 @@ generator as trained (``kid_x100_live`` where the run kept a weight average, els
 and, where kept, the weight average (``kid_x100``). Horizontal lines: the quality bar (40) and
 goal (15) of issue 8, and two references of ``python benchmarks/bench_kid_resolution.py``, read
 from its table in the README: real anime faces shrunk to the training size of 128 px (the floor
-of a 128 px model) and the raw selfies. Re-run after shipping new weights.
+of a 128 px model) and the raw selfies. On a second axis, where ``losses_every50.csv`` sits beside
+the stats: the learning rate the trainer logged (the schedule). Re-run after shipping new weights.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_STATS = REPO / "training" / "ugatit-selfie2anime" / "stats.jsonl"
+LOSSES_NAME = "losses_every50.csv"
 DEFAULT_OUT = REPO / "docs" / "figures" / "ugatit_kid_curve.png"
 
 
@@ -41,6 +43,17 @@ def resolution_references(readme: Path) -> dict[str, float]:
                         pass
             return refs
     return {}
+
+
+def learning_rates(losses_csv: Path) -> tuple[list[int], list[float]]:
+    """(steps, lr) from a trainer loss table with ``step`` and ``lr`` columns; empty if absent."""
+    import csv
+
+    if not losses_csv.is_file():
+        return [], []
+    with losses_csv.open(newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r.get("lr") not in (None, "")]
+    return [int(r["step"]) for r in rows], [float(r["lr"]) for r in rows]
 
 
 def main() -> int:
@@ -78,7 +91,17 @@ def main() -> int:
     ax.set_title("ugatit-selfie2anime: 200 held-out selfies vs 200 held-out anime faces")
     ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    handles, labels = ax.get_legend_handles_labels()
+    steps, lrs = learning_rates(args.stats.parent / LOSSES_NAME)
+    if steps:
+        ax_lr = ax.twinx()
+        (line,) = ax_lr.plot(steps, lrs, color="tab:orange", linewidth=1, alpha=0.8)
+        ax_lr.set_ylabel("learning rate", color="tab:orange")
+        ax_lr.set_ylim(bottom=0)
+        ax_lr.ticklabel_format(axis="y", style="sci", scilimits=(0, 0))
+        handles.append(line)
+        labels.append("learning rate (right axis)")
+    ax.legend(handles, labels, fontsize=7, loc="upper left", bbox_to_anchor=(1.08, 1.0))
     fig.tight_layout()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(args.out)
