@@ -7,8 +7,8 @@
 # committed counts), a new venv there (`python3 -m venv`), then the README's command exactly as
 # written, timed with bash's `time` (wall seconds). pip's download cache is whatever this machine
 # has (the first run on a new machine also pays for downloads). The test command also prints
-# pytest's own summary line. The clone sits beside this checkout (so `../shared` resolves as it
-# does for the checkout) and is deleted afterwards.
+# pytest's own summary line. The clone sits beside this checkout, so that `../shared` resolves
+# as it does for the checkout; it and the venv are deleted afterwards.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
@@ -29,17 +29,18 @@ python3 -c "import sys; print(sys.version.split()[0])" | sed 's/^/python /'
 nproc | sed 's/$/ cores/'
 for n in "${WHICH[@]}"; do
   cmd=$(readme_command "$n")
-  dir=$(mktemp -d "$(dirname "$REPO")/facetoon-setup-XXXX")
-  trap 'rm -rf "$dir"' EXIT
-  git clone -q "$REPO" "$dir/facetoon"
+  clone=$(mktemp -d "$(dirname "$REPO")/facetoon-setup-XXXX")
+  dir=$(mktemp -d)
+  trap 'rm -rf "$clone" "$dir"' EXIT
+  git clone -q "$REPO" "$clone"
   python3 -m venv "$dir/venv"
   echo "command $n: $cmd"
   start=$(date +%s)
-  (cd "$dir/facetoon" && source "$dir/venv/bin/activate" && export PIP_NO_INPUT=1 MPLBACKEND=Agg \
+  (cd "$clone" && source "$dir/venv/bin/activate" && export PIP_NO_INPUT=1 MPLBACKEND=Agg \
      && bash -c "$cmd" > "$dir/out.log" 2>&1) || { tail -20 "$dir/out.log"; echo "command $n FAILED"; exit 1; }
   end=$(date +%s)
   grep -E "^=+ .*(passed|failed).* in [0-9.]+s" "$dir/out.log" | tail -1 || true
   echo "command $n: $((end - start)) s wall"
-  rm -rf "$dir"
+  rm -rf "$clone" "$dir"
   trap - EXIT
 done
