@@ -4,8 +4,8 @@
 #   benchmarks/bench_setup.sh [1] [2]        (default: both)
 #
 # For each command: `git clone` of this checkout's HEAD into a temporary folder (so only what is
-# committed counts), a new venv there (`python3 -m venv`), then the README's command exactly as
-# written, timed with bash's `time` (wall seconds). pip's download cache is whatever this machine
+# committed counts), a new venv in another temporary folder (`python3 -m venv`), then the README's
+# command exactly as written, timed in whole wall-clock seconds. pip's download cache is whatever this machine
 # has (the first run on a new machine also pays for downloads). The test command also prints
 # pytest's own summary line. The clone sits beside this checkout, so that `../shared` resolves
 # as it does for the checkout; it and the venv are deleted afterwards.
@@ -27,11 +27,12 @@ EOF
 }
 python3 -c "import sys; print(sys.version.split()[0])" | sed 's/^/python /'
 nproc | sed 's/$/ cores/'
+clone="" dir=""
+trap 'rm -rf "$clone" "$dir"' EXIT
 for n in "${WHICH[@]}"; do
   cmd=$(readme_command "$n")
   clone=$(mktemp -d "$(dirname "$REPO")/facetoon-setup-XXXX")
   dir=$(mktemp -d)
-  trap 'rm -rf "$clone" "$dir"' EXIT
   git clone -q "$REPO" "$clone"
   python3 -m venv "$dir/venv"
   echo "command $n: $cmd"
@@ -42,5 +43,4 @@ for n in "${WHICH[@]}"; do
   grep -E "^=+ .*(passed|failed).* in [0-9.]+s" "$dir/out.log" | tail -1 || true
   echo "command $n: $((end - start)) s wall"
   rm -rf "$clone" "$dir"
-  trap - EXIT
 done

@@ -15,6 +15,7 @@ the stats: the learning rate the trainer logged (the schedule). Re-run after shi
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import sys
 from pathlib import Path
@@ -47,8 +48,6 @@ def resolution_references(readme: Path) -> dict[str, float]:
 
 def learning_rates(losses_csv: Path) -> tuple[list[int], list[float]]:
     """(steps, lr) from a trainer loss table with ``step`` and ``lr`` columns; empty if absent."""
-    import csv
-
     if not losses_csv.is_file():
         return [], []
     with losses_csv.open(newline="") as f:
