@@ -10,19 +10,19 @@
 # (scripts/ship_weights.py), redraws the KID curve, commits just those files and resumes the
 # trainer. A developer tool for this project's CPU sessions (see issue 8); it writes no README text.
 #
-# A session may submit at most 512 MiB packed (and 256 MiB of diffs). The compact state in
-# training/ugatit-selfie2anime/state is ~27 MB at 128 px but much more at 256 px (the 7-layer
-# global critics), so each improvement commits the weights (~6 MB) and the histories, and the
-# state only when STATE_MINUTES (default 90) have passed since this script last committed it:
-# at most two state commits in a 180-minute session. Commit the final state by hand at the end.
+# A session may submit at most 512 MiB packed and 256 MiB of diffs (binary files count too, a
+# changed file with its old and new bytes). The compact state in training/ugatit-selfie2anime/state
+# is ~27 MB at 128 px and ~67 MB at 256 px (7-layer global critics): committing it after every
+# validation is the likely reason an earlier session's submission was too big to land. So this script commits
+# the weights (~6 MB), the model card, the histories and the curve; ship_weights.py still writes the
+# state into training/, and the session commits it once, by hand, before it stops:
+#   git add -A training/ugatit-selfie2anime && git commit -m "..." && scripts/submission_size.sh BASE
 set -uo pipefail
 cd "$(dirname "$0")/.."
 RUN=${1:?RUN_DIR} LOG=${2:?LOG_FILE} SHIPPED=${3:?SHIPPED_KID}
-STATE_MINUTES=${STATE_MINUTES:-90}
 T=training/ugatit-selfie2anime
 SMALL=(weights/ugatit-selfie2anime "$T/stats.jsonl" "$T/losses_every50.csv" "$T/sessions.jsonl" "$T/config.toml"
        docs/figures/ugatit_kid_curve.png)
-last_state=$(date +%s)  # the state committed before this script started counts as fresh
 seen=$(grep -c "validation:" "$LOG")
 trainer=""
 # never leave the trainer stopped, however this script ends
@@ -44,15 +44,10 @@ while sleep 30; do
   if python3 scripts/ship_weights.py ugatit "$RUN" --checkpoint "$ckpt" --weights-checkpoint "$RUN/checkpoints/best.pt" \
       && MPLBACKEND=Agg python3 scripts/make_kid_curve.py \
       ; then
-    paths=("${SMALL[@]}") what="history to step $step"
-    if [ $(( $(date +%s) - last_state )) -ge $(( STATE_MINUTES * 60 )) ]; then
-      paths+=("$T/state") what="state of step $step"
-    fi
-    if git add -A -- "${paths[@]}" \
-        && git commit -q -m "Face model: weights of the best validation so far (KIDx100 $best), $what" -- "${paths[@]}"; then
+    if git add -A -- "${SMALL[@]}" \
+        && git commit -q -m "Face model: weights of the best validation so far (KIDx100 $best), history to step $step" -- "${SMALL[@]}"; then
       SHIPPED=$best
-      [[ $what == state* ]] && last_state=$(date +%s)
-      echo "$(date -u +%FT%TZ) committed: $what"
+      echo "$(date -u +%FT%TZ) committed"
     fi
   fi
   [ -n "$trainer" ] && kill -CONT $trainer
