@@ -34,6 +34,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 NAMES = {"ugatit": "ugatit-selfie2anime", "animegan": "animegan-anime"}
 GENERATOR = {"ugatit": "a2b", "animegan": "generator"}  # the inference network in an export
+# the face model's phases: the config file each image size trains with
+UGATIT_CONFIGS = {128: "configs/ugatit_selfie2anime_cpu.toml", 256: "configs/ugatit_selfie2anime_cpu_256.toml"}
 
 
 def export(model: str, run_dir: Path, out: Path, data: str | None, samples: Path,
@@ -115,16 +117,18 @@ def record_session(path: Path, first_step: int, meta: dict, precision: str) -> l
     rows = [r for r in read_jsonl(path) if r["from_step"] != max(first_step - 1, 0)]
     rows.append({"from_step": max(first_step - 1, 0), "to_step": meta["step"],
                  "train_hours_total": meta["train_hours"], "date": datetime.date.today().isoformat(),
-                 "cpu": cpu, "precision": used})
+                 "cpu": cpu, "precision": used, "img_size": meta["config"]["img_size"]})
     rows.sort(key=lambda r: r["from_step"])
     write_jsonl(path, rows)
     return rows
 
 
 def sessions_table(rows: list[dict]) -> str:
-    lines = ["| steps | training hours (cumulative) | date | CPU | precision |", "|---|---|---|---|---|"]
+    lines = ["| steps | image size | training hours (cumulative) | date | CPU | precision |",
+             "|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['from_step']} -> {r['to_step']} | {r['train_hours_total']:.2f} | {r['date']} "
+        size = f"{r['img_size']} px" if "img_size" in r else "-"
+        lines.append(f"| {r['from_step']} -> {r['to_step']} | {size} | {r['train_hours_total']:.2f} | {r['date']} "
                      f"| {r['cpu']} | {r['precision']} |")
     return "\n".join(lines)
 
@@ -152,9 +156,23 @@ def trained_kid(row: dict) -> float:
     return row.get("kid_x100_live", row["kid_x100"])
 
 
+def phases(sessions: list[dict]) -> str:
+    """The face model's training phases (image size, steps, config file), from the session rows."""
+    spans: list[list] = []  # [img_size, first step, last step]
+    for r in sessions:
+        size = r.get("img_size")
+        if spans and spans[-1][0] == size:
+            spans[-1][2] = r["to_step"]
+        else:
+            spans.append([size, r["from_step"], r["to_step"]])
+    return "\n".join(f"- steps {a} -> {b}: {size} px, `{UGATIT_CONFIGS.get(size, 'the run config below')}`"
+                      for size, a, b in spans if size)
+
+
 def ugatit_card(meta: dict, stats: list[dict], config_text: str, sessions: list[dict]) -> str:
     NAME = NAMES["ugatit"]
     cfg = meta["config"]
+    config_file = UGATIT_CONFIGS.get(cfg["img_size"], "CONFIG")
     averaged = "moving average" in meta.get("weights", "")
     shipped_kid = (lambda r: r["kid_x100"]) if averaged else trained_kid
     rows = "\n".join(f"| {s['step']} | {s.get('train_hours', 0):.2f} | {trained_kid(s):.2f} | "
@@ -206,8 +224,12 @@ committed compact state `training/{NAME}/state`, which re-initialises the Adam m
 
 ## Configuration
 
-`configs/ugatit_selfie2anime_cpu.toml` (its header explains every deviation from the paper, all
-for CPU time). Resolved config of the run:
+The run trained in phases, each from a config file whose header explains every deviation from the
+paper (all for CPU time) and why the phase exists:
+
+{phases(sessions)}
+
+Resolved config of the latest phase:
 
 ```toml
 {config_text.strip()}
@@ -239,10 +261,10 @@ translation | heat-map | cycle reconstruction | heat-map | identity, each heat-m
 
 ```bash
 facetoon train ugatit --data ../shared/data/selfie2anime --out RUN_DIR \\
-    --config configs/ugatit_selfie2anime_cpu.toml --resume
+    --config {config_file} --resume
 # without the full checkpoint (a new machine): warm start from the committed compact state
 facetoon train ugatit --data ../shared/data/selfie2anime --out RUN_DIR \\
-    --config configs/ugatit_selfie2anime_cpu.toml --set init_from=training/{NAME}/state
+    --config {config_file} --set init_from=training/{NAME}/state
 python scripts/ship_weights.py ugatit RUN_DIR     # re-export this folder and its card
 ```
 
