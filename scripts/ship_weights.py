@@ -165,8 +165,9 @@ def phases(sessions: list[dict]) -> str:
             spans[-1][2] = r["to_step"]
         else:
             spans.append([size, r["from_step"], r["to_step"]])
-    return "\n".join(f"- steps {a} -> {b}: {size} px, `{UGATIT_CONFIGS.get(size, 'the run config below')}`"
-                      for size, a, b in spans if size)
+    lines = [f"- steps {a} -> {b}: {size} px, `{UGATIT_CONFIGS.get(size, 'the run config below')}`"
+             for size, a, b in spans if size]
+    return "\n".join(lines)
 
 
 def ugatit_card(meta: dict, stats: list[dict], config_text: str, sessions: list[dict]) -> str:
