@@ -16,7 +16,11 @@ A run warm-started on a new machine has only its own losses and validations: the
 history of earlier sessions is kept and the run's rows are merged after it (by step).
 
 Usage: python scripts/ship_weights.py {ugatit,animegan} RUN_DIR [--data DATA_DIR] [--checkpoint FILE]
-                                     [--weights-checkpoint FILE]
+                                     [--weights-checkpoint FILE | --keep-weights]
+
+``--keep-weights`` ships only the run's state and histories into ``training/`` and leaves the
+generator in ``weights/`` as it is (when no step of the run beats it yet); the model card is
+rewritten with the new history.
 """
 
 from __future__ import annotations
@@ -173,7 +177,9 @@ def phases(sessions: list[dict]) -> str:
 def ugatit_card(meta: dict, stats: list[dict], config_text: str, sessions: list[dict]) -> str:
     NAME = NAMES["ugatit"]
     cfg = meta["config"]
-    config_file = UGATIT_CONFIGS.get(cfg["img_size"], "CONFIG")
+    # the phase the run continues in: the latest session's image size (older rows have none)
+    config_file = UGATIT_CONFIGS.get(sessions[-1].get("img_size", cfg["img_size"]) if sessions else cfg["img_size"],
+                                     "CONFIG")
     averaged = "moving average" in meta.get("weights", "")
     shipped_kid = (lambda r: r["kid_x100"]) if averaged else trained_kid
     rows = "\n".join(f"| {s['step']} | {s.get('train_hours', 0):.2f} | {trained_kid(s):.2f} | "
@@ -361,7 +367,12 @@ def main() -> int:
     ap.add_argument("--weights-checkpoint", type=Path,
                     help="ship the generator of this checkpoint into weights/ instead (e.g. RUN_DIR/checkpoints/"
                          "best.pt, the best validation so far), while training/ gets --checkpoint's state")
+    ap.add_argument("--keep-weights", action="store_true",
+                    help="leave weights/ as it is (e.g. better than every step of this run): ship the state and "
+                         "histories into training/ and rewrite the model card")
     args = ap.parse_args()
+    if args.keep_weights and args.weights_checkpoint:
+        ap.error("--keep-weights and --weights-checkpoint exclude each other")
     name = NAMES[args.model]
     weights = REPO / "weights" / name
     training = REPO / "training" / name
@@ -384,9 +395,10 @@ def main() -> int:
         source = out / f"ema_{GENERATOR[args.model]}"  # the weight average, if the run keeps one
         if not source.is_dir():
             source = out / GENERATOR[args.model]
-        for p in ("config.json", "model.safetensors"):
-            shutil.copy2(source / p, weights / p)
-        shutil.copy2(samples, weights / "samples.jpg")
+        if not args.keep_weights:
+            for p in ("config.json", "model.safetensors"):
+                shutil.copy2(source / p, weights / p)
+            shutil.copy2(samples, weights / "samples.jpg")
     meta = json.loads((weights / "config.json").read_text())["meta"]
     n, first_step = merge_losses(args.run_dir / "losses.csv", training / "losses_every50.csv", state_meta["step"])
     run_stats = [s for s in read_jsonl(args.run_dir / "stats.jsonl") if s["step"] <= state_meta["step"]]
@@ -400,7 +412,8 @@ def main() -> int:
     meta["config"]["precision"] = precision  # the card shows the run's precision, not the export's
     meta["state_step"] = state_meta["step"]
     (weights / "MODEL_CARD.md").write_text(CARDS[args.model](meta, stats, config_text, sessions))
-    print(f"shipped {name} step {meta['step']} ({meta['train_hours']:.2f} h) to {weights}, the state of step "
+    what = "kept" if args.keep_weights else "shipped"
+    print(f"{what} {name} step {meta['step']} ({meta['train_hours']:.2f} h) in {weights}, the state of step "
           f"{state_meta['step']} to {training}; {len(stats)} validation rows, {n} loss rows")
     return 0
 
