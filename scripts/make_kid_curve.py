@@ -9,7 +9,9 @@ and, where kept, the weight average (``kid_x100``). Horizontal lines: the qualit
 goal (15) of issue 8, and two references of ``python benchmarks/bench_kid_resolution.py``, read
 from its table in the README: real anime faces shrunk to the training size of 128 px (the floor
 of a 128 px model) and the raw selfies. On a second axis, where ``losses_every50.csv`` sits beside
-the stats: the learning rate the trainer logged (the schedule). Re-run after shipping new weights.
+the stats: the learning rate the trainer logged (the schedule). Where ``sessions.jsonl`` records
+the image size of each session: a vertical line where the training size changes (e.g. the 256 px
+phase). Re-run after shipping new weights.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_STATS = REPO / "training" / "ugatit-selfie2anime" / "stats.jsonl"
 LOSSES_NAME = "losses_every50.csv"
+SESSIONS_NAME = "sessions.jsonl"
 DEFAULT_OUT = REPO / "docs" / "figures" / "ugatit_kid_curve.png"
 
 
@@ -55,6 +58,21 @@ def learning_rates(losses_csv: Path) -> tuple[list[int], list[float]]:
     return [int(r["step"]) for r in rows], [float(r["lr"]) for r in rows]
 
 
+def phase_starts(sessions_jsonl: Path) -> list[tuple[int, int]]:
+    """(first step, image size) of every change of the training size after the first session."""
+    if not sessions_jsonl.is_file():
+        return []
+    rows = [json.loads(ln) for ln in sessions_jsonl.read_text().splitlines() if ln.strip()]
+    starts, size = [], None
+    for r in sorted(rows, key=lambda r: r["from_step"]):
+        if "img_size" not in r:
+            continue
+        if size is not None and r["img_size"] != size:
+            starts.append((r["from_step"], r["img_size"]))
+        size = r["img_size"]
+    return starts
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--stats", type=Path, default=DEFAULT_STATS)
@@ -85,6 +103,10 @@ def main() -> int:
         ax.axhline(value, color=style, linestyle=":", linewidth=1.5, label=label)
     for label, value in resolution_references(REPO / "README.md").items():
         ax.axhline(value, color="black", linestyle="-.", linewidth=0.8, alpha=0.6, label=f"{label}: {value:g}")
+    for step, size in phase_starts(args.stats.parent / SESSIONS_NAME):
+        ax.axvline(step, color="tab:purple", linewidth=1)
+        ax.annotate(f" {size} px from here", (step, 0), xytext=(2, 4), textcoords="offset points",
+                    color="tab:purple", fontsize=8)
     ax.set_xlabel("training step (batch 1)")
     ax.set_ylabel("validation KIDx100 (lower is better)")
     ax.set_title("ugatit-selfie2anime: 200 held-out selfies vs 200 held-out anime faces")
