@@ -14,9 +14,12 @@
 # changed file with its old and new bytes). The compact state in training/ugatit-selfie2anime/state
 # is ~27 MB at 128 px and ~67 MB at 256 px (7-layer global critics): committing it after every
 # validation is the likely reason an earlier session's submission was too big to land. So this script commits
-# the weights (~6 MB), the model card, the histories and the curve; ship_weights.py still writes the
-# state into training/, and the session commits it once, by hand, before it stops:
-#   git add -A training/ugatit-selfie2anime && git commit -m "..." && scripts/submission_size.sh BASE
+# the weights (~6 MB), the model card, the histories and the curve, and leaves training/.../state
+# untouched (ship_weights.py --no-state, so no state waits uncommitted for a `git commit -a`). The
+# session ships and commits the state once, by hand, before it stops:
+#   python scripts/ship_weights.py ugatit RUN_DIR --checkpoint LATEST.pt --keep-weights
+#   git add -A training/ugatit-selfie2anime weights/ugatit-selfie2anime && git commit -m "..."
+#   scripts/submission_size.sh BASE
 set -uo pipefail
 cd "$(dirname "$0")/.."
 RUN=${1:?RUN_DIR} LOG=${2:?LOG_FILE} SHIPPED=${3:?SHIPPED_KID}
@@ -41,7 +44,8 @@ while sleep 30; do
   python3 -c "import sys; sys.exit(float(sys.argv[1]) >= float(sys.argv[2]))" "$best" "$SHIPPED" || continue
   trainer=$(pgrep -f "facetoon train ugatit" || true)  # the console script or python -m facetoon
   [ -n "$trainer" ] && kill -STOP $trainer
-  if python3 scripts/ship_weights.py ugatit "$RUN" --checkpoint "$ckpt" --weights-checkpoint "$RUN/checkpoints/best.pt" \
+  if python3 scripts/ship_weights.py ugatit "$RUN" --no-state --checkpoint "$ckpt" \
+      --weights-checkpoint "$RUN/checkpoints/best.pt" \
       && MPLBACKEND=Agg python3 scripts/make_kid_curve.py \
       ; then
     if git add -A -- "${SMALL[@]}" \

@@ -16,11 +16,13 @@ A run warm-started on a new machine has only its own losses and validations: the
 history of earlier sessions is kept and the run's rows are merged after it (by step).
 
 Usage: python scripts/ship_weights.py {ugatit,animegan} RUN_DIR [--data DATA_DIR] [--checkpoint FILE]
-                                     [--weights-checkpoint FILE | --keep-weights]
+                                     [--weights-checkpoint FILE | --keep-weights] [--no-state]
 
 ``--keep-weights`` ships only the run's state and histories into ``training/`` and leaves the
 generator in ``weights/`` as it is (when no step of the run beats it yet); the model card is
-rewritten with the new history.
+rewritten with the new history. ``--no-state`` leaves ``training/<name>/state`` as it is (the
+validation watcher's mode: the state is committed once a session, by hand, so none may wait
+uncommitted in the working tree for a ``git commit -a`` to sweep in).
 """
 
 from __future__ import annotations
@@ -370,7 +372,11 @@ def main() -> int:
     ap.add_argument("--keep-weights", action="store_true",
                     help="leave weights/ as it is (e.g. better than every step of this run): ship the state and "
                          "histories into training/ and rewrite the model card")
+    ap.add_argument("--no-state", action="store_true",
+                    help="leave training/<name>/state as it is (ship the weights and the histories only)")
     args = ap.parse_args()
+    if args.keep_weights and args.no_state:
+        ap.error("--keep-weights with --no-state would ship nothing but the histories")
     if args.keep_weights and args.weights_checkpoint:
         ap.error("--keep-weights and --weights-checkpoint exclude each other")
     name = NAMES[args.model]
@@ -382,13 +388,14 @@ def main() -> int:
         export(args.model, args.run_dir, out, args.data, samples, args.checkpoint)
         state_meta = json.loads((out / GENERATOR[args.model] / "config.json").read_text())["meta"]
         state = training / "state"
-        if state.exists():
-            shutil.rmtree(state)
-        state.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copytree(out, state)
-        # the B->A average serves only sample grids; warm starts copy it from b2a/ when it is missing.
-        # ema_a2b/ (like ema_generator/) holds the same bytes as the shipped weights: git stores them once.
-        shutil.rmtree(state / "ema_b2a", ignore_errors=True)
+        if not args.no_state:
+            if state.exists():
+                shutil.rmtree(state)
+            state.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copytree(out, state)
+            # the B->A average serves only sample grids; warm starts copy it from b2a/ when it is missing.
+            # ema_a2b/ (like ema_generator/) holds the same bytes as the shipped weights: git stores them once.
+            shutil.rmtree(state / "ema_b2a", ignore_errors=True)
         if args.weights_checkpoint:
             out, samples = Path(tmp) / "weights-export", Path(tmp) / "weights-samples.jpg"
             export(args.model, args.run_dir, out, args.data, samples, args.weights_checkpoint)
@@ -410,11 +417,13 @@ def main() -> int:
     precision = tomllib.loads(config_text).get("train", {}).get("precision", "auto")  # the run's, not the export's
     sessions = record_session(training / "sessions.jsonl", first_step, state_meta, precision)
     meta["config"]["precision"] = precision  # the card shows the run's precision, not the export's
-    meta["state_step"] = state_meta["step"]
+    # the step the committed state continues from (with --no-state: the weights' step, as far as the card says)
+    meta["state_step"] = meta["step"] if args.no_state else state_meta["step"]
     (weights / "MODEL_CARD.md").write_text(CARDS[args.model](meta, stats, config_text, sessions))
     what = "kept" if args.keep_weights else "shipped"
-    print(f"{what} {name} step {meta['step']} ({meta['train_hours']:.2f} h) in {weights}, the state of step "
-          f"{state_meta['step']} to {training}; {len(stats)} validation rows, {n} loss rows")
+    state_note = "state left as it was" if args.no_state else f"the state of step {state_meta['step']}"
+    print(f"{what} {name} step {meta['step']} ({meta['train_hours']:.2f} h) in {weights}, {state_note} in "
+          f"{training}; {len(stats)} validation rows, {n} loss rows")
     return 0
 
 
