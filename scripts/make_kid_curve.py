@@ -22,6 +22,8 @@ import json
 import sys
 from pathlib import Path
 
+from ship_weights import read_jsonl, size_phases  # this folder is on sys.path when run as a script
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_STATS = REPO / "training" / "ugatit-selfie2anime" / "stats.jsonl"
 LOSSES_NAME = "losses_every50.csv"
@@ -62,15 +64,7 @@ def phase_starts(sessions_jsonl: Path) -> list[tuple[int, int]]:
     """(first step, image size) of every change of the training size after the first session."""
     if not sessions_jsonl.is_file():
         return []
-    rows = [json.loads(ln) for ln in sessions_jsonl.read_text().splitlines() if ln.strip()]
-    starts, size = [], None
-    for r in sorted(rows, key=lambda r: r["from_step"]):
-        if "img_size" not in r:
-            continue
-        if size is not None and r["img_size"] != size:
-            starts.append((r["from_step"], r["img_size"]))
-        size = r["img_size"]
-    return starts
+    return [(first, size) for size, first, _ in size_phases(read_jsonl(sessions_jsonl))[1:]]
 
 
 def main() -> int:

@@ -44,8 +44,11 @@ while sleep 30; do
   python3 -c "import sys; sys.exit(float(sys.argv[1]) >= float(sys.argv[2]))" "$best" "$SHIPPED" || continue
   trainer=$(pgrep -f "facetoon train ugatit" || true)  # the console script or python -m facetoon
   [ -n "$trainer" ] && kill -STOP $trainer
-  if python3 scripts/ship_weights.py ugatit "$RUN" --no-state --checkpoint "$ckpt" \
-      --weights-checkpoint "$RUN/checkpoints/best.pt" \
+  # the best validation is usually this step's: then one export serves the weights and the histories
+  best_step=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['step'])" "$RUN/checkpoints/best.json")
+  weights_from=(--weights-checkpoint "$RUN/checkpoints/best.pt")
+  [ "$best_step" = "$step" ] && weights_from=()
+  if python3 scripts/ship_weights.py ugatit "$RUN" --no-state --checkpoint "$ckpt" "${weights_from[@]}" \
       && MPLBACKEND=Agg python3 scripts/make_kid_curve.py \
       ; then
     if git add -A -- "${SMALL[@]}" \

@@ -162,18 +162,25 @@ def trained_kid(row: dict) -> float:
     return row.get("kid_x100_live", row["kid_x100"])
 
 
-def phases(sessions: list[dict]) -> str:
-    """The face model's training phases (image size, steps, config file), from the session rows."""
-    spans: list[list] = []  # [img_size, first step, last step]
-    for r in sessions:
+def size_phases(sessions: list[dict]) -> list[tuple[int, int, int]]:
+    """(image size, first step, last step) of each run of sessions at one training size, in step
+    order; rows without ``img_size`` are skipped. Also read by scripts/make_kid_curve.py."""
+    spans: list[list[int]] = []
+    for r in sorted(sessions, key=lambda r: r["from_step"]):
         size = r.get("img_size")
+        if size is None:
+            continue
         if spans and spans[-1][0] == size:
             spans[-1][2] = r["to_step"]
         else:
             spans.append([size, r["from_step"], r["to_step"]])
-    lines = [f"- steps {a} -> {b}: {size} px, `{UGATIT_CONFIGS.get(size, 'the run config below')}`"
-             for size, a, b in spans if size]
-    return "\n".join(lines)
+    return [(size, a, b) for size, a, b in spans]
+
+
+def phases(sessions: list[dict]) -> str:
+    """The face model's training phases (image size, steps, config file), from the session rows."""
+    return "\n".join(f"- steps {a} -> {b}: {size} px, `{UGATIT_CONFIGS.get(size, 'the run config below')}`"
+                     for size, a, b in size_phases(sessions))
 
 
 def ugatit_card(meta: dict, stats: list[dict], config_text: str, sessions: list[dict]) -> str:

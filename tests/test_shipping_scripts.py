@@ -1,0 +1,102 @@
+"""scripts/ship_weights.py and scripts/make_kid_curve.py: how the training history of the default
+weights is stitched across sessions and drawn (developer scripts; run here on real files on disk)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+sys.path.insert(0, str(SCRIPTS))  # the scripts import each other as a script run would
+
+import make_kid_curve  # noqa: E402
+import ship_weights  # noqa: E402
+
+
+def _session(first: int, last: int, size: int | None) -> dict:
+    row = {"from_step": first, "to_step": last, "train_hours_total": last / 1000, "date": "2026-12-06",
+           "cpu": "test", "precision": "fp32"}
+    if size is not None:
+        row["img_size"] = size
+    return row
+
+
+def test_size_phases_groups_consecutive_sessions_in_step_order() -> None:
+    rows = [_session(18000, 20376, 256), _session(0, 280, 128), _session(280, 2555, None),
+            _session(2555, 18000, 128), _session(20376, 21000, 256)]
+    assert ship_weights.size_phases(rows) == [(128, 0, 18000), (256, 18000, 21000)]
+    text = ship_weights.phases(rows).splitlines()
+    assert text == ["- steps 0 -> 18000: 128 px, `configs/ugatit_selfie2anime_cpu.toml`",
+                    "- steps 18000 -> 21000: 256 px, `configs/ugatit_selfie2anime_cpu_256.toml`"]
+
+
+def test_size_phases_names_an_unknown_size_without_a_config_file() -> None:
+    assert ship_weights.phases([_session(0, 10, 64)]) == "- steps 0 -> 10: 64 px, `the run config below`"
+    assert ship_weights.size_phases([]) == []
+
+
+def test_phase_starts_reads_the_size_changes_from_sessions_jsonl(tmp_path: Path) -> None:
+    path = tmp_path / "sessions.jsonl"
+    ship_weights.write_jsonl(path, [_session(0, 100, 128), _session(100, 200, 128), _session(200, 300, 256)])
+    assert make_kid_curve.phase_starts(path) == [(200, 256)]
+    assert make_kid_curve.phase_starts(tmp_path / "missing.jsonl") == []
+
+
+def _write_losses(path: Path, steps: range, fields: tuple[str, ...] = ("step", "g_total")) -> None:
+    with path.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(fields))
+        w.writeheader()
+        for s in steps:
+            w.writerow({k: (s if k == "step" else s / 10) for k in fields})
+
+
+def test_merge_losses_keeps_earlier_sessions_and_thins_this_run(tmp_path: Path) -> None:
+    committed, run = tmp_path / "losses_every50.csv", tmp_path / "losses.csv"
+    _write_losses(committed, range(0, 1001, 50))  # earlier sessions, up to step 1000
+    _write_losses(run, range(801, 1301), fields=("step", "g_total", "lr"))  # this run restarted at 801
+    n, first = ship_weights.merge_losses(run, committed, last_step=1200)
+    assert first == 801
+    with committed.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    steps = [int(r["step"]) for r in rows]
+    # committed rows before the run's first step, then every 50th row of the run up to the shipped step
+    assert steps == list(range(0, 801, 50)) + list(range(850, 1201, 50))
+    assert n == len(rows)
+    assert rows[0]["lr"] == "" and rows[-1]["lr"] != ""  # a column new in this run: blank in older rows
+
+
+def test_make_kid_curve_draws_the_committed_history(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    from PIL import Image
+
+    stats = tmp_path / "stats.jsonl"
+    ship_weights.write_jsonl(stats, [{"step": s, "kid_x100": k, "train_hours": s / 1000}
+                                     for s, k in ((1000, 150.0), (2000, 120.0), (3000, 100.0))])
+    ship_weights.write_jsonl(tmp_path / "sessions.jsonl", [_session(0, 2000, 128), _session(2000, 3000, 256)])
+    _write_losses(tmp_path / "losses_every50.csv", range(0, 3001, 50), fields=("step", "lr"))
+    out = tmp_path / "curve.png"
+    argv = sys.argv
+    sys.argv = ["make_kid_curve.py", "--stats", str(stats), "--out", str(out)]
+    try:
+        assert make_kid_curve.main() == 0
+    finally:
+        sys.argv = argv
+    with Image.open(out) as im:
+        assert im.format == "PNG" and im.width > 500 and im.height > 200
+
+
+def test_make_kid_curve_fails_cleanly_without_validation_rows(tmp_path: Path, capsys) -> None:
+    stats = tmp_path / "stats.jsonl"
+    stats.write_text(json.dumps({"step": 10, "d_total": 1.0}) + "\n")
+    argv = sys.argv
+    sys.argv = ["make_kid_curve.py", "--stats", str(stats), "--out", str(tmp_path / "c.png")]
+    try:
+        assert make_kid_curve.main() == 1
+    finally:
+        sys.argv = argv
+    assert "no kid_x100 rows" in capsys.readouterr().err
+    assert not (tmp_path / "c.png").exists()
