@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import sys
 from pathlib import Path
 
@@ -62,20 +61,18 @@ def learning_rates(losses_csv: Path) -> tuple[list[int], list[float]]:
 
 def phase_starts(sessions_jsonl: Path) -> list[tuple[int, int]]:
     """(first step, image size) of every change of the training size after the first session."""
-    if not sessions_jsonl.is_file():
-        return []
     return [(first, size) for size, first, _ in size_phases(read_jsonl(sessions_jsonl))[1:]]
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--stats", type=Path, default=DEFAULT_STATS)
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     if not args.stats.is_file():
         print(f"make_kid_curve.py: {args.stats} not found", file=sys.stderr)
         return 1
-    rows = [json.loads(ln) for ln in args.stats.read_text().splitlines() if ln.strip()]
+    rows = read_jsonl(args.stats)
     rows = [r for r in rows if "kid_x100" in r]
     if not rows:
         print(f"make_kid_curve.py: no kid_x100 rows in {args.stats}", file=sys.stderr)

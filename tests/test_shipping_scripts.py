@@ -79,12 +79,7 @@ def test_make_kid_curve_draws_the_committed_history(tmp_path: Path) -> None:
     ship_weights.write_jsonl(tmp_path / "sessions.jsonl", [_session(0, 2000, 128), _session(2000, 3000, 256)])
     _write_losses(tmp_path / "losses_every50.csv", range(0, 3001, 50), fields=("step", "lr"))
     out = tmp_path / "curve.png"
-    argv = sys.argv
-    sys.argv = ["make_kid_curve.py", "--stats", str(stats), "--out", str(out)]
-    try:
-        assert make_kid_curve.main() == 0
-    finally:
-        sys.argv = argv
+    assert make_kid_curve.main(["--stats", str(stats), "--out", str(out)]) == 0
     with Image.open(out) as im:
         assert im.format == "PNG" and im.width > 500 and im.height > 200
 
@@ -92,11 +87,6 @@ def test_make_kid_curve_draws_the_committed_history(tmp_path: Path) -> None:
 def test_make_kid_curve_fails_cleanly_without_validation_rows(tmp_path: Path, capsys) -> None:
     stats = tmp_path / "stats.jsonl"
     stats.write_text(json.dumps({"step": 10, "d_total": 1.0}) + "\n")
-    argv = sys.argv
-    sys.argv = ["make_kid_curve.py", "--stats", str(stats), "--out", str(tmp_path / "c.png")]
-    try:
-        assert make_kid_curve.main() == 1
-    finally:
-        sys.argv = argv
+    assert make_kid_curve.main(["--stats", str(stats), "--out", str(tmp_path / "c.png")]) == 1
     assert "no kid_x100 rows" in capsys.readouterr().err
     assert not (tmp_path / "c.png").exists()
