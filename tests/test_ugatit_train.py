@@ -178,6 +178,22 @@ def test_end_to_end_synthetic(synthetic_run: Path, synthetic_data: Path, tmp_pat
     _check_export(synthetic_run, synthetic_data, tmp_path / "export", tmp_path)
 
 
+def test_ship_weights_reads_a_checkpoint_as_its_export_does(synthetic_run: Path, tmp_path: Path) -> None:
+    """scripts/ship_weights.py --no-state --weights-checkpoint takes step, hours and image size of the
+    state checkpoint from the checkpoint itself instead of exporting it: the same values as an export."""
+    import importlib.util
+    import json
+
+    spec = importlib.util.spec_from_file_location("ship_weights", REPO / "scripts" / "ship_weights.py")
+    ship_weights = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ship_weights)
+    assert main(["-q", "export", "ugatit", str(synthetic_run), str(tmp_path / "e")]) == 0
+    meta = json.loads((tmp_path / "e" / "a2b" / "config.json").read_text())["meta"]
+    got = ship_weights.checkpoint_meta(list_checkpoints(synthetic_run)[-1])
+    assert got == {"step": 6, "train_hours": meta["train_hours"], "config": {"img_size": 32}}
+    assert meta["step"] == 6 and meta["config"]["img_size"] == 32
+
+
 def test_export_fp16_discriminators_and_warm_start(synthetic_run: Path, synthetic_data: Path, tmp_path: Path,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
     import json
