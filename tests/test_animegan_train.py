@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import signal
 import subprocess
 import sys
@@ -368,6 +369,27 @@ def test_teacher_adds_a_distillation_term(exported: Path, layout: Path, tmp_path
     assert float(read_losses(run)[0]["g_teacher"]) > 0
     with Image.open(run / "samples" / "latest.jpg") as im:
         assert im.size == (3 * (32 + 2) + 2, 2 * (32 + 2) + 2)
+
+
+def test_export_needs_neither_the_data_nor_the_teacher(exported: Path, layout: Path, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """A run moved to another machine: its data folder and teacher file are gone, the checkpoint
+    alone exports; only ``--samples`` (which draws validation photos) needs the data."""
+    data, teacher, run = tmp_path / "data", tmp_path / "teacher", tmp_path / "run"
+    shutil.copytree(layout, data)
+    shutil.copytree(exported / "generator", teacher)
+    trainer = tiny_trainer(data, run, init_steps=0, iterations=1, teacher=str(teacher), teacher_weight=10.0)
+    assert trainer.fit() == 1
+    capsys.readouterr()  # the progress bar
+    shutil.rmtree(data)
+    shutil.rmtree(teacher)
+    assert main(["-q", "export", "animegan", str(run), str(tmp_path / "out")]) == 0
+    got = load_pretrained(tmp_path / "out" / "generator").state_dict()
+    want = trainer.gen.state_dict()
+    assert got.keys() == want.keys() and all(torch.equal(got[k], want[k]) for k in want)
+    code = main(["-q", "export", "animegan", str(run), str(tmp_path / "out2"), "--samples", str(tmp_path / "s.jpg")])
+    one_line_error(capsys, code, str(data))
+    assert not (tmp_path / "s.jpg").exists()
 
 
 # ---- refusals -----------------------------------------------------------------------------------------

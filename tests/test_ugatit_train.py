@@ -178,6 +178,22 @@ def test_end_to_end_synthetic(synthetic_run: Path, synthetic_data: Path, tmp_pat
     _check_export(synthetic_run, synthetic_data, tmp_path / "export", tmp_path)
 
 
+def test_export_without_the_training_data(synthetic_run: Path, tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """A run folder whose data folder is gone (e.g. copied to another machine) still exports; only
+    ``--samples`` needs the data, and says which folder is missing."""
+    run = tmp_path / "run"
+    shutil.copytree(synthetic_run, run)
+    gone = tmp_path / "moved-away"
+    (run / "data_dir.txt").write_text(f"{gone}\n")
+    assert main(["-q", "export", "ugatit", str(run), str(tmp_path / "out")]) == 0
+    got = load_pretrained(tmp_path / "out" / "a2b").state_dict()
+    want = load_checkpoint(list_checkpoints(run)[-1])["trainer"]["gens"]
+    assert all(torch.equal(t, want[f"a2b.{k}"]) for k, t in got.items())
+    code = main(["-q", "export", "ugatit", str(run), str(tmp_path / "out2"), "--samples", str(tmp_path / "s.jpg")])
+    one_line_error(capsys, code, str(gone))
+
+
 def test_ship_weights_reads_a_checkpoint_as_its_export_does(synthetic_run: Path, tmp_path: Path) -> None:
     """scripts/ship_weights.py --no-state --weights-checkpoint takes step, hours and image size of the
     state checkpoint from the checkpoint itself instead of exporting it: the same values as an export."""

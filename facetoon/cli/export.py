@@ -22,7 +22,7 @@ def register(subparsers: Any) -> None:
                    help="export the training state init_from reads: the trained generators, the "
                         "discriminators and, with ema_decay, the weight averages as ema_* (without "
                         "it: the generators for inference, i.e. the averages when there are any)")
-    p.add_argument("--data", help="data folder, if it moved since training")
+    p.add_argument("--data", help="with --samples: the data folder, if it moved since training")
     p.add_argument("--samples", metavar="JPG", help="also write the sample grid of this checkpoint to JPG")
     p.set_defaults(func=run)
 
@@ -49,7 +49,9 @@ def run(args: argparse.Namespace) -> int:
     if "init_from" in {f.name for f in dataclasses.fields(config_cls)}:
         overrides["init_from"] = ""  # the checkpoint holds the weights; don't re-read a warm start
     config = load_config(config_cls, run_dir / "config.toml", overrides)
-    data = args.data or _data_dir_of(run_dir)
+    # the networks come from the checkpoint alone; only the sample grid needs the data (and, for
+    # AnimeGAN, its loss networks and teacher are then loaded too)
+    data = (args.data or _data_dir_of(run_dir)) if args.samples else None
     import tempfile
 
     # the trainer writes its resolved config into its run folder: point it at a scratch folder so

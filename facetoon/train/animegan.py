@@ -166,28 +166,12 @@ def load_teacher(spec: str) -> nn.Module:
 class AnimeGANTrainer(Trainer):
     config: AnimeGANConfig
 
-    def build(self) -> None:
-        from ..data.animegan_layout import check_animegan_layout
-
-        cfg = self.config
-        layout = check_animegan_layout(self.data_dir, cfg.style or None, require_val=False)
-        self.layout = layout
-        self.val_photos = list(layout.val_images or layout.photos[: cfg.n_samples])
-        # style images and their smooth copies share file names: hold out the same ones
-        train_style, self.val_style = split_holdout(layout.style_images, cfg.holdout, cfg.holdout_seed)
-        smooth_of = {p.name: p for p in layout.smooth_images}
-        train_smooth = [smooth_of[p.name] for p in train_style]
-        self.dataset = PhotoStyleDataset(layout.photos, train_style, train_smooth,
-                                         Augment(cfg.img_size, cfg.aug_margin, cfg.aug_flip), cfg.seed)
-        self._kid_reference: np.ndarray | None = None
-        self._kid_warned = False
-        rt = self.runtime
+    def build_networks(self) -> None:
+        cfg, rt = self.config, self.runtime
         # version is checked in AnimeGANConfig.__post_init__, d_norm by PatchDiscriminator
         version = cast(Literal["v1", "v2"], cfg.version)
         self.gen = rt.prepare_module(Generator(version=version))
         self.disc = rt.prepare_module(PatchDiscriminator(cfg.d_channels, cfg.d_layers, cast(NormKind, cfg.d_norm)))
-        self.criterion = AnimeGANLoss(rt.prepare_module(build_perceptual(cfg.perceptual)), cfg.loss_weights())
-        self.teacher = rt.prepare_module(load_teacher(cfg.teacher)) if cfg.teacher else None
         betas = (cfg.beta1, cfg.beta2)
         # as in the official code: the initialisation phase has its own Adam, so the adversarial
         # phase starts with fresh moments
@@ -203,6 +187,25 @@ class AnimeGANTrainer(Trainer):
             self.disc_ddp: nn.Module = DDP(self.disc, device_ids=ids)
         else:
             self.gen_ddp, self.disc_ddp = self.gen, self.disc
+
+    def build_data(self) -> None:
+        """The photo/style data, the loss networks (perceptual, optional teacher)."""
+        from ..data.animegan_layout import check_animegan_layout
+
+        cfg, rt = self.config, self.runtime
+        layout = check_animegan_layout(self.require_data_dir(), cfg.style or None, require_val=False)
+        self.layout = layout
+        self.val_photos = list(layout.val_images or layout.photos[: cfg.n_samples])
+        # style images and their smooth copies share file names: hold out the same ones
+        train_style, self.val_style = split_holdout(layout.style_images, cfg.holdout, cfg.holdout_seed)
+        smooth_of = {p.name: p for p in layout.smooth_images}
+        train_smooth = [smooth_of[p.name] for p in train_style]
+        self.dataset = PhotoStyleDataset(layout.photos, train_style, train_smooth,
+                                         Augment(cfg.img_size, cfg.aug_margin, cfg.aug_flip), cfg.seed)
+        self._kid_reference: np.ndarray | None = None
+        self._kid_warned = False
+        self.criterion = AnimeGANLoss(rt.prepare_module(build_perceptual(cfg.perceptual)), cfg.loss_weights())
+        self.teacher = rt.prepare_module(load_teacher(cfg.teacher)) if cfg.teacher else None
 
     def warm_start_targets(self) -> tuple[dict[str, nn.Module], tuple[str, ...]]:
         """``init_from`` folder layout: generator/ (required) and discriminator/."""

@@ -1,7 +1,8 @@
 """The training services shared by every facetoon trainer (U-GAT-IT, AnimeGAN).
 
 A concrete trainer subclasses :class:`Trainer` and writes only what is particular to its model:
-``build`` (networks, optimisers, data), ``train_step``, ``state_dict``/``load_state_dict``,
+``build_networks`` (networks, optimisers), ``build_data`` (data and what only training needs, e.g. loss
+networks), ``train_step``, ``state_dict``/``load_state_dict``,
 ``sample_grid``, ``validate`` and ``export``. :meth:`Trainer.fit` supplies the rest, once:
 
 * device and precision (CPU fast path: channels_last + bf16 autocast; CUDA: AMP) via
@@ -38,7 +39,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .._fileutil import atomic_open
+from .._fileutil import atomic_open, atomic_write_bytes
 from ..errors import ConfigError, WeightsError
 from ..models.serialization import read_config
 from ..runtime import Runtime, resolve_runtime
@@ -122,10 +123,12 @@ class Trainer(abc.ABC):
     #: the :meth:`validate` key whose lowest value marks the best state (``checkpoints/best.pt``)
     best_metric: str = "kid_x100"
 
-    def __init__(self, config: BaseTrainConfig, data_dir: str | os.PathLike[str],
+    def __init__(self, config: BaseTrainConfig, data_dir: str | os.PathLike[str] | None,
                  run_dir: str | os.PathLike[str], resume: bool | str | os.PathLike[str] = False) -> None:
+        """``data_dir=None``: networks only, e.g. to export a checkpoint on a machine without the
+        training data (no :meth:`fit`, :meth:`sample_grid` or :meth:`validate` then)."""
         self.config = config
-        self.data_dir = Path(data_dir)
+        self.data_dir = Path(data_dir) if data_dir is not None else None
         self.run_dir = Path(run_dir)
         runtime = resolve_runtime(config.device, config.precision)
         self.dist: DistInfo = init_distributed(runtime.device.type)
@@ -137,7 +140,9 @@ class Trainer(abc.ABC):
         self.best: dict[str, Any] | None = None  # {"step", "metric", "value"} of the best validation
         torch.manual_seed(config.seed)
         np.random.seed(config.seed % 2**32)
-        self.build()
+        self.build_networks()
+        if self.data_dir is not None:
+            self.build_data()
         self.ema: WeightAverage | None = None
         if config.ema_decay > 0:
             self.ema = WeightAverage(self.ema_source(), config.ema_decay)
@@ -165,7 +170,8 @@ class Trainer(abc.ABC):
         if self.dist.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             save_config(config, self.run_dir / "config.toml")
-            (self.run_dir / "data_dir.txt").write_text(str(self.data_dir.resolve()) + "\n")
+            if self.data_dir is not None:
+                atomic_write_bytes(self.run_dir / "data_dir.txt", f"{self.data_dir.resolve()}\n".encode())
         log.info("device %s, precision %s, %d process(es)", self.runtime.device, self.runtime.precision,
                  self.dist.world_size)
 
@@ -226,10 +232,21 @@ class Trainer(abc.ABC):
             return found
         return Path(resume)
 
+    def require_data_dir(self) -> Path:
+        """The data folder; :class:`ConfigError` for a trainer created with ``data_dir=None``."""
+        if self.data_dir is None:
+            raise ConfigError("this trainer was created without data (data_dir=None): it can export, not train")
+        return self.data_dir
+
     # ---- what a concrete trainer provides -------------------------------------------------
     @abc.abstractmethod
-    def build(self) -> None:
-        """Create networks, optimisers and ``self.dataset`` (a map-style dataset of samples)."""
+    def build_networks(self) -> None:
+        """Create the networks, their optimisers and gradient scalers (everything a checkpoint restores)."""
+
+    @abc.abstractmethod
+    def build_data(self) -> None:
+        """Create ``self.dataset`` (a map-style dataset of samples), the validation files and what only
+        training needs (e.g. loss networks, a teacher); runs after :meth:`build_networks`."""
 
     def warm_start_targets(self) -> tuple[dict[str, torch.nn.Module], tuple[str, ...]]:
         """Networks ``init_from`` loads, by folder name, and the names that must be present."""
@@ -325,6 +342,7 @@ class Trainer(abc.ABC):
         if self.step >= cfg.iterations:
             log.info("already at step %d of %d: nothing to do", self.step, cfg.iterations)
             return self.step
+        self.require_data_dir()
         main = self.dist.is_main
         logger = MetricLogger(self.run_dir, self.step, tensorboard=cfg.tensorboard) if main else None
         sampler = StepSampler(self.step, cfg.batch_size, self.dist.rank, self.dist.world_size, cfg.iterations)

@@ -148,19 +148,8 @@ class UGATITTrainer(Trainer):
     config: UGATITConfig
 
     # ---- set-up ---------------------------------------------------------------------------------
-    def build(self) -> None:
+    def build_networks(self) -> None:
         cfg = self.config
-        files_a = list_images(self.data_dir / "trainA")
-        files_b = list_images(self.data_dir / "trainB")
-        self.train_a, self.val_a = split_holdout(files_a, cfg.holdout, cfg.holdout_seed)
-        self.train_b, self.val_b = split_holdout(files_b, cfg.holdout, cfg.holdout_seed)
-        if not self.val_a and (self.data_dir / "testA").is_dir():
-            self.val_a = list_images(self.data_dir / "testA")
-        if not self.val_b and (self.data_dir / "testB").is_dir():
-            self.val_b = list_images(self.data_dir / "testB")
-        self.dataset = UnpairedDataset(
-            self.train_a, self.train_b, Augment(cfg.img_size, cfg.aug_margin, cfg.aug_flip), cfg.seed)
-
         rt = self.runtime
         self.gens = rt.prepare_module(GeneratorPair(ngf=cfg.ngf, n_res=cfg.n_res, img_size=cfg.img_size,
                                                     light=cfg.light))
@@ -177,6 +166,19 @@ class UGATITTrainer(Trainer):
             self.discs_ddp: nn.Module = DDP(self.discs, device_ids=ids)
         else:
             self.gens_ddp, self.discs_ddp = self.gens, self.discs
+
+    def build_data(self) -> None:
+        cfg, root = self.config, self.require_data_dir()
+        files_a = list_images(root / "trainA")
+        files_b = list_images(root / "trainB")
+        self.train_a, self.val_a = split_holdout(files_a, cfg.holdout, cfg.holdout_seed)
+        self.train_b, self.val_b = split_holdout(files_b, cfg.holdout, cfg.holdout_seed)
+        if not self.val_a and (root / "testA").is_dir():
+            self.val_a = list_images(root / "testA")
+        if not self.val_b and (root / "testB").is_dir():
+            self.val_b = list_images(root / "testB")
+        self.dataset = UnpairedDataset(
+            self.train_a, self.train_b, Augment(cfg.img_size, cfg.aug_margin, cfg.aug_flip), cfg.seed)
         self._kid_reference: np.ndarray | None = None
 
     def warm_start_targets(self) -> tuple[dict[str, nn.Module], tuple[str, ...]]:
