@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import fractions
 import json
+import logging
 import os
 import signal
 from pathlib import Path
@@ -266,6 +267,38 @@ def test_metric_logger_appends_and_truncates_on_resume(tmp_path: Path) -> None:
     assert [(r["step"], r["a"]) for r in rows] == [("1", "1.5"), ("2", "3"), ("3", "4.5"), ("4", "40")]
     stats = [json.loads(line) for line in (tmp_path / "stats.jsonl").read_text().splitlines()]
     assert stats == [{"step": 2, "kid_x100": 3.5}]
+
+
+def test_metric_logger_drops_what_a_crash_left_half_written(tmp_path: Path,
+                                                             caplog: pytest.LogCaptureFixture) -> None:
+    """A crash in the middle of a write leaves a cut-off CSV row and JSON line: resuming drops them
+    (with a warning) instead of failing, and later rows start on a line of their own."""
+    log = MetricLogger(tmp_path, tensorboard=False)
+    for step in (1, 2):
+        log.log_losses(step, {"a": float(step), "b": 2.0 * step})
+    log.log_stats(2, {"kid_x100": 3.5})
+    log.close()
+    with (tmp_path / "losses.csv").open("a") as f:
+        f.write("3,3")  # step 3 was being written: no b, no newline
+    with (tmp_path / "stats.jsonl").open("a") as f:
+        f.write('{"step": 3, "kid_x')
+    logger = logging.getLogger("facetoon.train.logger")
+    logger.addHandler(caplog.handler)  # the CLI tests may have stopped propagation of "facetoon"
+    try:
+        with caplog.at_level(logging.WARNING, logger="facetoon.train.logger"):
+            log = MetricLogger(tmp_path, resume_step=2, tensorboard=False)
+    finally:
+        logger.removeHandler(caplog.handler)
+    assert "incomplete row" in caplog.text and "unreadable line" in caplog.text
+    log.log_losses(3, {"a": 30.0, "b": 60.0})
+    log.log_stats(4, {"kid_x100": 2.0})
+    log.close()
+    with (tmp_path / "losses.csv").open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["step"], r["a"], r["b"]) for r in rows] == [("1", "1", "2"), ("2", "2", "4"), ("3", "30", "60")]
+    stats = [json.loads(line) for line in (tmp_path / "stats.jsonl").read_text().splitlines()]
+    assert stats == [{"step": 2, "kid_x100": 3.5}, {"step": 4, "kid_x100": 2.0}]
+    assert not list(tmp_path.glob("*.tmp*"))  # the atomic rewrites left no temporary files
 
 
 def test_metric_logger_writes_tensorboard_events(tmp_path: Path) -> None:

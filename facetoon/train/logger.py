@@ -1,12 +1,14 @@
 """Training logs: a CSV of every loss, ``stats.jsonl`` of validation metrics, TensorBoard events.
 
 Only the main rank writes. CSV rows are appended and flushed each step, so a crash loses nothing;
-on resume, rows past the resumed step (written after the last checkpoint) are dropped first.
+on resume, rows past the resumed step (written after the last checkpoint) are dropped first, and so
+is a row or line a crash left half-written. Files are only ever rewritten atomically.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
 import os
@@ -14,6 +16,8 @@ from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
+
+from .._fileutil import atomic_write_bytes
 
 __all__ = ["MetricLogger"]
 
@@ -39,21 +43,33 @@ class MetricLogger:
                 log.warning("tensorboard is not installed; logging to CSV only")
 
     def _truncate(self, step: int) -> None:
-        """Drop CSV/JSONL rows of steps > ``step`` (they belong to an interrupted future)."""
+        """Drop CSV/JSONL rows of steps > ``step`` (they belong to an interrupted future) and rows a
+        crash left incomplete."""
         if self.csv_path.is_file():
             with self.csv_path.open(newline="") as f:
-                rows = list(csv.DictReader(f))
-                fields = rows[0].keys() if rows else None
-            keep = [r for r in rows if int(r["step"]) <= step]
-            if fields is not None and len(keep) != len(rows):
-                with self.csv_path.open("w", newline="") as f:
-                    w = csv.DictWriter(f, fieldnames=list(fields))
-                    w.writeheader()
-                    w.writerows(keep)
+                reader = csv.DictReader(f)
+                fields = list(reader.fieldnames or [])
+                rows = list(reader)
+            keep = [r for r in rows if (n := _row_step(r)) is not None and n <= step]
+            if fields and len(keep) != len(rows):
+                if any(_row_step(r) is None for r in rows):
+                    log.warning("%s: dropped an incomplete row (a crash while writing it?)", self.csv_path)
+                _write_csv(self.csv_path, fields, keep)
         if self.stats_path.is_file():
-            lines = [ln for ln in self.stats_path.read_text().splitlines()
-                     if ln.strip() and json.loads(ln).get("step", 0) <= step]
-            self.stats_path.write_text("".join(ln + "\n" for ln in lines))
+            lines, torn = [], 0
+            for ln in self.stats_path.read_text().splitlines():
+                if not ln.strip():
+                    continue
+                try:
+                    row = json.loads(ln)
+                except json.JSONDecodeError:
+                    torn += 1
+                    continue
+                if row.get("step", 0) <= step:
+                    lines.append(ln)
+            if torn:
+                log.warning("%s: dropped %d unreadable line(s) (a crash while writing?)", self.stats_path, torn)
+            atomic_write_bytes(self.stats_path, "".join(ln + "\n" for ln in lines).encode())
 
     def log_losses(self, step: int, values: dict[str, float]) -> None:
         row = {"step": step, **{k: f"{v:.6g}" for k, v in values.items()}}
@@ -79,10 +95,7 @@ class MetricLogger:
                 rows = list(reader)
         fields = header + [k for k in keys if k not in header]
         if fields != header:
-            with self.csv_path.open("w", newline="") as f:
-                w = csv.DictWriter(f, fieldnames=fields)
-                w.writeheader()
-                w.writerows(rows)
+            _write_csv(self.csv_path, fields, rows)
         self._fields = fields
         self._csv_file = self.csv_path.open("a", newline="")
         self._writer = csv.DictWriter(self._csv_file, fieldnames=fields, restval="")
@@ -105,3 +118,22 @@ class MetricLogger:
             self._csv_file.close()
         if self._tb is not None:
             self._tb.close()
+
+
+def _row_step(row: dict[str, str | None]) -> int | None:
+    """The step of a CSV row; ``None`` for a row a crash cut short (missing fields or a bad step)."""
+    if any(v is None for v in row.values()):
+        return None
+    try:
+        return int(row["step"] or "")
+    except (KeyError, ValueError):
+        return None
+
+
+def _write_csv(path: Path, fields: list[str], rows: list[dict[str, Any]]) -> None:
+    """Replace ``path`` atomically with ``rows`` under the header ``fields`` (missing values blank)."""
+    buf = io.StringIO(newline="")
+    w = csv.DictWriter(buf, fieldnames=fields, restval="")
+    w.writeheader()
+    w.writerows(rows)
+    atomic_write_bytes(path, buf.getvalue().encode())
