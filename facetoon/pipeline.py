@@ -235,6 +235,28 @@ def validate_faces(faces: Any, face_weights: Any = None, *,
     return out, [float(w) for w in weights]
 
 
+def _check_option_keys(what: str, options: Mapping[str, Any], target: Any, reserved: Sequence[str]) -> dict[str, Any]:
+    """``options`` as a dict, after checking that each key is a keyword argument of ``target`` (a
+    function or class) and not one of ``reserved`` (set by the Stylizer itself).
+
+    Raises:
+        ConfigError: ``options`` is not a mapping, or names an unknown or reserved key.
+    """
+    import inspect
+
+    if not isinstance(options, Mapping):
+        raise ConfigError(f"{what}: expected a dict of options, got {type(options).__name__}")
+    params = inspect.signature(target).parameters
+    known = sorted(k for k, p in params.items()
+                   if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is not p.empty)
+    for key in options:
+        if key in reserved:
+            raise ConfigError(f"{what}: pass {key!r} as a Stylizer option, not here")
+        if key not in known:
+            raise ConfigError(f"{what}: unknown option {key!r} (known: {', '.join(k for k in known if k not in reserved)})")
+    return dict(options)
+
+
 def _pick_faces(faces: list[Face], weights: list[float],
                 max_faces: int | None) -> tuple[list[Face], list[float]]:
     """Given faces to stylize: weight-0 faces dropped, then the ``max_faces`` largest (by
@@ -431,10 +453,9 @@ class Stylizer:
             raise ConfigError(f"face_score_ratio: expected a number in [0, 1), got {face_score_ratio!r}")
         self.face_score_ratio = float(face_score_ratio)
         self.detector = detector
-        self.detector_options = dict(detector_options or {})
-        for key in ("max_faces", "backend"):
-            if key in self.detector_options:
-                raise ConfigError(f"detector_options: pass {key!r} as a Stylizer option, not here")
+        # values are checked by detect_faces itself (ConfigError), keys here: a typo fails now, not per photo
+        self.detector_options = _check_option_keys("detector_options", detector_options or {}, detect_faces,
+                                                  reserved=("max_faces", "backend"))
         self.runtime: Runtime = resolve_runtime(device, precision)
 
         t0 = time.perf_counter()
@@ -450,11 +471,15 @@ class Stylizer:
         if background is not None:
             from .background import BackgroundStylizer
 
-            self._background = BackgroundStylizer(
-                background.eval(), device=self.runtime.device,
-                # "auto"/"fast": the fused graph, bf16 where native, else fp32 (still faster)
-                precision="fp32" if precision == "fp32" else "fast",
-                **dict(background_options or {}))
+            scene_options = _check_option_keys("background_options", background_options or {},
+                                              BackgroundStylizer, reserved=("device", "precision"))
+            try:
+                self._background = BackgroundStylizer(
+                    background.eval(), device=self.runtime.device,
+                    # "auto"/"fast": the fused graph, bf16 where native, else fp32 (still faster)
+                    precision="fp32" if precision == "fp32" else "fast", **scene_options)
+            except TypeError as exc:  # e.g. a string where a number belongs
+                raise ConfigError(f"background_options: a value has the wrong type ({exc})") from None
         if warmup:
             self._warmup()
         self.load_seconds = time.perf_counter() - t0
@@ -498,7 +523,8 @@ class Stylizer:
         ``"animegan"``/``"cartoongan"`` with ``"background_weights"``, or ``null``. A plain model
         folder (``config.json``; or an export folder with ``a2b/``) is taken as the face model
         with the default scene model. ``overrides`` are constructor arguments and win over the
-        file.
+        file; for ``detector_options`` and ``background_options`` they win key by key (the file's
+        other keys stay).
         """
         import json
 
@@ -540,7 +566,11 @@ class Stylizer:
         if "mask_shape" in options and isinstance(options["mask_shape"], dict):
             options = {**options, "mask_shape": MaskShape(**options["mask_shape"])}
         kwargs.update(options)
-        kwargs.update(overrides)
+        for key, value in overrides.items():
+            if key in ("detector_options", "background_options") and isinstance(kwargs.get(key), Mapping) \
+                    and isinstance(value, Mapping):
+                value = {**kwargs[key], **value}
+            kwargs[key] = value
         try:
             return cls(**kwargs)
         except TypeError as exc:

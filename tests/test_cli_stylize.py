@@ -179,6 +179,29 @@ def test_details_and_options(weights, selfies, tmp_path, monkeypatch) -> None:
         assert im.size == src.size and np.asarray(im).max() == 255
 
 
+def test_pipeline_file_options_survive_the_command_defaults(weights, tmp_path) -> None:
+    """--pipeline: the file's precision and background_options stay unless the command gives its own;
+    the command's retain_memory joins the file's scene options instead of replacing them."""
+    import json
+
+    from facetoon.cli import build_parser
+    from facetoon.cli._stylizer_args import make_stylizer
+
+    folder = tmp_path / "pipe"
+    folder.mkdir()
+    (folder / "pipeline.json").write_text(json.dumps({
+        "face_model": str(weights["face"]), "background_model": "animegan",
+        "background_weights": str(weights["scene"]),
+        "options": {"precision": "fp32", "background_options": {"internal_scale": 0.5}, "strength": 0.8}}))
+    parse = build_parser().parse_args
+    st = make_stylizer(parse(["stylize", "x.jpg", "--pipeline", str(folder)]))
+    assert st.runtime.precision == "fp32" and st.strength == 0.8
+    assert st._background.internal_scale == 0.5 and st._background.precision == "fp32"
+    st = make_stylizer(parse(["stylize", "x.jpg", "--pipeline", str(folder), "--background-scale", "0.25",
+                              "--strength", "0.3"]))
+    assert st._background.internal_scale == 0.25 and st.strength == 0.3 and st.runtime.precision == "fp32"
+
+
 def test_background_speed_mode(weights, selfies, tmp_path, capsys) -> None:
     """--background-scale runs the scene model at a lower resolution; the output keeps the input size."""
     full, fast = tmp_path / "full", tmp_path / "fast"

@@ -324,6 +324,28 @@ def test_bad_options(face_model) -> None:
         Stylizer(face_model=42, background_model=None)  # type: ignore[arg-type]
 
 
+def test_bad_detector_and_scene_options_fail_when_the_stylizer_is_made(face_model, scene_model) -> None:
+    """A typo in detector_options or background_options is a ConfigError naming the key at once, not a
+    TypeError from every later call."""
+    for options, needle in (({"min_sise": 40}, "'min_sise'"), ({"backend": "fan"}, "Stylizer option"),
+                            ({"max_faces": 2}, "Stylizer option")):
+        with pytest.raises(ConfigError, match=needle):
+            Stylizer(face_model=face_model, background_model=None, detector_options=options, warmup=False)
+    with pytest.raises(ConfigError, match="detector_options: expected a dict"):
+        Stylizer(face_model=face_model, background_model=None, detector_options=[40], warmup=False)
+    for scene_options, needle in (({"tile_size": 256}, "unknown option 'tile_size'"),
+                                  ({"precision": "fp32"}, "Stylizer option"),
+                                  ({"internal_scale": "0.5"}, "wrong type")):
+        with pytest.raises(ConfigError, match=needle):
+            Stylizer(face_model=face_model, background_model=scene_model, background_options=scene_options,
+                     warmup=False)
+    # known keys pass, and the detector checks their values itself
+    st = Stylizer(face_model=face_model, background_model=scene_model, detector_options={"min_size": 40},
+                  background_options={"internal_scale": 0.5}, warmup=False)
+    assert st.detector_options == {"min_size": 40} and st._background is not None
+    assert st._background.internal_scale == 0.5
+
+
 # ----------------------------------------------------------------------------- scene options
 
 

@@ -44,13 +44,15 @@ def add_stylizer_arguments(p: argparse.ArgumentParser, *, require_face: bool = F
                    help="keep the face model's colours (no matching to the scene)")
     if require_face:
         o.add_argument("--require-face", action="store_true", help="count photos without a face as failures")
-    o.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N")
-    o.add_argument("--precision", choices=("auto", "fp32", "fast"), default="auto",
+    # default None: with --pipeline, the file's own device and precision stay unless given here
+    o.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:N")
+    o.add_argument("--precision", choices=("auto", "fp32", "fast"), default=None,
                    help="fp32, fast (bf16/fp16 where supported) or auto (default)")
 
 
 def _stylizer_options(args: argparse.Namespace) -> dict[str, Any]:
-    opts: dict[str, Any] = {"device": args.device, "precision": args.precision}
+    """Constructor arguments of the options given (with --pipeline, these override the file's)."""
+    opts: dict[str, Any] = {k: getattr(args, k) for k in ("device", "precision") if getattr(args, k) is not None}
     if args.face_weights is not None:
         opts["face_model"] = args.face_weights
     if args.background != "animegan" or args.background_weights is not None or args.pipeline is None:
@@ -61,7 +63,8 @@ def _stylizer_options(args: argparse.Namespace) -> dict[str, Any]:
         if value is not None:
             opts[key] = value
     # the command's own process stylizes photo after photo (or frame after frame): keep freed memory
-    # mapped for reuse (facetoon.background.retain_freed_memory), about 1.5-2x faster at 1080p
+    # mapped for reuse (facetoon.background.retain_freed_memory), about 1.5-2x faster at 1080p;
+    # Stylizer.from_pretrained merges these keys into a pipeline file's own background_options
     opts["background_options"] = {"retain_memory": True}
     if args.background_scale is not None:
         if not 0.0 < args.background_scale <= 1.0:
