@@ -253,7 +253,8 @@ def _check_option_keys(what: str, options: Mapping[str, Any], target: Any, reser
         if key in reserved:
             raise ConfigError(f"{what}: pass {key!r} as a Stylizer option, not here")
         if key not in known:
-            raise ConfigError(f"{what}: unknown option {key!r} (known: {', '.join(k for k in known if k not in reserved)})")
+            allowed = ", ".join(k for k in known if k not in reserved)
+            raise ConfigError(f"{what}: unknown option {key!r} (known: {allowed})")
     return dict(options)
 
 
@@ -455,7 +456,7 @@ class Stylizer:
         self.detector = detector
         # values are checked by detect_faces itself (ConfigError), keys here: a typo fails now, not per photo
         self.detector_options = _check_option_keys("detector_options", detector_options or {}, detect_faces,
-                                                  reserved=("max_faces", "backend"))
+                                                   reserved=("max_faces", "backend"))
         self.runtime: Runtime = resolve_runtime(device, precision)
 
         t0 = time.perf_counter()
@@ -472,7 +473,7 @@ class Stylizer:
             from .background import BackgroundStylizer
 
             scene_options = _check_option_keys("background_options", background_options or {},
-                                              BackgroundStylizer, reserved=("device", "precision"))
+                                               BackgroundStylizer, reserved=("device", "precision"))
             try:
                 self._background = BackgroundStylizer(
                     background.eval(), device=self.runtime.device,

@@ -270,7 +270,7 @@ def test_metric_logger_appends_and_truncates_on_resume(tmp_path: Path) -> None:
 
 
 def test_metric_logger_drops_what_a_crash_left_half_written(tmp_path: Path,
-                                                             caplog: pytest.LogCaptureFixture) -> None:
+                                                            caplog: pytest.LogCaptureFixture) -> None:
     """A crash in the middle of a write leaves a cut-off CSV row and JSON line: resuming drops them
     (with a warning) instead of failing, and later rows start on a line of their own."""
     log = MetricLogger(tmp_path, tensorboard=False)

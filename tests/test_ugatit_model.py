@@ -300,3 +300,21 @@ def test_save_and_load_pretrained_round_trip(tmp_path: Path) -> None:
             assert torch.equal(a, b)
         for a, b in zip(d(x), d2(x)):  # spectral-norm vectors u, v are saved too
             assert torch.equal(a, b)
+
+
+def test_a_hand_edited_config_json_is_a_weights_error(tmp_path: Path) -> None:
+    """A broken config.json (no object, an impossible width, an unknown argument) names the file."""
+    import json
+
+    from facetoon.errors import WeightsError
+
+    save_pretrained(Generator(ngf=8, n_res=1, img_size=32, light=True), tmp_path / "g")
+    config = tmp_path / "g" / "config.json"
+    doc = json.loads(config.read_text())
+    for bad, needle in (({"config": [8, 1]}, "'config' an object"), ({"arch": 7}, "'arch' must be a string"),
+                        ({"config": {**doc["config"], "ngf": -8}}, "not describe a valid 'ugatit_generator'"),
+                        ({"config": {**doc["config"], "width": 3}}, "not describe a valid 'ugatit_generator'")):
+        config.write_text(json.dumps({**doc, **bad}))
+        with pytest.raises(WeightsError, match=needle) as info:
+            load_pretrained(tmp_path / "g")
+        assert str(config) in str(info.value) and len(str(info.value).splitlines()) == 1

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..errors import ConfigError
 from .geometry import apply_affine, estimate_similarity, invert_affine
 
 if TYPE_CHECKING:
@@ -81,7 +82,7 @@ def measured_points(landmarks: np.ndarray, scheme: str) -> dict[str, np.ndarray]
             "mouth_left": lm[48].copy(),
             "mouth_right": lm[54].copy(),
         }
-    raise ValueError(f"unknown landmark scheme {scheme!r}")
+    raise ConfigError(f"unknown landmark scheme {scheme!r}")
 
 
 def named_points(

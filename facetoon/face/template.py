@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import ConfigError
 from .landmarks import NAMES, SCHEME_SIZES
 
 __all__ = ["DEFAULT_TEMPLATE", "FaceTemplate"]
@@ -105,7 +106,7 @@ class FaceTemplate:
         ``size`` frame (default: the template's own), ``(N, 2)`` float64."""
         table = {"dlib5": self.points5, "ibug68": self.points68, "named": self.named}
         if scheme not in table:
-            raise ValueError(f"unknown landmark scheme {scheme!r}")
+            raise ConfigError(f"unknown landmark scheme {scheme!r}")
         return self._rescale(table[scheme], size)
 
     def named_point(self, name: str, size: int | None = None) -> np.ndarray:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from ..errors import InvalidImageError
+from ..errors import ConfigError, InvalidImageError
 from ._image import as_image, as_rgb
 from .geometry import (
     apply_affine,
@@ -45,7 +45,7 @@ def _cv2_flag(interpolation: str) -> int:
 
     table = {"nearest": cv2.INTER_NEAREST, "linear": cv2.INTER_LINEAR, "cubic": cv2.INTER_CUBIC}
     if interpolation not in table:
-        raise ValueError(f"interpolation: expected one of {sorted(table)}, got {interpolation!r}")
+        raise ConfigError(f"interpolation: expected one of {sorted(table)}, got {interpolation!r}")
     return table[interpolation]
 
 
@@ -55,7 +55,7 @@ def _cv2_border(border: str) -> int:
     table = {"constant": cv2.BORDER_CONSTANT, "replicate": cv2.BORDER_REPLICATE,
              "reflect": cv2.BORDER_REFLECT_101}
     if border not in table:
-        raise ValueError(f"border: expected one of {sorted(table)}, got {border!r}")
+        raise ConfigError(f"border: expected one of {sorted(table)}, got {border!r}")
     return table[border]
 
 
@@ -148,14 +148,14 @@ def _crop_to_image(aligned_or_inverse: AlignedFace | np.ndarray, crop_hw: tuple[
         return compose(aligned_or_inverse.inverse, resize_matrix(size / cw, size / ch))
     m = np.asarray(aligned_or_inverse, dtype=np.float64)
     if m.shape != (2, 3) or not np.all(np.isfinite(m)):
-        raise ValueError(f"aligned_or_inverse: expected an AlignedFace or a finite (2, 3) matrix, got shape {m.shape}")
+        raise ConfigError(f"aligned_or_inverse: expected an AlignedFace or a finite (2, 3) matrix, got shape {m.shape}")
     return m
 
 
 def _image_hw(image_shape: Sequence[int] | np.ndarray) -> tuple[int, int]:
     shape = image_shape.shape if isinstance(image_shape, np.ndarray) else tuple(image_shape)
     if len(shape) not in (2, 3) or int(shape[0]) < 1 or int(shape[1]) < 1:
-        raise ValueError(f"image_shape: expected (H, W) or (H, W, C), got {tuple(shape)}")
+        raise ConfigError(f"image_shape: expected (H, W) or (H, W, C), got {tuple(shape)}")
     return int(shape[0]), int(shape[1])
 
 

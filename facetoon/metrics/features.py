@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from ..errors import DataError, InvalidImageError, WeightsError
+from ..errors import ConfigError, DataError, InvalidImageError, WeightsError
 
 __all__ = [
     "BACKENDS",
@@ -164,7 +164,7 @@ class FeatureExtractor:
         cache: str | os.PathLike[str] | None = None,
     ) -> None:
         if backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+            raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
         from ..models.mobilenet_v2 import default_tflite_path
 
         self.backend = backend
@@ -238,7 +238,7 @@ class FeatureExtractor:
     def __call__(self, images: Any, *, batch_size: int = 32, progress: bool = False) -> np.ndarray:
         """Images (see the module docstring) -> (N, 1280) float32 features, in input order."""
         if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+            raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
         count, items = _iter_images(images)
         out = np.empty((count, FEATURE_DIM), dtype=np.float32)
         bar = None

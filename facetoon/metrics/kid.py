@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 
 __all__ = [
     "KIDResult",
@@ -61,9 +61,9 @@ class KIDResult(NamedTuple):
 def _as_features(x: Any, name: str) -> np.ndarray:
     arr = np.asarray(x, dtype=np.float64)
     if arr.ndim != 2:
-        raise ValueError(f"{name}: features must be a 2-D (N, D) array, got shape {arr.shape}")
+        raise ConfigError(f"{name}: features must be a 2-D (N, D) array, got shape {arr.shape}")
     if not np.isfinite(arr).all():
-        raise ValueError(f"{name}: features contain NaN or infinite values")
+        raise ConfigError(f"{name}: features contain NaN or infinite values")
     return arr
 
 
@@ -88,9 +88,9 @@ def mmd2_unbiased(x: np.ndarray, y: np.ndarray) -> float:
     y = _as_features(y, "y")
     m, n = len(x), len(y)
     if m < 2 or n < 2:
-        raise ValueError(f"the unbiased MMD needs at least 2 samples per set, got {m} and {n}")
+        raise ConfigError(f"the unbiased MMD needs at least 2 samples per set, got {m} and {n}")
     if x.shape[1] != y.shape[1]:
-        raise ValueError(f"feature dimensions differ: {x.shape[1]} and {y.shape[1]}")
+        raise ConfigError(f"feature dimensions differ: {x.shape[1]} and {y.shape[1]}")
     kxx = polynomial_kernel(x, x)
     kyy = polynomial_kernel(y, y)
     kxy = polynomial_kernel(x, y)
@@ -124,16 +124,16 @@ def kid(
     a = _as_features(features_a, "features_a")
     b = _as_features(features_b, "features_b")
     if a.shape[1] != b.shape[1]:
-        raise ValueError(
+        raise ConfigError(
             f"feature dimensions differ: {a.shape[1]} (features_a) and {b.shape[1]} (features_b)")
     n_a, n_b = len(a), len(b)
     if n_a < 2 or n_b < 2:
-        raise ValueError(f"KID needs at least 2 images per set, got {n_a} and {n_b}")
+        raise ConfigError(f"KID needs at least 2 images per set, got {n_a} and {n_b}")
     m = min(MAX_SUBSET_SIZE, n_a, n_b) if subset_size is None else int(subset_size)
     if m < 2 or m > min(n_a, n_b):
-        raise ValueError(f"subset_size must be in 2..{min(n_a, n_b)} (the smaller set), got {m}")
+        raise ConfigError(f"subset_size must be in 2..{min(n_a, n_b)} (the smaller set), got {m}")
     if n_subsets < 1:
-        raise ValueError(f"n_subsets must be at least 1, got {n_subsets}")
+        raise ConfigError(f"n_subsets must be at least 1, got {n_subsets}")
     rng = np.random.default_rng(seed)
     precompute = max(n_a, n_b) <= _PRECOMPUTE_LIMIT
     if precompute:

@@ -72,7 +72,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import WeightsError
+from ..errors import ConfigError, WeightsError
 
 __all__ = [
     "MobileNetV2Features",
@@ -287,7 +287,7 @@ class MobileNetV2Features(nn.Module):
         known = self.layer_names()
         unknown = sorted(wanted - set(known))
         if unknown:
-            raise ValueError(f"unknown MobileNetV2 layer(s) {unknown}; known: {', '.join(known)}")
+            raise ConfigError(f"unknown MobileNetV2 layer(s) {unknown}; known: {', '.join(known)}")
         _, taps = self._run(x, wanted)
         return {name: taps[name] for name in layers}
 

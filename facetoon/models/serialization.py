@@ -21,7 +21,7 @@ from torch import nn
 
 from .._fileutil import atomic_write_bytes
 from .._version import __version__
-from ..errors import WeightsError
+from ..errors import ConfigError, WeightsError
 from .registry import create_model
 
 __all__ = ["save_pretrained", "load_pretrained", "read_config", "resolve_weights", "weights_dir"]
@@ -102,6 +102,8 @@ def read_config(directory: str | os.PathLike[str]) -> dict[str, Any]:
         raise WeightsError(f"config.json is not valid JSON ({exc.msg}, line {exc.lineno})", path=path) from None
     if not isinstance(doc, dict) or "arch" not in doc or "config" not in doc:
         raise WeightsError("config.json lacks 'arch' or 'config'", path=path)
+    if not isinstance(doc["arch"], str) or not isinstance(doc["config"], dict):
+        raise WeightsError("config.json: 'arch' must be a string and 'config' an object", path=path)
     return doc
 
 
@@ -121,7 +123,12 @@ def load_pretrained(
 
     folder = resolve_weights(name_or_path)
     doc = read_config(folder)
-    model = create_model(doc["arch"], **doc["config"])
+    try:
+        model = create_model(doc["arch"], **doc["config"])
+    except (ConfigError, ValueError, TypeError, RuntimeError) as exc:  # e.g. a hand-edited ngf = -1
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise WeightsError(f"config.json does not describe a valid {doc['arch']!r} model ({first})",
+                           path=folder / CONFIG_NAME) from None
     file = folder / WEIGHTS_NAME
     if not file.is_file():
         raise WeightsError("model.safetensors is missing", path=folder)

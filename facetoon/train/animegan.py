@@ -119,18 +119,18 @@ class AnimeGANConfig(BaseTrainConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.version not in ("v1", "v2"):
-            raise ValueError("version must be 'v1' or 'v2'")
+            raise ConfigError("version must be 'v1' or 'v2'")
         # settings left at "auto" / < 0 become the version's official values (the saved config shows them)
         for key, value in VERSION_DEFAULTS[self.version].items():
             current = getattr(self, key)
             if current == "auto" or (isinstance(current, float) and current < 0):
                 setattr(self, key, value)
         if self.teacher_weight > 0 and not self.teacher:
-            raise ValueError("teacher_weight > 0 needs teacher = PATH")
+            raise ConfigError("teacher_weight > 0 needs teacher = PATH")
         if self.holdout < 0 or self.kid_images < 0:
-            raise ValueError("holdout and kid_images must be >= 0")
+            raise ConfigError("holdout and kid_images must be >= 0")
         if self.kid_backend not in ("litert", "torch"):
-            raise ValueError(f"kid_backend must be 'litert' or 'torch', got {self.kid_backend!r}")
+            raise ConfigError(f"kid_backend must be 'litert' or 'torch', got {self.kid_backend!r}")
 
     def loss_weights(self) -> AnimeGANLossWeights:
         weights = AnimeGANLossWeights.preset(self.loss_preset)

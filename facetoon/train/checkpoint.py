@@ -58,5 +58,6 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
     try:
         return torch.load(p, map_location=map_location, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - corrupt/truncated/foreign files
-        raise WeightsError(f"cannot read checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0]})",
-                           path=p) from None
+        lines = str(exc).strip().splitlines()
+        detail = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+        raise WeightsError(f"cannot read checkpoint ({detail})", path=p) from None

@@ -23,6 +23,8 @@ import torch
 from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel
 
+from ..errors import ConfigError
+
 __all__ = ["WeightAverage", "ema_factor"]
 
 log = logging.getLogger(__name__)
@@ -45,7 +47,7 @@ class WeightAverage:
 
     def __init__(self, source: nn.Module, decay: float) -> None:
         if not 0.0 < decay < 1.0:
-            raise ValueError(f"ema_decay must be in (0, 1), got {decay}")
+            raise ConfigError(f"ema_decay must be in (0, 1), got {decay}")
         self.decay = decay
 
         @torch.no_grad()

@@ -82,11 +82,11 @@ class BaseTrainConfig:
     def __post_init__(self) -> None:
         for name in ("iterations", "batch_size", "sample_every", "checkpoint_every", "log_every"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1")
+                raise ConfigError(f"{name} must be >= 1")
         if not 0.0 <= self.ema_decay < 1.0:
-            raise ValueError("ema_decay must be in [0, 1)")
+            raise ConfigError("ema_decay must be in [0, 1)")
         if self.keep_checkpoints < 1:
-            raise ValueError("keep_checkpoints must be >= 1")
+            raise ConfigError("keep_checkpoints must be >= 1")
 
 
 class _StopRequest:

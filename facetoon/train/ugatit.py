@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 
+from ..errors import ConfigError
 from ..layers import clip_rho
 from ..losses.ugatit import (
     DiscOutput,
@@ -84,15 +85,15 @@ class UGATITConfig(BaseTrainConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.img_size % 4:
-            raise ValueError("img_size must be a multiple of 4")
+            raise ConfigError("img_size must be a multiple of 4")
         if not 0.0 <= self.decay_start <= 1.0:
-            raise ValueError("decay_start must be in [0, 1]")
+            raise ConfigError("decay_start must be in [0, 1]")
         for name in ("n_layers_global", "n_layers_local"):
             # n_layers - 2 halvings must leave >= 3 px for the last two reflection-padded 4x4 convs
             n = getattr(self, name)
             if n < 3 or self.img_size >> (n - 2) < 3:
-                raise ValueError(f"{name}={n} does not fit img_size={self.img_size} (needs 3 <= {name} "
-                                 f"and img_size / 2**({name} - 2) >= 3)")
+                raise ConfigError(f"{name}={n} does not fit img_size={self.img_size} (needs 3 <= {name} "
+                                  f"and img_size / 2**({name} - 2) >= 3)")
 
     def loss_weights(self) -> UGATITLossWeights:
         return UGATITLossWeights(self.adv_weight, self.cycle_weight, self.identity_weight, self.cam_weight)
