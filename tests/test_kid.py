@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from facetoon.errors import DataError, InvalidImageError
-from facetoon.metrics.kid import kid, kid_between_folders, mmd2_unbiased, polynomial_kernel
+from facetoon.metrics.kid import kid, kid_between_folders, mmd2_unbiased, polynomial_kernel, validation_kid_x100
 
 # ------------------------------------------------------------------ the estimator (no data needed)
 
@@ -70,6 +70,17 @@ def test_kid_is_symmetric_and_reproducible() -> None:
     assert full_ab.std == pytest.approx(0, abs=1e-12)
     assert kid(a, b, n_subsets=10, subset_size=20, seed=3) == kid(a, b, n_subsets=10, subset_size=20, seed=3)
     assert kid(a, b, n_subsets=10, subset_size=20, seed=3) != kid(a, b, n_subsets=10, subset_size=20, seed=4)
+
+
+def test_validation_kid_logs_a_spread_only_when_the_subsets_differ() -> None:
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(size=(40, 8)), rng.normal(0.5, 1.0, size=(60, 8))
+    same_size = validation_kid_x100(a, b[:40])
+    assert same_size == {"kid_x100": pytest.approx(kid(a, b[:40], n_subsets=100).mean_x100, rel=1e-12)}
+    different = validation_kid_x100(a, b)
+    want = kid(a, b, n_subsets=100, seed=0)
+    assert different == {"kid_x100": want.mean_x100, "kid_x100_std": want.std_x100}
+    assert different["kid_x100_std"] > 0
 
 
 def test_precomputed_gram_and_per_subset_paths_agree(monkeypatch: pytest.MonkeyPatch) -> None:

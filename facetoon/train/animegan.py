@@ -341,24 +341,22 @@ class AnimeGANTrainer(Trainer):
                 self._kid_warned = True
             return {}
         from ..metrics.features import extract_features
-        from ..metrics.kid import kid
+        from ..metrics.kid import validation_kid_x100
 
         if self._kid_reference is None:
             self._kid_reference = np.concatenate([
                 extract_features(self._val_batch(styles[i:i + 16]), backend=cfg.kid_backend)
                 for i in range(0, len(styles), 16)])
 
-        def kid_x100(gen: nn.Module) -> tuple[float, float]:
+        def kid_x100(gen: nn.Module) -> dict[str, float]:
             fakes = [self._run(gen, self._val_batch(photos[i:i + 16])) for i in range(0, len(photos), 16)]
             self.gen.train()
             features = extract_features(torch.cat(fakes), backend=cfg.kid_backend)
-            result = kid(features, self._kid_reference, n_subsets=100, seed=0)
-            return 100 * result.mean, 100 * result.std
+            return validation_kid_x100(features, self._kid_reference)
 
-        mean, std = kid_x100(self.averaged(self.gen))
-        stats = {"kid_x100": mean, "kid_x100_std": std}
+        stats = kid_x100(self.averaged(self.gen))
         if self.averaged(self.gen) is not self.gen:
-            stats["kid_x100_live"] = kid_x100(self.gen)[0]
+            stats["kid_x100_live"] = kid_x100(self.gen)["kid_x100"]
         return stats
 
     def export(self, out_dir: str | os.PathLike[str], fp16: bool = False, discriminators: bool = False) -> Path:

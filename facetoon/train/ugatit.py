@@ -329,25 +329,22 @@ class UGATITTrainer(Trainer):
         if cfg.kid_images <= 0 or not self.val_a or not self.val_b:
             return {}
         from ..metrics.features import extract_features
-        from ..metrics.kid import kid
+        from ..metrics.kid import validation_kid_x100
 
         files_a, files_b = self.val_a[:cfg.kid_images], self.val_b[:cfg.kid_images]
         if self._kid_reference is None:
             self._kid_reference = extract_features(files_b, backend=cfg.kid_backend)
 
-        def kid_x100(averaged: bool) -> tuple[float, float]:
+        def kid_x100(averaged: bool) -> dict[str, float]:
             fakes = []
             for i in range(0, len(files_a), 16):
                 out, _, _ = self.translate(self._val_batch(files_a[i:i + 16]), "a2b", averaged=averaged)
                 fakes += [tensor_to_uint8(t) for t in out]
-            result = kid(extract_features(fakes, backend=cfg.kid_backend), self._kid_reference,
-                         n_subsets=100, seed=0)
-            return 100 * result.mean, 100 * result.std
+            return validation_kid_x100(extract_features(fakes, backend=cfg.kid_backend), self._kid_reference)
 
-        mean, std = kid_x100(averaged=True)
-        stats = {"kid_x100": mean, "kid_x100_std": std}
+        stats = kid_x100(averaged=True)
         if self.ema is not None and self.ema.started:
-            stats["kid_x100_live"] = kid_x100(averaged=False)[0]
+            stats["kid_x100_live"] = kid_x100(averaged=False)["kid_x100"]
         return stats
 
     # ---- export --------------------------------------------------------------------------------
