@@ -64,7 +64,9 @@ class BaseTrainConfig:
     iterations: int = 1_000_000  # total optimisation steps
     batch_size: int = 1  # per process
     device: str = "auto"  # "auto" (CUDA if available), "cpu", "cuda", "cuda:1", ...
-    precision: str = "auto"  # "auto" | "fp32" | "fast" (CPU: channels_last + bf16; CUDA: AMP)
+    # "fp32" (default: the papers' precision, the reference) | "fast" (CPU: channels_last + bf16 where
+    # native; CUDA: fp16 AMP) | "auto" (= "fast" where supported); the CPU configs choose "fast"
+    precision: str = "fp32"
     num_workers: int = 0  # data loader worker processes
     log_every: int = 1  # CSV/TensorBoard loss rows
     sample_every: int = 1000  # sample grids
