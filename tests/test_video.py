@@ -380,6 +380,25 @@ def test_audio_the_container_cannot_hold(sprite: FaceSprite, tmp_path: Path) -> 
     assert read_audio_packets(res.path) == read_audio_packets(clip.path)
 
 
+def test_avi_output_keeps_the_frame_rate_and_the_audio(clip, tmp_path: Path) -> None:
+    """AVI is constant-rate: written in the source's time base (ticks much finer than 1/24 s)
+    FFmpeg would store one frame per tick as the rate, and an empty frame for every tick between two."""
+    import av
+
+    res = stylize_video(clip.path, tmp_path / "out.avi", stylize_frame=invert, progress=False)
+    assert res.complete and res.frames == 64
+    with av.open(str(res.path)) as c:
+        v = c.streams.video[0]
+        assert v.average_rate == 24 and v.frames == 64
+        assert sum(1 for _ in c.decode(v)) == 64
+    src, dst = probe_video(clip.path), probe_video(res.path)
+    assert dst.fps == 24 and dst.duration == pytest.approx(src.duration, abs=0.05)
+    assert [len(p) for _, p in read_audio_packets(res.path)] == [len(p) for _, p in read_audio_packets(clip.path)]
+    frames, _, _ = decode(res.path)
+    source, _, _ = decode(clip.path)
+    assert psnr(frames[30], 255 - source[30]) > 30  # the frames are the stylized ones, in order
+
+
 def test_writer_codecs_and_quality(clip, tmp_path: Path) -> None:
     frames, _, tb = decode(clip.path)
     sizes = {}

@@ -16,7 +16,9 @@ colour matrix and tagged with it, limited range.
 
 Timestamps: frames are encoded with the ``pts`` they are given, in ``time_base`` (the source's
 stream time base), so variable frame rates survive. MP4/MOV keep the time base exactly;
-Matroska/WebM store milliseconds.
+Matroska/WebM store milliseconds. AVI has a constant frame rate set by its time base (FFmpeg
+writes an empty frame for every tick between two frames), so there the stream's time base is
+``1 / fps`` and each frame's ``pts`` is rounded to a frame index.
 
 Audio: the source's audio streams are added as copies (``add_stream_from_template``, no
 decoder, no encoder) and their packets are remuxed as they are. A codec the output container
@@ -190,6 +192,9 @@ class VideoWriter:
         self.pix_fmt = pix_fmt
         self.colorspace = colorspace
         self.time_base = Fraction(time_base)
+        # the encoded stream's time base; write() rescales pts from time_base to it
+        self._rate = Fraction(fps).limit_denominator(1_000_000) if fps else Fraction(30)
+        self._stream_time_base = 1 / self._rate if self.container_format == "avi" else self.time_base
         self.overwrite = overwrite
         self.frames_written = 0
         self.last_pts: int | None = None
@@ -217,7 +222,7 @@ class VideoWriter:
         except (av.FFmpegError, OSError) as exc:
             raise OutputError(f"cannot write: {exc}", path=self.path) from None
         try:
-            self._setup_video(fps, crf, preset, options, threads)
+            self._setup_video(crf, preset, options, threads)
             self._audio_map: dict[int, Any] = {}
             for s in audio:
                 self._audio_map[s.index] = self._out.add_stream_from_template(s)
@@ -227,15 +232,14 @@ class VideoWriter:
             self.tmp_path.unlink(missing_ok=True)
             raise
 
-    def _setup_video(self, fps: Any, crf: float | None, preset: str | None, options: Mapping[str, str] | None,
+    def _setup_video(self, crf: float | None, preset: str | None, options: Mapping[str, str] | None,
                      threads: int) -> None:
         from av.video.reformatter import ColorPrimaries, ColorRange, ColorTrc, Colorspace
 
-        rate = Fraction(fps).limit_denominator(1_000_000) if fps else Fraction(30)
-        v: Any = self._out.add_stream(self.encoder, rate=rate)
+        v: Any = self._out.add_stream(self.encoder, rate=self._rate)
         v.width, v.height, v.pix_fmt = self.width, self.height, self.pix_fmt
-        v.time_base = self.time_base
-        v.codec_context.time_base = self.time_base
+        v.time_base = self._stream_time_base
+        v.codec_context.time_base = self._stream_time_base
         if threads:
             v.codec_context.thread_count = int(threads)
         opts: dict[str, str] = {}
@@ -282,12 +286,14 @@ class VideoWriter:
             raise VideoError(f"frame {self.frames_written}: expected a {expected} uint8 RGB array, got {got}",
                              path=self.path)
         pts = int(pts)
+        if self._stream_time_base != self.time_base:
+            pts = round(pts * self.time_base / self._stream_time_base)
         if self.last_pts is not None and pts <= self.last_pts:
             pts = self.last_pts + 1  # encoders need strictly increasing timestamps
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
         frame = frame.reformat(format=self.pix_fmt, dst_colorspace=self.colorspace, dst_color_range="MPEG")
         frame.pts = pts
-        frame.time_base = self.time_base
+        frame.time_base = self._stream_time_base
         try:
             for packet in self._video.encode(frame):
                 self._out.mux(packet)
