@@ -271,6 +271,27 @@ def test_bad_inputs_raise_video_error(clip, tmp_path: Path) -> None:
     with pytest.raises(VideoError, match="no video stream"):
         stylize_video(audio_only, out, stylize_frame=invert, progress=False)
     assert not out.exists() and not partial_path(out).exists()
+    # a song with cover art: its one-picture "video stream" is not a video
+    song = tmp_path / "song.m4a"
+    with av.open(os.fspath(clip.path)) as src, av.open(os.fspath(song), "w", format="mp4") as dst:
+        s = dst.add_stream_from_template(src.streams.audio[0])
+        cover = dst.add_stream("mjpeg", rate=1)
+        cover.width, cover.height, cover.pix_fmt = 64, 64, "yuvj420p"
+        cover.disposition = av.stream.Disposition.attached_pic
+        picture = av.VideoFrame.from_ndarray(np.full((64, 64, 3), 128, np.uint8), format="rgb24")
+        picture = picture.reformat(format="yuvj420p")
+        picture.pts = 0
+        for p in [*cover.encode(picture), *cover.encode(None)]:
+            dst.mux(p)
+        for p in src.demux(src.streams.audio[0]):
+            if p.dts is not None:
+                p.stream = s
+                dst.mux(p)
+    with av.open(os.fspath(song)) as c:
+        assert [st.type for st in c.streams] == ["audio", "video"]
+    with pytest.raises(VideoError, match="only a cover picture"):
+        stylize_video(song, out, stylize_frame=invert, progress=False)
+    assert not out.exists() and not partial_path(out).exists()
 
 
 def test_truncated_stream_keeps_a_playable_partial(clip, tmp_path: Path) -> None:

@@ -237,9 +237,12 @@ class VideoReader:
         import av
 
         c = self._container
-        if not c.streams.video:
-            raise VideoError("no video stream in this file", path=self.path)
-        v = c.streams.video[0]
+        # an attached picture (cover art of an audio file, a thumbnail) is a one-frame video stream
+        moving = [s for s in c.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
+        if not moving:
+            what = "only a cover picture" if c.streams.video else "no video stream"
+            raise VideoError(f"{what} in this file", path=self.path)
+        v = moving[0]
         if v.codec_context is None or v.codec_context.width <= 0 or v.codec_context.height <= 0:
             raise VideoError("the video stream has no decodable frames (unknown size or codec)",
                              path=self.path)
@@ -282,7 +285,7 @@ class VideoReader:
                 from None
         if frame is None:
             raise VideoError("no video frame could be decoded (empty or corrupt stream)", path=self.path)
-        found = (_rotation_of(getattr(frame, "rotation", 0)), int(frame.width), int(frame.height),
+        found = (_rotation_of(frame.rotation), int(frame.width), int(frame.height),
                  _colorspace_name(frame, int(frame.height)))
         del frame
         # start again from a fresh demuxer and decoder (cheaper and safer than seeking back)
