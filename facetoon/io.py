@@ -293,14 +293,19 @@ def _decode(im: Image.Image, label: str, budget: int | None, *, from_file: bool)
         raise _too_large(label, im.size, budget or 0) from None
     except Exception as exc:  # noqa: BLE001 - corrupt files raise all sorts of errors in plugins
         raise _corrupt(label, "cannot decode image", exc) from None
-    try:
-        orientation = im.getexif().get(274, 1)
-    except Exception as exc:  # noqa: BLE001 - broken EXIF must not make the pixels unreadable
-        log.warning("%s: unreadable EXIF data ignored (%s)", label, _first_line(exc))
-        orientation = 1
+    orientation = _exif_orientation(im, label)
     if orientation in (2, 3, 4, 5, 6, 7, 8):
         im = ImageOps.exif_transpose(im)
     return im
+
+
+def _exif_orientation(im: Image.Image, label: str) -> int:
+    """The EXIF orientation tag (1 = upright); 1 with a warning when the EXIF data is unreadable."""
+    try:
+        return int(im.getexif().get(274, 1))
+    except Exception as exc:  # noqa: BLE001 - broken EXIF must not make the pixels unreadable
+        log.warning("%s: unreadable EXIF data ignored (%s)", label, _first_line(exc))
+        return 1
 
 
 def _pil_to_arrays(im: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:

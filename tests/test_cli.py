@@ -136,6 +136,24 @@ def test_error_corrupt_and_oversized_images(tmp_path: Path) -> None:
     assert_one_line_error(bad_env, "FACETOON_MAX_PIXELS")
 
 
+def test_info_several_images_goes_past_a_bad_one(tmp_path: Path) -> None:
+    """One unreadable image among several is reported; the others are still described; exit 1."""
+    good, rotated, missing = tmp_path / "good.png", tmp_path / "rotated.jpg", tmp_path / "missing.jpg"
+    Image.new("RGB", (8, 6), (10, 20, 30)).save(good)
+    exif = Image.Exif()
+    exif[274] = 6
+    Image.new("RGB", (8, 6)).save(rotated, exif=exif)
+    proc = run_cli("info", "--image", str(good), "--image", str(missing), "--image", str(rotated))
+    assert proc.returncode == 1
+    assert proc.stdout.splitlines() == [f"{good}: PNG 8x6 RGB -> RGB 8x6",
+                                        f"{rotated}: JPEG 8x6 RGB -> RGB 6x8; EXIF orientation 6"]
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("facetoon: error: ")]
+    assert len(errors) == 2 and str(missing) in errors[0] and "1 of 3 images" in errors[1]
+    assert "Traceback" not in proc.stderr
+    proc = run_cli("info", "--json", "--image", str(missing), "--image", str(good))
+    assert proc.returncode == 1 and [d["path"] for d in json.loads(proc.stdout)] == [str(good)]
+
+
 def test_debug_shows_traceback(tmp_path: Path) -> None:
     proc = run_cli("--debug", "info", "--image", str(tmp_path / "missing.png"))
     assert proc.returncode != 0

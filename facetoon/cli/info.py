@@ -19,6 +19,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..errors import FacetoonError
+
 __all__ = ["register", "run_info", "environment_info", "image_info", "landmark_models"]
 
 #: dlib model files facetoon can use, by role (from the ``face_recognition_models`` package).
@@ -45,9 +47,11 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--image", "-i", metavar="PATH", action="append", default=None,
-        help="describe this image (repeatable); errors name the file and exit with status 1",
+        help="describe this image (repeatable: an unreadable one is reported and the others still "
+             "described); errors name the file and exit with status 1",
     )
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--json", action="store_true",
+                        help="print one JSON object (a list of them for several --image)")
     parser.set_defaults(func=run_info)
 
 
@@ -143,12 +147,12 @@ def image_info(path: str) -> dict[str, Any]:
     """
     from PIL import Image
 
-    from ..io import _pillow_formats, _pillow_guard, get_max_pixels, read_image_with_alpha
+    from ..io import _exif_orientation, _pillow_formats, _pillow_guard, get_max_pixels, read_image_with_alpha
 
     rgb, alpha = read_image_with_alpha(path)  # validates the file fully, with our errors
     # the header again (no decoding) for the stored, pre-conversion facts
     with _pillow_guard(get_max_pixels()), Image.open(path, formats=_pillow_formats()) as im:
-        orientation = im.getexif().get(274, 1)
+        orientation = _exif_orientation(im, path)
         frames = int(getattr(im, "n_frames", 1))
         return {
             "path": path,
@@ -192,7 +196,7 @@ def _print_env(info: dict[str, Any]) -> None:
         print(f"{key:<{width}}  {value}")
 
 
-def _print_image(info: dict[str, Any]) -> None:
+def _image_line(info: dict[str, Any]) -> str:
     w, h = info["stored_size"]
     rh, rw, _ = info["rgb_shape"]
     extra = []
@@ -203,20 +207,34 @@ def _print_image(info: dict[str, Any]) -> None:
     if info["has_transparency"]:
         extra.append("transparent, composited on white")
     tail = f"; {'; '.join(extra)}" if extra else ""
-    print(f"{info['path']}: {info['format']} {w}x{h} {info['mode']} -> RGB {rw}x{rh}{tail}")
+    return f"{info['path']}: {info['format']} {w}x{h} {info['mode']} -> RGB {rw}x{rh}{tail}"
 
 
 def run_info(args: argparse.Namespace) -> int:
     """Handler of ``facetoon info``; returns the exit status."""
     if args.image:
+        if len(args.image) == 1:  # one file: its error is the command's (one line, exit 1)
+            info = image_info(args.image[0])
+            print(json.dumps(info, indent=2) if args.json else _image_line(info))
+            return 0
+        # several files: describe each, report the unreadable ones and go on; exit 1 if any failed
+        infos, failed = [], 0
+        for path in args.image:
+            try:
+                info = image_info(path)
+            except FacetoonError as exc:
+                failed += 1
+                print(f"facetoon: error: {exc}", file=sys.stderr)
+                continue
+            infos.append(info)
+            if not args.json:
+                print(_image_line(info))
+            sys.stdout.flush()
         if args.json:
-            infos = [image_info(p) for p in args.image]
-            print(json.dumps(infos if len(infos) > 1 else infos[0], indent=2))
-        else:
-            for path in args.image:
-                _print_image(image_info(path))
-                sys.stdout.flush()
-        return 0
+            print(json.dumps(infos, indent=2))
+        if failed:
+            print(f"facetoon: error: {failed} of {len(args.image)} images could not be read", file=sys.stderr)
+        return 1 if failed else 0
     env = environment_info()
     if args.json:
         print(json.dumps(env, indent=2))
