@@ -4,11 +4,26 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
+import secrets
 from pathlib import Path
 from typing import IO, Iterator
 
-__all__ = ["atomic_write_bytes", "atomic_open"]
+from .errors import OutputError
+
+__all__ = ["atomic_write_bytes", "atomic_open", "create_temp"]
+
+
+def create_temp(directory: Path, name: str, suffix: str = ".tmp") -> tuple[Path, int]:
+    """A new hidden file ``.<name>.<random><suffix>`` in ``directory``, opened for writing: its path and
+    descriptor. Mode 0666 minus the umask, as a plain ``open`` gives (without touching the umask)."""
+    for _ in range(100):
+        tmp = directory / f".{name}.{secrets.token_hex(4)}{suffix}"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+        except FileExistsError:
+            continue
+        return tmp, fd
+    raise OutputError("cannot create a temporary file", path=directory)
 
 
 @contextlib.contextmanager
@@ -19,23 +34,16 @@ def atomic_open(path: str | os.PathLike[str], suffix: str = ".tmp") -> Iterator[
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=suffix)
+    tmp, fd = create_temp(target.parent, target.name, suffix)
     try:
         with os.fdopen(fd, "wb") as f:
             yield f
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the usual permissions
         os.replace(tmp, target)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:

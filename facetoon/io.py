@@ -55,7 +55,6 @@ import io
 import logging
 import os
 import re
-import secrets
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -64,6 +63,7 @@ from typing import IO, TYPE_CHECKING, Any, Final, Literal, Union
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from ._fileutil import create_temp
 from .errors import ConfigError, FacetoonError, ImageTooLargeError, InvalidImageError, OutputError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -508,18 +508,6 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
-def _create_temp(directory: Path, name: str) -> tuple[Path, int]:
-    """A new hidden temp file beside the target (mode 0666 minus umask, like a plain open)."""
-    for _ in range(100):
-        tmp = directory / f".{name}.{secrets.token_hex(4)}.tmp"
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-        except FileExistsError:
-            continue
-        return tmp, fd
-    raise OutputError("cannot create a temporary file", path=directory)
-
-
 def write_image(
     image: np.ndarray | Image.Image,
     path: str | os.PathLike[str],
@@ -587,7 +575,7 @@ def write_image(
 
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp, fd = _create_temp(target.parent, target.name)
+        tmp, fd = create_temp(target.parent, target.name)
     except OSError as exc:
         raise OutputError(f"cannot write: {exc.strerror or exc}", path=target) from None
     try:

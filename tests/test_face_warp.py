@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from facetoon.errors import InvalidImageError
+from facetoon.errors import ConfigError, InvalidImageError
 from facetoon.face import AlignedFace, Face, align_face, detect_faces, paste_back, warp_to_image
 from facetoon.face.geometry import apply_affine
 
@@ -145,10 +145,12 @@ def test_paste_back_bad_inputs(selfie_cases: list[tuple[np.ndarray, Face]]) -> N
         paste_back(img, None, a)
     with pytest.raises(InvalidImageError):
         paste_back(img, a.image, a, mask=np.zeros((4, 4, 3)))
-    with pytest.raises(TypeError):
+    with pytest.raises(ConfigError, match="expected an AlignedFace"):
         paste_back(img, a.image, a.matrix)  # type: ignore[arg-type]
     with pytest.raises(InvalidImageError):
         warp_to_image("crop", a, img.shape)  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         warp_to_image(a.image, np.eye(3), img.shape)
+    with pytest.raises(ConfigError, match="singular"):
+        warp_to_image(a.image, np.zeros((2, 3)), img.shape)
     assert isinstance(a, AlignedFace)

@@ -149,6 +149,8 @@ def _crop_to_image(aligned_or_inverse: AlignedFace | np.ndarray, crop_hw: tuple[
     m = np.asarray(aligned_or_inverse, dtype=np.float64)
     if m.shape != (2, 3) or not np.all(np.isfinite(m)):
         raise ConfigError(f"aligned_or_inverse: expected an AlignedFace or a finite (2, 3) matrix, got shape {m.shape}")
+    if matrix_scale(m) < 1e-9:
+        raise ConfigError("aligned_or_inverse: the matrix is singular (it maps the crop onto a line or a point)")
     return m
 
 
@@ -254,7 +256,7 @@ def paste_back(image: Any, crop: Any, aligned: AlignedFace, mask: np.ndarray | N
     from .types import AlignedFace
 
     if not isinstance(aligned, AlignedFace):
-        raise TypeError(f"aligned: expected an AlignedFace, got {type(aligned).__name__}")
+        raise ConfigError(f"aligned: expected an AlignedFace, got {type(aligned).__name__}")
     img = as_rgb(as_image(image, "image"))
     if img.shape[:2] != tuple(aligned.image_shape):
         raise InvalidImageError(f"image: shape {img.shape[:2]} differs from the image the face was aligned in "
