@@ -9,6 +9,7 @@ what is checked.
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
@@ -371,6 +372,29 @@ def test_output_checks(clip, tmp_path: Path) -> None:
     with pytest.raises(OutputError):
         stylize_video(clip.path, existing, stylize_frame=invert, overwrite=False, progress=False)
     assert existing.read_bytes() == b"keep"
+    # the input is what an interrupted run would replace with its partial file
+    source = tmp_path / "x.partial.mp4"
+    shutil.copy(clip.path, source)
+    with pytest.raises(OutputError, match="partial file"):
+        stylize_video(source, tmp_path / "x.mp4", stylize_frame=invert, progress=False)
+    assert source.read_bytes() == clip.path.read_bytes() and not (tmp_path / "x.mp4").exists()
+
+
+def test_output_appearing_while_encoding_keeps_the_work(clip, tmp_path: Path) -> None:
+    """overwrite=False and another program creates the output meanwhile: that file stays, and the
+    finished video is kept as the partial file instead of being deleted."""
+    frames, _, tb = decode(clip.path)
+    out = tmp_path / "race.mp4"
+    w = VideoWriter(out, width=320, height=240, fps=24, time_base=tb, preset="ultrafast", overwrite=False)
+    for i, f in enumerate(frames[:6]):
+        w.write(f, i * int(1 / (24 * tb)))
+    out.write_bytes(b"someone else's")
+    with pytest.raises(OutputError, match="kept as") as e:
+        w.close()
+    assert str(partial_path(out)) in str(e.value)
+    assert out.read_bytes() == b"someone else's"
+    assert len(stream_pts(partial_path(out))) == 6
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
 def test_option_errors_leave_nothing_behind(clip, stylizer, tmp_path: Path) -> None:

@@ -561,8 +561,11 @@ def stylize_video(
     bad = _NOT_FOR_VIDEO & options.keys()
     if bad:
         raise ConfigError(f"{', '.join(sorted(bad))}: not available for videos")
-    if dst_path.resolve() == src_path.resolve() or _same_file(src_path, dst_path):
-        raise OutputError("refusing to overwrite the input video", path=dst_path)
+    for target in (dst_path, partial_path(dst_path)):  # an interrupted run writes the latter
+        if target.resolve() == src_path.resolve() or _same_file(src_path, target):
+            raise OutputError("refusing to overwrite the input video"
+                              + ("" if target == dst_path else f" (with the partial file {target.name})"),
+                              path=dst_path)
     tracker = FaceTracker(smoothing=smoothing, fade_frames=fade_frames)
 
     if stylize_frame is not None and (stylizer is not None or options):

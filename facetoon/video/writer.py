@@ -353,9 +353,17 @@ class VideoWriter:
         if self.frames_written == 0:
             self.tmp_path.unlink(missing_ok=True)
             raise VideoError("no frame was written", path=self.path)
+        if not self.overwrite and self.path.exists():  # it appeared while encoding: keep the work apart
+            kept = partial_path(self.path)
+            try:
+                os.replace(self.tmp_path, kept)
+            except OSError:
+                kept = self.tmp_path
+            raise OutputError(f"the output file appeared while encoding (overwrite is off); the finished "
+                              f"video is kept as {kept}", path=self.path)
         try:
-            if not self.overwrite and self.path.exists():
-                raise OutputError("output file already exists (overwrite is off)", path=self.path)
+            with open(self.tmp_path, "rb+") as f:  # on disk before it takes the output's name
+                os.fsync(f.fileno())
             os.replace(self.tmp_path, self.path)
         except OSError as exc:
             self.tmp_path.unlink(missing_ok=True)
