@@ -295,6 +295,17 @@ def test_bad_inputs_raise_video_error(clip, tmp_path: Path) -> None:
     assert not out.exists() and not partial_path(out).exists()
 
 
+def test_matroska_whose_soundtrack_runs_longer_is_complete(sprite: FaceSprite, tmp_path: Path) -> None:
+    """Matroska declares no frame count and its container duration covers the audio: a 1 s video
+    with 3 s of sound is complete (the video stream's own DURATION tag bounds its frames)."""
+    clip = make_clip(tmp_path / "long_sound.mkv", [sprite], n_frames=24, audio_seconds=3.0)
+    with av.open(os.fspath(clip.path)) as c:
+        assert c.streams.video[0].frames == 0 and c.duration / av.time_base > 2.9
+    res = stylize_video(clip.path, tmp_path / "out.mkv", stylize_frame=invert, progress=False)
+    assert res.complete and res.frames == 24
+    assert sum(len(p) for _, p in read_audio_packets(res.path)) == sum(len(p) for _, p in read_audio_packets(clip.path))
+
+
 def test_truncated_stream_keeps_a_playable_partial(clip, tmp_path: Path) -> None:
     """Index first (faststart), then the data cut in the middle: the frames before the cut are
     written to a playable .partial file and a VideoError says where it stopped."""

@@ -23,8 +23,9 @@ them, so the sound is bit-for-bit the source's.
 Errors: a missing, unreadable or non-video file raises :class:`~facetoon.errors.VideoError` on
 opening; corrupt data raises it during iteration, naming the frame reached, and so does a file
 whose data ends early — fewer frames than its header declares (beyond a 2% tolerance), or, for
-containers that declare no frame count, an end more than 5% (at least 1 s) before the declared
-duration. The frames before the problem have been yielded by then.
+containers that declare no frame count, an end more than 5% (at least 1 s) before the video
+stream's declared duration (not the container's, which also covers the audio). The frames before
+the problem have been yielded by then.
 """
 
 from __future__ import annotations
@@ -156,6 +157,18 @@ def _colorspace_name(frame: Any, height: int) -> str:
     return "itu709" if height >= _HD_HEIGHT else "itu601"
 
 
+def _tag_seconds(value: str | None) -> float | None:
+    """Seconds of a Matroska ``DURATION`` tag (``"HH:MM:SS.fffffffff"``); ``None`` if absent or malformed."""
+    if not value:
+        return None
+    try:
+        h, m, sec = value.strip().split(":")
+        seconds = int(h) * 3600 + int(m) * 60 + float(sec)
+    except ValueError:
+        return None
+    return seconds if seconds > 0 else None
+
+
 def frame_to_rgb(frame: Any, rotation: int = 0, colorspace: str | None = None) -> np.ndarray:
     """An ``av.VideoFrame`` as an upright ``(H, W, 3)`` uint8 RGB array.
 
@@ -251,8 +264,12 @@ class VideoReader:
         self._audio = [s for s in c.streams.audio if audio and s.codec_context is not None]
         time_base = Fraction(v.time_base or Fraction(1, 90000))
         fps = v.average_rate or v.guessed_rate or v.base_rate
-        duration = float(v.duration * time_base) if v.duration else (
-            c.duration / av.time_base if c.duration else None)
+        # the video stream's own duration: its header field, else (Matroska) its DURATION tag; the
+        # container's duration also covers the audio, so it does not bound the video's frames
+        tagged = _tag_seconds((v.metadata or {}).get("DURATION"))
+        own = float(v.duration * time_base) if v.duration else tagged
+        self._video_duration_known = own is not None or len(c.streams) == 1
+        duration = own if own is not None else (c.duration / av.time_base if c.duration else None)
         audio_info = tuple(AudioInfo(index=s.index, codec=s.codec_context.name, sample_rate=int(s.rate or 0),
                                      channels=int(getattr(s.codec_context, "channels", 0) or 0),
                                      time_base=Fraction(s.time_base or Fraction(1, 1)))
@@ -408,8 +425,12 @@ class VideoReader:
         if not declared and info.duration and last_pts is not None:
             end = float((last_pts - info.start_time) * info.time_base)
             if end < info.duration - max(1.0, 0.05 * info.duration):
-                raise VideoError(f"truncated or damaged: the data ends at {end:.2f} s of the "
-                                 f"{info.duration:.2f} s the file declares", path=self.path)
+                if self._video_duration_known:
+                    raise VideoError(f"truncated or damaged: the data ends at {end:.2f} s of the "
+                                     f"{info.duration:.2f} s the file declares", path=self.path)
+                # only the container's duration is known, and another stream may run longer
+                log.warning("%s: the video ends at %.2f s, the file at %.2f s (a longer soundtrack, or a "
+                            "truncated file)", self.path, end, info.duration)
 
     # ----------------------------------------------------------------- closing
 

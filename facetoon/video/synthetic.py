@@ -143,6 +143,7 @@ def make_clip(
     rotation: int = 0,
     audio: bool = True,
     audio_codec: str = "aac",
+    audio_seconds: float | None = None,
     keep_frames: bool = False,
     crf: int = 20,
     hold: float = 0.0,
@@ -166,7 +167,8 @@ def make_clip(
         rotation: store the frames rotated and set this display rotation (counter-clockwise
             degrees, multiple of 90), like a phone does; the upright clip is what plays.
         audio: add a 440 Hz sine soundtrack of the clip's length (``audio_codec``: ``"aac"``,
-            ``"pcm_s16le"``, ``"libopus"``...).
+            ``"pcm_s16le"``, ``"libopus"``...); ``audio_seconds``: its length if not the clip's
+            (e.g. a soundtrack that runs on after the last frame).
         keep_frames: keep the drawn upright frames in the result.
         crf: x264 quality.
         hold: fraction of the clip at the end during which the faces stay still at their end
@@ -230,7 +232,7 @@ def make_clip(
         for packet in vs.encode(None):
             out.mux(packet)
         if astream is not None:
-            _encode_sine(out, astream, times[-1] + 1.0 / fps)
+            _encode_sine(out, astream, times[-1] + 1.0 / fps if audio_seconds is None else audio_seconds)
     finally:
         out.close()
     return SyntheticClip(path=Path(path), width=width, height=height, fps=fps, pts=pts, positions=positions,
