@@ -25,8 +25,8 @@ if not match:
 print(match.group(1))
 EOF
 }
-python3 -c "import sys; print(sys.version.split()[0])" | sed 's/^/python /'
-nproc | sed 's/$/ cores/'
+(cd benchmarks && python3 -c "from _common import machine_summary; print(machine_summary())") 2>/dev/null \
+  || { python3 -c "import sys; print(sys.version.split()[0])" | sed 's/^/python /'; nproc | sed 's/$/ cores/'; }
 clone="" dir=""
 trap 'rm -rf "$clone" "$dir"' EXIT
 for n in "${WHICH[@]}"; do

@@ -385,7 +385,7 @@ class Stylizer:
         precision: ``"auto"``, ``"fp32"`` or ``"fast"`` (bf16 + channels_last on CPUs with native
             bf16, fp16 autocast on CUDA); see :mod:`facetoon.runtime`. ``"auto"`` and ``"fast"``
             also run the scene model through its fused inference graph (in fp32 on CPUs without
-            native bf16: the same result as ``"fp32"`` within float rounding, about 1.5x faster);
+            native bf16: the same result as ``"fp32"`` within float rounding, 1.2-1.8x faster on an AVX2 EPYC);
             where ``"fast"`` resolves to bf16 on CPU, a light U-GAT-IT face model runs through its
             fused graph too (:func:`facetoon.models.ugatit_fast.fuse_for_inference`, about 3x
             faster than under autocast). ``"fp32"`` runs the reference modules.
