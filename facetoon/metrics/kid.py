@@ -135,6 +135,8 @@ def kid(
         raise ConfigError(f"subset_size must be in 2..{min(n_a, n_b)} (the smaller set), got {m}")
     if n_subsets < 1:
         raise ConfigError(f"n_subsets must be at least 1, got {n_subsets}")
+    if m == n_a == n_b:  # every subset is the whole of both sets: one gives the mean, the std is 0
+        n_subsets = 1
     rng = np.random.default_rng(seed)
     precompute = max(n_a, n_b) <= _PRECOMPUTE_LIMIT
     if precompute:
@@ -158,14 +160,14 @@ def kid(
 
 
 def validation_kid_x100(features_a: Any, features_b: Any, n_subsets: int = 100, seed: int = 0) -> dict[str, float]:
-    """The trainers' validation KID: ``{"kid_x100": mean}`` over ``n_subsets`` subsets (as :func:`kid`),
-    plus ``"kid_x100_std"`` only when the subsets differ. With as many images on both sides (<= 1000)
-    every subset is the whole of both sets: one subset gives the same mean and there is no spread."""
-    n_a, n_b = len(features_a), len(features_b)
-    if n_a == n_b <= MAX_SUBSET_SIZE:
-        return {"kid_x100": kid(features_a, features_b, n_subsets=1, seed=seed).mean_x100}
+    """The trainers' validation KID: ``{"kid_x100": mean}`` (as :func:`kid`), plus ``"kid_x100_std"``
+    only when the subsets differ: with as many images on both sides (<= 1000) every subset is the
+    whole of both sets and there is no spread to report."""
     result = kid(features_a, features_b, n_subsets=n_subsets, seed=seed)
-    return {"kid_x100": result.mean_x100, "kid_x100_std": result.std_x100}
+    stats = {"kid_x100": result.mean_x100}
+    if not len(features_a) == len(features_b) <= MAX_SUBSET_SIZE:
+        stats["kid_x100_std"] = result.std_x100
+    return stats
 
 
 @dataclass(frozen=True)

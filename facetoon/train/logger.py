@@ -50,9 +50,10 @@ class MetricLogger:
                 reader = csv.DictReader(f)
                 fields = list(reader.fieldnames or [])
                 rows = list(reader)
-            keep = [r for r in rows if (n := _row_step(r)) is not None and n <= step]
+            steps = [_row_step(r) for r in rows]
+            keep = [r for r, n in zip(rows, steps) if n is not None and n <= step]
             if fields and len(keep) != len(rows):
-                if any(_row_step(r) is None for r in rows):
+                if None in steps:
                     log.warning("%s: dropped an incomplete row (a crash while writing it?)", self.csv_path)
                 _write_csv(self.csv_path, fields, keep)
         if self.stats_path.is_file():
