@@ -201,7 +201,8 @@ def test_export_fp16_discriminators_and_warm_start(synthetic_run: Path, layout: 
 
     # init_from: the exported (fp16-rounded) weights, and the step carries on past the init phase
     warm = tmp_path / "warm"
-    trainer = tiny_trainer(layout, warm, init_from=str(out), iterations=8, sample_every=100)
+    trainer = tiny_trainer(layout, warm, init_from=str(out), iterations=8, sample_every=100,
+                           warm_start_lr_ramp=4)
     assert trainer.step == 6
     for name, module in (("generator", trainer.gen), ("discriminator", trainer.disc)):
         want = load_pretrained(out / name).state_dict()
@@ -211,6 +212,10 @@ def test_export_fp16_discriminators_and_warm_start(synthetic_run: Path, layout: 
     rows = read_losses(warm)
     assert [r["step"] for r in rows] == ["7", "8"] and all(r["d_total"] for r in rows)  # adversarial
     assert ckpt_steps(warm) == [8]
+    # warm_start_lr_ramp=4: steps 7 and 8 trained at 1/4 and 2/4 of every lr
+    cfg = trainer.config
+    assert [opt.param_groups[0]["lr"] for opt in (trainer.opt_g, trainer.opt_d)] == \
+        pytest.approx([cfg.g_lr * 0.5, cfg.d_lr * 0.5])
     capsys.readouterr()  # the progress bar of that run
 
     # ... but only with the same architecture: a one-line CLI error naming the difference

@@ -236,6 +236,39 @@ def test_export_fp16_discriminators_and_warm_start(synthetic_run: Path, syntheti
     one_line_error(capsys, code, "not a training run folder", str(tmp_path))
 
 
+def test_warm_start_lr_ramp_continues_across_a_resume(synthetic_run: Path, synthetic_data: Path,
+                                                      tmp_path: Path) -> None:
+    """warm_start_lr_ramp=N: after an init_from warm start (fresh Adam moments) the k-th step trains at
+    lr * (k + 1) / N; a resume in the middle of the ramp goes on with it; a run from scratch has none."""
+    out = tmp_path / "export"
+    assert main(["-q", "export", "ugatit", str(synthetic_run), str(out), "--discriminators"]) == 0
+    cfg = UGATITConfig(**{**TINY_CONFIG, "iterations": 100, "decay_start": 1.0, "lr": 1e-4,
+                          "checkpoint_every": 1000, "init_from": str(out), "warm_start_lr_ramp": 4})
+    real_a, real_b = (t[None] for t in UGATITTrainer(cfg, synthetic_data, tmp_path / "probe").dataset[0])
+
+    def lrs(trainer: UGATITTrainer, n: int) -> list[float]:
+        got = []
+        for _ in range(n):
+            got.append(trainer.train_step((real_a, real_b))["lr"])
+            trainer.step += 1
+        return got
+
+    trainer = UGATITTrainer(cfg, synthetic_data, tmp_path / "warm")
+    assert trainer.step == 6 and trainer.warm_started_at == 6
+    assert lrs(trainer, 2) == pytest.approx([2.5e-5, 5e-5])
+    trainer.save()
+    trainer.close()
+    resumed = UGATITTrainer(cfg, synthetic_data, tmp_path / "warm", resume=True)
+    assert resumed.step == 8
+    assert lrs(resumed, 3) == pytest.approx([7.5e-5, 1e-4, 1e-4])
+    resumed.close()
+    scratch = UGATITTrainer(dataclasses.replace(cfg, init_from=""), synthetic_data, tmp_path / "scratch")
+    assert scratch.lr_ramp() == 1.0 and lrs(scratch, 1) == pytest.approx([1e-4])
+    scratch.close()
+    with pytest.raises(ValueError, match="warm_start_lr_ramp"):
+        UGATITConfig(**{**TINY_CONFIG, "warm_start_lr_ramp": -1})
+
+
 def test_warm_start_at_another_resolution(synthetic_run: Path, synthetic_data: Path, tmp_path: Path,
                                           capsys: pytest.CaptureFixture[str]) -> None:
     """A light generator trained at 32 px continues at 64 px (a low-resolution phase first)."""

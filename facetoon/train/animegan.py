@@ -226,6 +226,10 @@ class AnimeGANTrainer(Trainer):
         n = photo.shape[0]
         self.gen.train()
         self.disc.train()
+        ramp = self.lr_ramp()  # 1 except just after an init_from warm start (warm_start_lr_ramp)
+        for opt, lr in ((self.opt_init, cfg.init_lr), (self.opt_g, cfg.g_lr), (self.opt_d, cfg.d_lr)):
+            for group in opt.param_groups:
+                group["lr"] = lr * ramp
         initialising = self.step < cfg.init_steps
         if self.step == cfg.init_steps and self.ema is not None:
             self.ema.restart()  # average the adversarial phase only, not the content-only initialisation

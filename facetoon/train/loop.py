@@ -77,6 +77,10 @@ class BaseTrainConfig:
     tensorboard: bool = True
     # warm start from exported weights (see facetoon.train.warm_start); ignored when resuming
     init_from: str = ""
+    # after an init_from warm start the optimiser moments start afresh, and Adam's first updates then
+    # move every weight by about the full lr whatever its gradient: ramp every lr linearly from
+    # lr / N to lr over the first N steps after the warm start (0 = off, the papers train from scratch)
+    warm_start_lr_ramp: int = 0
     # EMA of the generator weights for validation, samples and export (0 = off, as in the papers;
     # see facetoon.train.ema). 0.999 averages over the last ~1000 steps.
     ema_decay: float = 0.0
@@ -89,6 +93,8 @@ class BaseTrainConfig:
             raise ConfigError("ema_decay must be in [0, 1)")
         if self.keep_checkpoints < 1:
             raise ConfigError("keep_checkpoints must be >= 1")
+        if self.warm_start_lr_ramp < 0:
+            raise ConfigError("warm_start_lr_ramp must be >= 0")
 
 
 class _StopRequest:
@@ -140,6 +146,7 @@ class Trainer(abc.ABC):
         self.step = 0
         self.train_seconds = 0.0  # wall-clock seconds spent in training steps, summed over sessions
         self.best: dict[str, Any] | None = None  # {"step", "metric", "value"} of the best validation
+        self.warm_started_at: int | None = None  # the step an init_from warm start continued at
         torch.manual_seed(config.seed)
         np.random.seed(config.seed % 2**32)
         self.build_networks()
@@ -166,6 +173,7 @@ class Trainer(abc.ABC):
                                    path=checkpoint) from None
             self.train_seconds = float(state.get("train_seconds", 0.0))
             self.best = state.get("best")
+            self.warm_started_at = state.get("warm_started_at")
             log.info("resumed from %s at step %d", checkpoint, self.step)
         elif config.init_from:
             self._warm_start(Path(config.init_from))
@@ -181,6 +189,10 @@ class Trainer(abc.ABC):
         targets, required = self.warm_start_targets()
         averages = self._average_targets(targets)
         self.step, self.train_seconds, loaded = warm_start(folder, targets | averages, required)
+        self.warm_started_at = self.step
+        if self.config.warm_start_lr_ramp:
+            log.info("init_from: the lr ramps up over steps %d-%d", self.step + 1,
+                     self.step + self.config.warm_start_lr_ramp)
         if self.ema is not None and loaded & set(averages):
             for name, module in averages.items():
                 if name not in loaded:  # e.g. only one generator's average was shipped
@@ -197,6 +209,14 @@ class Trainer(abc.ABC):
         paths = {id(m): name for name, m in self.ema_source().named_modules()}
         return {f"ema_{name}": self.ema.module.get_submodule(paths[id(m)])
                 for name, m in targets.items() if id(m) in paths}
+
+    def lr_ramp(self) -> float:
+        """Factor in (0, 1] on every learning rate of the next step: ``(k + 1) / N`` for the k-th step
+        (k = 0, 1, ...) after an ``init_from`` warm start when ``warm_start_lr_ramp = N > 0``, else 1."""
+        n = self.config.warm_start_lr_ramp
+        if n <= 0 or self.warm_started_at is None:
+            return 1.0
+        return min(1.0, (self.step - self.warm_started_at + 1) / n)
 
     def averaged(self, module: torch.nn.Module) -> torch.nn.Module:
         """The weight average of ``module`` (a sub-network of :meth:`ema_source`) for evaluation
@@ -285,7 +305,8 @@ class Trainer(abc.ABC):
     def _full_state(self) -> dict[str, Any]:
         return {"step": self.step, "train_seconds": self.train_seconds, "trainer": self.state_dict(),
                 "ema": self.ema.state_dict() if self.ema is not None else None,
-                "config": dataclasses.asdict(self.config), "best": self.best}
+                "config": dataclasses.asdict(self.config), "best": self.best,
+                "warm_started_at": self.warm_started_at}
 
     def save(self) -> Path | None:
         if not self.dist.is_main:

@@ -201,7 +201,7 @@ class UGATITTrainer(Trainer):
         s = self.step + 1
         if cfg.decay_start < 1.0 and s > start:
             factor = max(0.0, (cfg.iterations - s) / max(1, cfg.iterations - start))
-        lr = cfg.lr * factor
+        lr = cfg.lr * factor * self.lr_ramp()
         for opt in (self.opt_g, self.opt_d):
             for group in opt.param_groups:
                 group["lr"] = lr
