@@ -396,6 +396,14 @@ def test_export_needs_neither_the_data_nor_the_teacher(exported: Path, layout: P
     code = main(["-q", "export", "animegan", str(run), str(tmp_path / "out2"), "--samples", str(tmp_path / "s.jpg")])
     one_line_error(capsys, code, str(data))
     assert not (tmp_path / "s.jpg").exists()
+    # a trainer built without data: sample grids and validation say why they cannot run
+    from facetoon.errors import ConfigError
+
+    bare = AnimeGANTrainer(trainer.config, None, run, resume=True)
+    for method in (bare.sample_grid, bare.validate):
+        with pytest.raises(ConfigError, match="without data"):
+            method()
+    bare.close()
 
 
 # ---- refusals -----------------------------------------------------------------------------------------

@@ -192,6 +192,14 @@ def test_export_without_the_training_data(synthetic_run: Path, tmp_path: Path,
     assert all(torch.equal(t, want[f"a2b.{k}"]) for k, t in got.items())
     code = main(["-q", "export", "ugatit", str(run), str(tmp_path / "out2"), "--samples", str(tmp_path / "s.jpg")])
     one_line_error(capsys, code, str(gone))
+    # a trainer built without data exports; sample grids and validation say why they cannot run
+    from facetoon.errors import ConfigError
+
+    trainer = UGATITTrainer(load_config(UGATITConfig, run / "config.toml", {}), None, run, resume=True)
+    for method in (trainer.sample_grid, trainer.validate):
+        with pytest.raises(ConfigError, match="without data"):
+            method()
+    trainer.close()
 
 
 def test_ship_weights_reads_a_checkpoint_as_its_export_does(synthetic_run: Path, tmp_path: Path) -> None:

@@ -310,6 +310,7 @@ class AnimeGANTrainer(Trainer):
 
     def sample_grid(self) -> np.ndarray:
         """Rows per validation photo: photo | generated (| teacher)."""
+        self.require_data_dir()  # a ConfigError, not an AttributeError, without data
         x = torch.stack([load_image_tensor(p, self.config.img_size) for p in self.val_photos[: self.config.n_samples]])
         fake = self._run(self.averaged(self.gen), x)
         self.gen.train()
@@ -331,6 +332,7 @@ class AnimeGANTrainer(Trainer):
         held-out style images, both at ``img_size``; ``{}`` when either side has < 2 images.
         With a weight average (``ema_decay > 0``), G is the average and ``kid_x100_live`` the
         trained weights' KID."""
+        self.require_data_dir()  # a ConfigError, not an AttributeError, without data
         cfg = self.config
         if cfg.kid_images <= 0:
             return {}

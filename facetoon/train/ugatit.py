@@ -304,6 +304,7 @@ class UGATITTrainer(Trainer):
         """Rows per validation image (A->B rows, then B->A), three CAM heat-maps as in the official
         samples: input | heat-map | translation | heat-map | cycle | heat-map | identity. Each
         heat-map is that pass's attention, overlaid on that pass's input."""
+        self.require_data_dir()  # a ConfigError, not an AttributeError, without data
         k = self.config.n_samples
         rows = []
         for files, fwd, back in ((self.val_a or self.train_a, "a2b", "b2a"),
@@ -325,6 +326,7 @@ class UGATITTrainer(Trainer):
         With a weight average (``ema_decay > 0``), ``kid_x100`` is the average's and
         ``kid_x100_live`` the trained weights'.
         """
+        self.require_data_dir()  # a ConfigError, not an AttributeError, without data
         cfg = self.config
         if cfg.kid_images <= 0 or not self.val_a or not self.val_b:
             return {}
