@@ -10,8 +10,8 @@ goal (15) of issue 8, and two references of ``python benchmarks/bench_kid_resolu
 from its table in the README: real anime faces shrunk to the training size of 128 px (the floor
 of a 128 px model) and the raw selfies. On a second axis, where ``losses_every50.csv`` sits beside
 the stats: the learning rate the trainer logged (the schedule). Where ``sessions.jsonl`` records
-the image size of each session: a vertical line where the training size changes (e.g. the 256 px
-phase). Re-run after shipping new weights.
+the image size and config file of each session: a vertical line where a phase begins (the
+training size or the config file changes, e.g. the 256 px phase). Re-run after shipping new weights.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import csv
 import sys
 from pathlib import Path
 
-from ship_weights import read_jsonl, size_phases  # this folder is on sys.path when run as a script
+from ship_weights import read_jsonl, training_phases  # this folder is on sys.path when run as a script
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_STATS = REPO / "training" / "ugatit-selfie2anime" / "stats.jsonl"
@@ -59,9 +59,12 @@ def learning_rates(losses_csv: Path) -> tuple[list[int], list[float]]:
     return [int(r["step"]) for r in rows], [float(r["lr"]) for r in rows]
 
 
-def phase_starts(sessions_jsonl: Path) -> list[tuple[int, int]]:
-    """(first step, image size) of every change of the training size after the first session."""
-    return [(first, size) for size, first, _ in size_phases(read_jsonl(sessions_jsonl))[1:]]
+def phase_starts(sessions_jsonl: Path) -> list[tuple[int, str]]:
+    """(first step, label) of every new phase after the first: a change of the training size
+    ("256 px") or, at the same size, of the config file ("new lr cycle")."""
+    phases = training_phases(read_jsonl(sessions_jsonl))
+    return [(first, f"{size} px" if size != before[0] else "new lr cycle")
+            for before, (size, _, first, _) in zip(phases, phases[1:])]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,9 +97,9 @@ def main(argv: list[str] | None = None) -> int:
         ax.axhline(value, color=style, linestyle=":", linewidth=1.5, label=label)
     for label, value in resolution_references(REPO / "README.md").items():
         ax.axhline(value, color="black", linestyle="-.", linewidth=0.8, alpha=0.6, label=f"{label}: {value:g}")
-    for step, size in phase_starts(args.stats.parent / SESSIONS_NAME):
+    for step, label in phase_starts(args.stats.parent / SESSIONS_NAME):
         ax.axvline(step, color="tab:purple", linewidth=1)
-        ax.annotate(f" {size} px from here", (step, 0), xytext=(2, 4), textcoords="offset points",
+        ax.annotate(f" {label} from here", (step, 0), xytext=(2, 4), textcoords="offset points",
                     color="tab:purple", fontsize=8)
     ax.set_xlabel("training step (batch 1)")
     ax.set_ylabel("validation KIDx100 (lower is better)")

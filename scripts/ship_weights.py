@@ -40,8 +40,23 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 NAMES = {"ugatit": "ugatit-selfie2anime", "animegan": "animegan-anime"}
 GENERATOR = {"ugatit": "a2b", "animegan": "generator"}  # the inference network in an export
-# the face model's phases: the config file each image size trains with
-UGATIT_CONFIGS = {128: "configs/ugatit_selfie2anime_cpu.toml", 256: "configs/ugatit_selfie2anime_cpu_256.toml"}
+# the config file of the face model's sessions recorded before sessions.jsonl named it, by image size
+LEGACY_UGATIT_CONFIGS = {128: "configs/ugatit_selfie2anime_cpu.toml", 256: "configs/ugatit_selfie2anime_cpu_256.toml"}
+
+
+def phase_config_file(config: dict) -> str | None:
+    """The committed ``configs/ugatit_*.toml`` a run's resolved config comes from: the one whose
+    ``img_size`` and ``iterations`` (which tell the phases apart) it has; ``None`` if none does."""
+    for path in sorted((REPO / "configs").glob("ugatit_*.toml")):
+        train = tomllib.loads(path.read_text()).get("train", {})
+        if (train.get("img_size"), train.get("iterations")) == (config.get("img_size"), config.get("iterations")):
+            return path.relative_to(REPO).as_posix()
+    return None
+
+
+def session_config_file(row: dict) -> str | None:
+    """The config file a ``sessions.jsonl`` row trained with (older rows: by their image size)."""
+    return row.get("config_file") or LEGACY_UGATIT_CONFIGS.get(row.get("img_size", 0))
 
 
 def export(model: str, run_dir: Path, out: Path, data: str | None, samples: Path,
@@ -127,8 +142,10 @@ def machine() -> tuple[str, str]:
     return cpu, "bf16 (channels_last + autocast)" if cpu_has_fast_bf16() else "fp32 (no native bf16)"
 
 
-def record_session(path: Path, first_step: int, meta: dict, precision: str) -> list[dict]:
-    """Add or update this run's row of ``sessions.jsonl`` (keyed by the step it started from)."""
+def record_session(path: Path, first_step: int, meta: dict, precision: str,
+                   config_file: str | None = None) -> list[dict]:
+    """Add or update this run's row of ``sessions.jsonl`` (keyed by the step it started from);
+    ``config_file``: the committed config the run trains with, where known."""
     import datetime
 
     cpu, fast = machine()
@@ -137,6 +154,8 @@ def record_session(path: Path, first_step: int, meta: dict, precision: str) -> l
     rows.append({"from_step": max(first_step - 1, 0), "to_step": meta["step"],
                  "train_hours_total": meta["train_hours"], "date": datetime.date.today().isoformat(),
                  "cpu": cpu, "precision": used, "img_size": meta["config"]["img_size"]})
+    if config_file:
+        rows[-1]["config_file"] = config_file
     rows.sort(key=lambda r: r["from_step"])
     write_jsonl(path, rows)
     return rows
@@ -175,33 +194,34 @@ def trained_kid(row: dict) -> float:
     return row.get("kid_x100_live", row["kid_x100"])
 
 
-def size_phases(sessions: list[dict]) -> list[tuple[int, int, int]]:
-    """(image size, first step, last step) of each run of sessions at one training size, in step
-    order; rows without ``img_size`` are skipped. Also read by scripts/make_kid_curve.py."""
-    spans: list[list[int]] = []
+def training_phases(sessions: list[dict]) -> list[tuple[int, str | None, int, int]]:
+    """(image size, config file, first step, last step) of each run of consecutive sessions with
+    one image size and config file, in step order; rows without ``img_size`` are skipped. Also read
+    by scripts/make_kid_curve.py."""
+    spans: list[list] = []
     for r in sorted(sessions, key=lambda r: r["from_step"]):
         size = r.get("img_size")
         if size is None:
             continue
-        if spans and spans[-1][0] == size:
-            spans[-1][2] = r["to_step"]
+        key = (size, session_config_file(r))
+        if spans and tuple(spans[-1][:2]) == key:
+            spans[-1][3] = r["to_step"]
         else:
-            spans.append([size, r["from_step"], r["to_step"]])
-    return [(size, a, b) for size, a, b in spans]
+            spans.append([*key, r["from_step"], r["to_step"]])
+    return [(size, config, a, b) for size, config, a, b in spans]
 
 
 def phases(sessions: list[dict]) -> str:
     """The face model's training phases (image size, steps, config file), from the session rows."""
-    return "\n".join(f"- steps {a} -> {b}: {size} px, `{UGATIT_CONFIGS.get(size, 'the run config below')}`"
-                     for size, a, b in size_phases(sessions))
+    return "\n".join(f"- steps {a} -> {b}: {size} px, `{config or 'the run config below'}`"
+                     for size, config, a, b in training_phases(sessions))
 
 
 def ugatit_card(meta: dict, stats: list[dict], config_text: str, sessions: list[dict]) -> str:
     NAME = NAMES["ugatit"]
     cfg = meta["config"]
-    # the phase the run continues in: the latest session's image size (older rows have none)
-    config_file = UGATIT_CONFIGS.get(sessions[-1].get("img_size", cfg["img_size"]) if sessions else cfg["img_size"],
-                                     "CONFIG")
+    # the phase the run continues in: the latest session's config file
+    config_file = (session_config_file(sessions[-1]) if sessions else phase_config_file(cfg)) or "CONFIG"
     averaged = "moving average" in meta.get("weights", "")
     shipped_kid = (lambda r: r["kid_x100"]) if averaged else trained_kid
     rows = "\n".join(f"| {s['step']} | {s.get('train_hours', 0):.2f} | {trained_kid(s):.2f} | "
@@ -447,8 +467,10 @@ def main() -> int:
         write_jsonl(training / "stats.jsonl", stats)
     config_text = (args.run_dir / "config.toml").read_text()
     (training / "config.toml").write_text(config_text)
-    precision = tomllib.loads(config_text).get("train", {}).get("precision", "auto")  # the run's, not the export's
-    sessions = record_session(training / "sessions.jsonl", first_step, state_meta, precision)
+    run_config = tomllib.loads(config_text).get("train", {})
+    precision = run_config.get("precision", "auto")  # the run's, not the export's
+    sessions = record_session(training / "sessions.jsonl", first_step, state_meta, precision,
+                              phase_config_file(run_config) if args.model == "ugatit" else None)
     meta["config"]["precision"] = precision  # the card shows the run's precision, not the export's
     # the step the committed state continues from (with --no-state: the weights' step, as far as the card says)
     meta["state_step"] = meta["step"] if args.no_state else state_meta["step"]

@@ -6,11 +6,13 @@ from __future__ import annotations
 import csv
 import json
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
 
-SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+REPO = Path(__file__).resolve().parents[1]
+SCRIPTS = REPO / "scripts"
 sys.path.insert(0, str(SCRIPTS))  # the scripts import each other as a script run would
 
 import make_kid_curve  # noqa: E402
@@ -25,24 +27,47 @@ def _session(first: int, last: int, size: int | None) -> dict:
     return row
 
 
-def test_size_phases_groups_consecutive_sessions_in_step_order() -> None:
+def test_training_phases_group_consecutive_sessions_in_step_order() -> None:
     rows = [_session(18000, 20376, 256), _session(0, 280, 128), _session(280, 2555, None),
             _session(2555, 18000, 128), _session(20376, 21000, 256)]
-    assert ship_weights.size_phases(rows) == [(128, 0, 18000), (256, 18000, 21000)]
+    assert ship_weights.training_phases(rows) == [(128, "configs/ugatit_selfie2anime_cpu.toml", 0, 18000),
+                                                  (256, "configs/ugatit_selfie2anime_cpu_256.toml", 18000, 21000)]
     text = ship_weights.phases(rows).splitlines()
     assert text == ["- steps 0 -> 18000: 128 px, `configs/ugatit_selfie2anime_cpu.toml`",
                     "- steps 18000 -> 21000: 256 px, `configs/ugatit_selfie2anime_cpu_256.toml`"]
 
 
-def test_size_phases_names_an_unknown_size_without_a_config_file() -> None:
+def test_a_new_config_at_the_same_size_is_a_new_phase(tmp_path: Path) -> None:
+    """Rows name their config file (found from the run's img_size and iterations); a second lr
+    cycle at 256 px is a phase of its own, on the card and on the KID curve."""
+    cycle2 = tomllib.loads((REPO / "configs" / "ugatit_selfie2anime_cpu_256_cycle2.toml").read_text())["train"]
+    assert ship_weights.phase_config_file(cycle2) == "configs/ugatit_selfie2anime_cpu_256_cycle2.toml"
+    assert ship_weights.phase_config_file({"img_size": 256, "iterations": 27000}) == \
+        "configs/ugatit_selfie2anime_cpu_256.toml"
+    assert ship_weights.phase_config_file({"img_size": 256, "iterations": 12345}) is None
+    rows = [_session(0, 18000, 128), _session(18000, 27000, 256),
+            {**_session(27000, 28000, 256), "config_file": "configs/ugatit_selfie2anime_cpu_256_cycle2.toml"}]
+    assert ship_weights.phases(rows).splitlines()[-1] == \
+        "- steps 27000 -> 28000: 256 px, `configs/ugatit_selfie2anime_cpu_256_cycle2.toml`"
+    path = tmp_path / "sessions.jsonl"
+    ship_weights.write_jsonl(path, rows)
+    assert make_kid_curve.phase_starts(path) == [(18000, "256 px"), (27000, "new lr cycle")]
+    # record_session writes the file name into the run's row (the other rows are kept as they are)
+    meta = {"step": 28500, "train_hours": 30.0, "config": {"img_size": 256}}
+    got = ship_weights.record_session(path, 27001, meta, "fp32", "configs/ugatit_selfie2anime_cpu_256_cycle2.toml")
+    assert [(r["from_step"], r["to_step"], r.get("config_file")) for r in got] == [
+        (0, 18000, None), (18000, 27000, None), (27000, 28500, "configs/ugatit_selfie2anime_cpu_256_cycle2.toml")]
+
+
+def test_phases_name_an_unknown_size_without_a_config_file() -> None:
     assert ship_weights.phases([_session(0, 10, 64)]) == "- steps 0 -> 10: 64 px, `the run config below`"
-    assert ship_weights.size_phases([]) == []
+    assert ship_weights.training_phases([]) == []
 
 
 def test_phase_starts_reads_the_size_changes_from_sessions_jsonl(tmp_path: Path) -> None:
     path = tmp_path / "sessions.jsonl"
     ship_weights.write_jsonl(path, [_session(0, 100, 128), _session(100, 200, 128), _session(200, 300, 256)])
-    assert make_kid_curve.phase_starts(path) == [(200, 256)]
+    assert make_kid_curve.phase_starts(path) == [(200, "256 px")]
     assert make_kid_curve.phase_starts(tmp_path / "missing.jsonl") == []
 
 
