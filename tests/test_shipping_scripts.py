@@ -94,7 +94,7 @@ def test_merge_losses_keeps_earlier_sessions_and_thins_this_run(tmp_path: Path) 
     assert rows[0]["lr"] == "" and rows[-1]["lr"] != ""  # a column new in this run: blank in older rows
 
 
-def test_make_kid_curve_draws_the_committed_history(tmp_path: Path) -> None:
+def test_make_kid_curve_draws_the_committed_history(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("matplotlib")
     from PIL import Image
 
@@ -107,6 +107,14 @@ def test_make_kid_curve_draws_the_committed_history(tmp_path: Path) -> None:
     assert make_kid_curve.main(["--stats", str(stats), "--out", str(out)]) == 0
     with Image.open(out) as im:
         assert im.format == "PNG" and im.width > 500 and im.height > 200
+    # the trend: an exact power law is recovered, and the script prints where it reaches the bar
+    ship_weights.write_jsonl(stats, [{"step": s, "kid_x100": 1000.0 * s ** -0.5} for s in (100, 400, 1600)])
+    assert make_kid_curve.main(["--stats", str(stats), "--out", str(out), "--fit-from", "100"]) == 0
+    c, b = make_kid_curve.power_law_fit([100, 400, 1600], [100.0, 50.0, 25.0])
+    assert (c, b) == (pytest.approx(1000.0), pytest.approx(-0.5))
+    assert make_kid_curve.steps_to_reach(40.0, c, b) == pytest.approx(625.0)
+    assert make_kid_curve.steps_to_reach(40.0, 1.0, 0.1) == float("inf")
+    assert "reaches 40 at step 625 and 15 at step 4,444" in capsys.readouterr().out
 
 
 def test_make_kid_curve_fails_cleanly_without_validation_rows(tmp_path: Path, capsys) -> None:
