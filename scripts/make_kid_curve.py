@@ -12,10 +12,12 @@ of a 128 px model) and the raw selfies. On a second axis, where ``losses_every50
 the stats: the learning rate the trainer logged (the schedule). Where ``sessions.jsonl`` records
 the image size and config file of each session: a vertical line where a phase begins (the
 training size or the config file changes, e.g. the 256 px phase). A dashed line: the power law
-``KID = c * step**b`` fitted (least squares in log-log) to the validations from step ``--fit-from``
-on, extended to ``--fit-until``; the script prints the fit and
-the step where it would reach the bar and the goal. A trend of a noisy curve across phases, not a
-prediction: it says how far "more CPU time at this configuration" is from the bar.
+``KID = c * step**b`` fitted (least squares in log-log) to the validations of steps ``--fit-from``
+to ``--fit-to`` (default: from step 8000 to the latest), drawn to ``--draw-until``; the script prints
+the fit and the step where it would reach the bar and the goal. A trend of a noisy curve, not a
+prediction, and it depends on the window (e.g. across the 128 and 256 px phases, whose KIDs are
+measured on outputs of different sizes, or within one): it says how far "more CPU time at this
+configuration" is from the bar.
 Re-run after shipping new weights.
 """
 
@@ -23,10 +25,11 @@ from __future__ import annotations
 
 import argparse
 import csv
+import math
 import sys
 from pathlib import Path
 
-from ship_weights import read_jsonl, training_phases  # this folder is on sys.path when run as a script
+from ship_weights import read_jsonl, trained_kid, training_phases  # this folder is on sys.path when run as a script
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_STATS = REPO / "training" / "ugatit-selfie2anime" / "stats.jsonl"
@@ -76,16 +79,14 @@ def power_law_fit(steps: list[int], kids: list[float]) -> tuple[float, float]:
     """``(c, b)`` of ``kid = c * step**b``, least squares on ``log kid`` against ``log step``."""
     import numpy as np
 
-    if len(steps) < 2 or len(set(steps)) < 2:
-        raise ValueError("a power-law fit needs validations at two or more steps")
+    if len(set(steps)) < 2 or min(kids) <= 0:
+        raise ValueError("a power-law fit needs positive KIDs at two or more steps")
     b, log_c = np.polyfit(np.log(steps), np.log(kids), 1)
     return float(np.exp(log_c)), float(b)
 
 
 def steps_to_reach(value: float, c: float, b: float) -> float:
     """The step where ``c * step**b`` equals ``value`` (inf if the fit does not decrease)."""
-    import math
-
     return math.inf if b >= 0 else (value / c) ** (1 / b)
 
 
@@ -96,7 +97,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fit-from", type=int, default=8000,
                     help="first validation step of the power-law trend (default 8000: past the first "
                          "steps of the 128 px phase)")
-    ap.add_argument("--fit-until", type=int, default=45000, help="last step the trend line is drawn to")
+    ap.add_argument("--fit-to", type=int, default=None,
+                    help="last validation step of the trend (default: the latest), e.g. to fit one phase")
+    ap.add_argument("--draw-until", type=int, default=45000, help="last step the trend line is drawn to")
     args = ap.parse_args(argv)
     if not args.stats.is_file():
         print(f"make_kid_curve.py: {args.stats} not found", file=sys.stderr)
@@ -113,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(9.5, 4), dpi=110)
-    ax.plot([r["step"] for r in rows], [r.get("kid_x100_live", r["kid_x100"]) for r in rows], "o-",
+    ax.plot([r["step"] for r in rows], [trained_kid(r) for r in rows], "o-",
             color="tab:blue", label="generator as trained")
     averaged = [r for r in rows if "kid_x100_live" in r]
     if averaged:
@@ -132,16 +135,18 @@ def main(argv: list[str] | None = None) -> int:
     ax.set_title("ugatit-selfie2anime: 200 held-out selfies vs 200 held-out anime faces")
     ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
-    fit_rows = [r for r in rows if r["step"] >= args.fit_from]
+    last = rows[-1]["step"] if args.fit_to is None else args.fit_to
+    fit_rows = [r for r in rows if args.fit_from <= r["step"] <= last and trained_kid(r) > 0]
     if len({r["step"] for r in fit_rows}) >= 2:
         import numpy as np
 
-        c, b = power_law_fit([r["step"] for r in fit_rows], [r.get("kid_x100_live", r["kid_x100"]) for r in fit_rows])
-        xs = np.linspace(fit_rows[0]["step"], max(args.fit_until, rows[-1]["step"]), 100)
+        c, b = power_law_fit([r["step"] for r in fit_rows], [trained_kid(r) for r in fit_rows])
+        xs = np.linspace(fit_rows[0]["step"], max(args.draw_until, rows[-1]["step"]), 100)
         ax.plot(xs, c * xs ** b, "--", color="tab:blue", alpha=0.5, linewidth=1,
-                label=f"trend from step {args.fit_from}: KID ~ step^{b:.2f}")
+                label=f"trend of steps {fit_rows[0]['step']}-{fit_rows[-1]['step']}: KID ~ step^{b:.2f}")
         reach = {v: steps_to_reach(v, c, b) for v in (40.0, 15.0)}
-        print(f"power-law trend of the {len(fit_rows)} validations from step {args.fit_from}: "
+        print(f"power-law trend of the {len(fit_rows)} validations of steps {fit_rows[0]['step']}-"
+              f"{fit_rows[-1]['step']}: "
               f"KIDx100 = {c:.4g} * step^{b:.3f}; it reaches 40 at step {reach[40.0]:,.0f} "
               f"and 15 at step {reach[15.0]:,.0f}")
     handles, labels = ax.get_legend_handles_labels()

@@ -181,12 +181,24 @@ def shipped_weights(meta: dict) -> str:
             "is unchanged)")
 
 
+def committed_state_step(generator_dir: Path, default: int) -> int:
+    """The step of the compact state's generator folder (its ``config.json`` meta), ``default`` if absent."""
+    try:
+        return int(json.loads((generator_dir / "config.json").read_text())["meta"]["step"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return default
+
+
 def continued(meta: dict) -> str:
-    """A sentence for cards whose weights come from an earlier step than the committed run state."""
-    if meta.get("state_step", meta["step"]) == meta["step"]:
+    """A sentence for cards whose weights and committed run state are of different steps."""
+    state_step = meta.get("state_step", meta["step"])
+    if state_step == meta["step"]:
         return ""
+    if state_step < meta["step"]:
+        return (f" The compact state in `training/` is still that of step {state_step}, older than these "
+                "weights; the session that trained them commits its state before it ends.")
     return (f" These weights are step {meta['step']}, the run's best validation so far; the run itself went on "
-            f"to step {meta['state_step']} (the state in `training/`), from where it continues.")
+            f"to step {state_step} (the state in `training/`), from where it continues.")
 
 
 def trained_kid(row: dict) -> float:
@@ -472,8 +484,9 @@ def main() -> int:
     sessions = record_session(training / "sessions.jsonl", first_step, state_meta, precision,
                               phase_config_file(run_config) if args.model == "ugatit" else None)
     meta["config"]["precision"] = precision  # the card shows the run's precision, not the export's
-    # the step the committed state continues from (with --no-state: the weights' step, as far as the card says)
-    meta["state_step"] = meta["step"] if args.no_state else state_meta["step"]
+    # the step the committed state continues from (with --no-state: the step of the state left in place)
+    meta["state_step"] = committed_state_step(state / GENERATOR[args.model], meta["step"]) if args.no_state \
+        else state_meta["step"]
     (weights / "MODEL_CARD.md").write_text(CARDS[args.model](meta, stats, config_text, sessions))
     what = "kept" if args.keep_weights else "shipped"
     state_note = "state left as it was" if args.no_state else f"the state of step {state_meta['step']}"

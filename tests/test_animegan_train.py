@@ -212,11 +212,21 @@ def test_export_fp16_discriminators_and_warm_start(synthetic_run: Path, layout: 
     rows = read_losses(warm)
     assert [r["step"] for r in rows] == ["7", "8"] and all(r["d_total"] for r in rows)  # adversarial
     assert ckpt_steps(warm) == [8]
-    # warm_start_lr_ramp=4: steps 7 and 8 trained at 1/4 and 2/4 of every lr
+    # warm_start_lr_ramp=4: steps 7 and 8 trained at 1/4 and 2/4 of every lr (logged: the generator's)
     cfg = trainer.config
+    assert [float(r["lr"]) for r in rows] == pytest.approx([cfg.g_lr * 0.25, cfg.g_lr * 0.5])
     assert [opt.param_groups[0]["lr"] for opt in (trainer.opt_g, trainer.opt_d)] == \
         pytest.approx([cfg.g_lr * 0.5, cfg.d_lr * 0.5])
-    capsys.readouterr()  # the progress bar of that run
+    # a warm start inside the content-only initialisation ramps the initialisation lr
+    init_warm = tmp_path / "init-warm"
+    trainer = tiny_trainer(layout, init_warm, init_from=str(out), iterations=8, sample_every=100,
+                           init_steps=10, warm_start_lr_ramp=4)
+    assert trainer.fit() == 8
+    rows = read_losses(init_warm)
+    assert not any(r.get("d_total") for r in rows)  # still initialising
+    assert [float(r["lr"]) for r in rows] == pytest.approx([cfg.init_lr * 0.25, cfg.init_lr * 0.5])
+    assert trainer.opt_init.param_groups[0]["lr"] == pytest.approx(cfg.init_lr * 0.5)
+    capsys.readouterr()  # the progress bar of these runs
 
     # ... but only with the same architecture: a one-line CLI error naming the difference
     code = train(layout, tmp_path / "mismatch", "version=v1", f"init_from={json.dumps(str(out))}")

@@ -108,8 +108,11 @@ def test_make_kid_curve_draws_the_committed_history(tmp_path: Path, capsys: pyte
     with Image.open(out) as im:
         assert im.format == "PNG" and im.width > 500 and im.height > 200
     # the trend: an exact power law is recovered, and the script prints where it reaches the bar
-    ship_weights.write_jsonl(stats, [{"step": s, "kid_x100": 1000.0 * s ** -0.5} for s in (100, 400, 1600)])
-    assert make_kid_curve.main(["--stats", str(stats), "--out", str(out), "--fit-from", "100"]) == 0
+    # (a KID <= 0, which the unbiased estimator can give, is left out of the log-log fit; --fit-to ends
+    # the window before the outlier of step 6400)
+    exact = [{"step": s, "kid_x100": 1000.0 * s ** -0.5} for s in (100, 400, 1600)]
+    ship_weights.write_jsonl(stats, [*exact, {"step": 3200, "kid_x100": -0.5}, {"step": 6400, "kid_x100": 90.0}])
+    assert make_kid_curve.main(["--stats", str(stats), "--out", str(out), "--fit-from", "100", "--fit-to", "3200"]) == 0
     c, b = make_kid_curve.power_law_fit([100, 400, 1600], [100.0, 50.0, 25.0])
     assert (c, b) == (pytest.approx(1000.0), pytest.approx(-0.5))
     assert make_kid_curve.steps_to_reach(40.0, c, b) == pytest.approx(625.0)
@@ -123,3 +126,18 @@ def test_make_kid_curve_fails_cleanly_without_validation_rows(tmp_path: Path, ca
     assert make_kid_curve.main(["--stats", str(stats), "--out", str(tmp_path / "c.png")]) == 1
     assert "no kid_x100 rows" in capsys.readouterr().err
     assert not (tmp_path / "c.png").exists()
+
+
+def test_the_card_says_which_step_the_committed_state_is_of(tmp_path: Path) -> None:
+    """The watcher ships weights with --no-state: the card then names the step of the state left in
+    training/ (older or newer than the weights), read from the state's generator config."""
+    gen = tmp_path / "state" / "a2b"
+    gen.mkdir(parents=True)
+    (gen / "config.json").write_text(json.dumps({"arch": "ugatit_generator", "meta": {"step": 26010}}))
+    assert ship_weights.committed_state_step(gen, 27000) == 26010
+    assert ship_weights.committed_state_step(tmp_path / "missing", 27000) == 27000
+    older = ship_weights.continued({"step": 27000, "state_step": 26010})
+    assert "still that of step 26010, older than these weights" in older
+    newer = ship_weights.continued({"step": 20000, "state_step": 26010})
+    assert "These weights are step 20000" in newer and "went on to step 26010" in newer
+    assert ship_weights.continued({"step": 27000, "state_step": 27000}) == ""

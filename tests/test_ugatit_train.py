@@ -273,6 +273,15 @@ def test_warm_start_lr_ramp_continues_across_a_resume(synthetic_run: Path, synth
     scratch = UGATITTrainer(dataclasses.replace(cfg, init_from=""), synthetic_data, tmp_path / "scratch")
     assert scratch.lr_ramp() == 1.0 and lrs(scratch, 1) == pytest.approx([1e-4])
     scratch.close()
+    # the ramp multiplies the schedule's decay: iterations 10, decay from step 5, warm start at 6
+    decaying = UGATITTrainer(dataclasses.replace(cfg, iterations=10, decay_start=0.5), synthetic_data,
+                             tmp_path / "decaying")
+    assert lrs(decaying, 2) == pytest.approx([1e-4 * 3 / 5 * 1 / 4, 1e-4 * 2 / 5 * 2 / 4])
+    decaying.close()
+    # without a ramp nothing is recorded, so a later resume (moments intact) never ramps
+    plain = UGATITTrainer(dataclasses.replace(cfg, warm_start_lr_ramp=0), synthetic_data, tmp_path / "plain")
+    assert plain.step == 6 and plain.warm_started_at is None
+    plain.close()
     with pytest.raises(ValueError, match="warm_start_lr_ramp"):
         UGATITConfig(**{**TINY_CONFIG, "warm_start_lr_ramp": -1})
 

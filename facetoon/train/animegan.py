@@ -240,7 +240,8 @@ class AnimeGANTrainer(Trainer):
             with rt.autocast():
                 g_total, parts = self.criterion.init_loss(photo, fake)
             self._g_step(g_total, self.opt_init)
-            return {"g_total": float(g_total.detach()), "g_content": float(parts["content"])}
+            return {"g_total": float(g_total.detach()), "g_content": float(parts["content"]),
+                    "lr": cfg.init_lr * ramp}
 
         # discriminator: anime -> 1; generated, grayscale anime, smoothed anime -> 0
         gray = grayscale_rgb(style)
@@ -272,6 +273,7 @@ class AnimeGANTrainer(Trainer):
         out = {"d_total": float(d_total.detach()), "g_total": float(g_total.detach())}
         out |= {f"d_{k.removeprefix('d_')}": float(v) for k, v in d_parts.items()}
         out |= {f"g_{k}": float(v) for k, v in g_parts.items()}
+        out["lr"] = cfg.g_lr * ramp  # the generator's (the critic's is d_lr / g_lr times it)
         return out
 
     # ---- state ---------------------------------------------------------------------------------

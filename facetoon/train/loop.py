@@ -189,8 +189,8 @@ class Trainer(abc.ABC):
         targets, required = self.warm_start_targets()
         averages = self._average_targets(targets)
         self.step, self.train_seconds, loaded = warm_start(folder, targets | averages, required)
-        self.warm_started_at = self.step
-        if self.config.warm_start_lr_ramp:
+        if self.config.warm_start_lr_ramp:  # recorded only with a ramp: a later resume keeps its moments
+            self.warm_started_at = self.step
             log.info("init_from: the lr ramps up over steps %d-%d", self.step + 1,
                      self.step + self.config.warm_start_lr_ramp)
         if self.ema is not None and loaded & set(averages):
