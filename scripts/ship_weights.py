@@ -283,6 +283,11 @@ committed compact state `training/{NAME}/state`, which re-initialises the Adam m
 **research use only**). {cfg['holdout']} images of each domain are held out (seeded split,
 `holdout_seed={cfg['holdout_seed']}`) for validation and never trained on.
 
+**Bias.** Both sides of selfie2anime are female (female selfies, female anime characters, as the
+U-GAT-IT paper describes its selection), and these weights map every face towards a young female
+anime character: on `../shared/fixtures/four_faces.jpg` the men come out as anime girls, a dark skin
+tone comes out pale and glasses are dropped.
+
 ## Configuration
 
 The run trained in phases, each from a config file whose header explains every deviation from the
