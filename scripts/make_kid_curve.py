@@ -128,8 +128,8 @@ def main(argv: list[str] | None = None) -> int:
         ax.axhline(value, color="black", linestyle="-.", linewidth=0.8, alpha=0.6, label=f"{label}: {value:g}")
     for step, label in phase_starts(args.stats.parent / SESSIONS_NAME):
         ax.axvline(step, color="tab:purple", linewidth=1)
-        ax.annotate(f" {label} from here", (step, 0), xytext=(2, 4), textcoords="offset points",
-                    color="tab:purple", fontsize=8)
+        ax.annotate(f"{label} from here", (step, 0), xytext=(-3, 4), textcoords="offset points",
+                    color="tab:purple", fontsize=8, rotation=90, ha="right", va="bottom")  # phases may be close
     ax.set_xlabel("training step (batch 1)")
     ax.set_ylabel("validation KIDx100 (lower is better)")
     ax.set_title("ugatit-selfie2anime: 200 held-out selfies vs 200 held-out anime faces")
