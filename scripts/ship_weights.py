@@ -183,9 +183,12 @@ def shipped_weights(meta: dict) -> str:
 
 def committed_state_step(generator_dir: Path, default: int) -> int:
     """The step of the compact state's generator folder (its ``config.json`` meta), ``default`` if absent."""
+    from facetoon.errors import WeightsError
+    from facetoon.models.serialization import read_config
+
     try:
-        return int(json.loads((generator_dir / "config.json").read_text())["meta"]["step"])
-    except (OSError, ValueError, KeyError, TypeError):
+        return int(read_config(generator_dir).get("meta", {}).get("step", default))
+    except WeightsError:
         return default
 
 

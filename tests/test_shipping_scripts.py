@@ -133,7 +133,7 @@ def test_the_card_says_which_step_the_committed_state_is_of(tmp_path: Path) -> N
     training/ (older or newer than the weights), read from the state's generator config."""
     gen = tmp_path / "state" / "a2b"
     gen.mkdir(parents=True)
-    (gen / "config.json").write_text(json.dumps({"arch": "ugatit_generator", "meta": {"step": 26010}}))
+    (gen / "config.json").write_text(json.dumps({"arch": "ugatit_generator", "config": {}, "meta": {"step": 26010}}))
     assert ship_weights.committed_state_step(gen, 27000) == 26010
     assert ship_weights.committed_state_step(tmp_path / "missing", 27000) == 27000
     older = ship_weights.continued({"step": 27000, "state_step": 26010})

@@ -53,7 +53,7 @@ from ..models.discriminators import PatchDiscriminator
 from ..models.serialization import load_pretrained, save_pretrained
 from .data import Augment, PhotoStyleDataset, load_image_tensor, split_holdout
 from .loop import BaseTrainConfig, Trainer
-from .optim import adam, use_fused
+from .optim import adam, set_lr, use_fused
 from .samples import image_grid, tensor_to_uint8
 
 __all__ = ["AnimeGANConfig", "AnimeGANTrainer"]
@@ -228,8 +228,7 @@ class AnimeGANTrainer(Trainer):
         self.disc.train()
         ramp = self.lr_ramp()  # 1 except just after an init_from warm start (warm_start_lr_ramp)
         for opt, lr in ((self.opt_init, cfg.init_lr), (self.opt_g, cfg.g_lr), (self.opt_d, cfg.d_lr)):
-            for group in opt.param_groups:
-                group["lr"] = lr * ramp
+            set_lr(opt, lr * ramp)
         initialising = self.step < cfg.init_steps
         if self.step == cfg.init_steps and self.ema is not None:
             self.ema.restart()  # average the adversarial phase only, not the content-only initialisation

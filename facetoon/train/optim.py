@@ -12,7 +12,7 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
-__all__ = ["adam", "use_fused"]
+__all__ = ["adam", "set_lr", "use_fused"]
 
 
 def _fusable(params: Iterable[torch.Tensor]) -> bool:
@@ -26,6 +26,12 @@ def adam(params: Iterable[nn.Parameter], *, lr: float, betas: tuple[float, float
     params = list(params)
     return torch.optim.Adam(params, lr=lr, betas=betas, weight_decay=weight_decay,
                             fused=True if _fusable(params) else None)
+
+
+def set_lr(opt: torch.optim.Optimizer, lr: float) -> None:
+    """Set the learning rate of every parameter group of ``opt`` (the trainers' schedules, per step)."""
+    for group in opt.param_groups:
+        group["lr"] = lr
 
 
 def use_fused(opt: torch.optim.Optimizer) -> torch.optim.Optimizer:

@@ -42,7 +42,7 @@ from ..models.serialization import save_pretrained
 from ..models.ugatit import Discriminator, Generator
 from .data import Augment, UnpairedDataset, list_images, load_image_tensor, split_holdout
 from .loop import BaseTrainConfig, Trainer
-from .optim import adam, use_fused
+from .optim import adam, set_lr, use_fused
 from .samples import heatmap_overlay, image_grid, tensor_to_uint8
 
 __all__ = ["UGATITConfig", "UGATITTrainer", "GeneratorPair", "DiscriminatorSet"]
@@ -203,8 +203,7 @@ class UGATITTrainer(Trainer):
             factor = max(0.0, (cfg.iterations - s) / max(1, cfg.iterations - start))
         lr = cfg.lr * factor * self.lr_ramp()
         for opt in (self.opt_g, self.opt_d):
-            for group in opt.param_groups:
-                group["lr"] = lr
+            set_lr(opt, lr)
         return lr
 
     def train_step(self, batch: tuple[Tensor, Tensor]) -> dict[str, float]:
