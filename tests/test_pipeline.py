@@ -108,13 +108,13 @@ def test_models_load_once(monkeypatch, tmp_path, face_model, scene_model, selfie
     save_pretrained(face_model, tmp_path / "face", dtype=torch.float16)
     save_pretrained(scene_model, tmp_path / "scene")
     calls: list[str] = []
-    real = pipeline.load_pretrained
+    real = pipeline.loading.load_pretrained
 
     def counting(path, **kw):
         calls.append(str(path))
         return real(path, **kw)
 
-    monkeypatch.setattr(pipeline, "load_pretrained", counting)
+    monkeypatch.setattr(pipeline.loading, "load_pretrained", counting)
     st = Stylizer(face_model=tmp_path / "face", background_model="animegan",
                   background_weights=tmp_path / "scene")
     assert len(calls) == 2

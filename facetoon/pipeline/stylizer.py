@@ -1,359 +1,47 @@
-"""The portrait pipeline: ``facetoon.stylize(image)`` and the reusable :class:`Stylizer`.
-
-    >>> import facetoon
-    >>> out = facetoon.stylize("portrait.jpg")                      # doctest: +SKIP
-    >>> st = facetoon.Stylizer(strength=0.8)                        # loads the models once
-    >>> outs = [st(p) for p in ["a.jpg", "b.jpg"]]                  # doctest: +SKIP
-    >>> res = st.stylize("a.jpg", return_details=True)              # doctest: +SKIP
-    >>> res.image, res.faces[0].heatmap, res.faces[0].mask          # doctest: +SKIP
-
-The pipeline only orchestrates (diffusers style); every step is a public function of its own
-module:
-
-1. read the input (:func:`facetoon.io.read_image`: EXIF orientation, gray, 16-bit, RGBA — the
-   models see transparent pixels composited over white, the alpha is kept aside);
-2. find faces (:func:`facetoon.face.detect_faces`), largest first;
-3. align each to the face model's template at the model's training size
-   (:func:`facetoon.face.align_face`);
-4. stylize the crops in one batch with the face model (U-GAT-IT A->B generator) and the whole
-   photo with the scene model (:class:`facetoon.background.BackgroundStylizer`: AnimeGAN,
-   CartoonGAN...), both under ``torch.inference_mode`` with the chosen precision;
-5. paste the faces back (:mod:`facetoon.blend`: soft face-and-hair masks, colour
-   harmonisation, soft or Poisson blending, largest face last);
-6. mix with the photo by ``strength`` and re-attach the alpha channel.
-
-``stylize(image, faces=..., face_weights=...)`` skips step 2 for faces found elsewhere (a video
-tracker) and scales each face's blend mask; :meth:`Stylizer.stylize_batch` runs several images
-through the same stages with the face crops of all of them in one face-model batch.
-
-Images: RGB ``uint8`` arrays ``(H, W, 3)`` inside; models see ``(B, 3, H, W)`` float RGB in
-``[-1, 1]``.
-"""
+"""The :class:`Stylizer`: detect, align and stylize faces, stylize the scene, blend (see
+:mod:`facetoon.pipeline` for the stages)."""
 
 from __future__ import annotations
 
 import itertools
 import logging
 import os
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import IO, Any, Literal, Union, overload
+from typing import Any, Literal, overload
 
 import numpy as np
 import torch
 from PIL import Image
 from torch import nn
 
-from ._fileutil import atomic_write_bytes
-from .blend import BLEND_MODES, DEFAULT_SHAPE, FaceLayer, MaskShape, composite_faces, make_layer
-from .errors import ConfigError, NoFaceError, WeightsError
-from .face import AlignedFace, Face, align_face, detect_faces
-from .face.align import PADDING_MODES
-from .io import ImageSource, read_image, to_image
-from .models.serialization import CONFIG_NAME, load_pretrained, resolve_weights, weights_dir
-from .runtime import Runtime, resolve_runtime, to_channels_last, to_contiguous_format
+from .._fileutil import atomic_write_bytes
+from ..blend import DEFAULT_SHAPE, FaceLayer, MaskShape, composite_faces, make_layer
+from ..errors import ConfigError, NoFaceError, WeightsError
+from ..face import Face, align_face, detect_faces
+from ..face.align import PADDING_MODES
+from ..io import ImageSource, to_image
+from ..models.serialization import CONFIG_NAME, weights_dir
+from ..runtime import Runtime, resolve_runtime, to_channels_last, to_contiguous_format
+from .image_io import FileOrPIL, finish, mix, read_input
+from .loading import DEFAULT_FACE_WEIGHTS, ModelSpec, face_size_of, load_background_model, load_face_model
+from .options import (KEEP, CallOptions, Keep, check_option_keys, pick_faces, validate_blend, validate_faces,
+                      validate_harmonize, validate_max_faces, validate_strength)
+from .results import FaceDetails, StylizeResult
 
-__all__ = [
-    "DEFAULT_FACE_WEIGHTS",
-    "DEFAULT_BACKGROUND_WEIGHTS",
-    "PIPELINE_CONFIG",
-    "FaceDetails",
-    "StylizeResult",
-    "Stylizer",
-    "clear_cache",
-    "get_stylizer",
-    "stylize",
-    "validate_blend",
-    "validate_faces",
-    "validate_harmonize",
-    "validate_max_faces",
-    "validate_strength",
-]
+__all__ = ["PIPELINE_CONFIG", "Stylizer"]
 
 log = logging.getLogger(__name__)
 
-#: named weights (folders of ``weights/``) used when no model is given
-DEFAULT_FACE_WEIGHTS = "ugatit-selfie2anime"
-DEFAULT_BACKGROUND_WEIGHTS = "animegan-anime"
+
 #: file name of a pipeline folder's configuration (see :meth:`Stylizer.from_pretrained`)
 PIPELINE_CONFIG = "pipeline.json"
-
-ModelSpec = Union[nn.Module, str, "os.PathLike[str]", None]
-# image sources that give a PIL image back
-_FileOrPIL = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, IO[bytes], Image.Image]
-
-
-class _Keep:
-    """Sentinel: keep the Stylizer's own value of an option."""
-
-    def __repr__(self) -> str:
-        return "KEEP"
-
-
-KEEP = _Keep()
 
 # faces scoring below this while another face of the photo scores face_score_ratio^-1 times
 # more are dropped as likely false positives (badges, prints, patterns)
 _WEAK_SCORE = 0.25
-
-
-# --------------------------------------------------------------------------- results
-
-
-@dataclass(eq=False)
-class FaceDetails:
-    """What the pipeline did with one face (for notebooks and debugging).
-
-    Attributes:
-        face: the detection (:class:`~facetoon.face.Face`; box and landmarks in photo pixels).
-        aligned: the :class:`~facetoon.face.AlignedFace` (crop, matrices, valid mask).
-        stylized: ``(S, S, 3)`` uint8 RGB output of the face model for ``aligned.image``.
-        heatmap: ``(S, S)`` float32 in ``[0, 1]``: the face model's CAM attention map,
-            upsampled to the crop size and min-max normalised (``None`` for models without one).
-        crop_mask: ``(S, S)`` float32 soft blend mask in crop pixels.
-        mask: ``(H, W)`` float32 soft blend mask in photo pixels (this face's own mask; a larger
-            face pasted later may cover part of it).
-    """
-
-    face: Face
-    aligned: AlignedFace
-    stylized: np.ndarray
-    heatmap: np.ndarray | None
-    crop_mask: np.ndarray
-    mask: np.ndarray
-
-    @property
-    def landmarks(self) -> np.ndarray:
-        """``(N, 2)`` landmarks in photo pixels."""
-        return self.face.landmarks
-
-    @property
-    def crop(self) -> np.ndarray:
-        """``(S, S, 3)`` uint8 RGB aligned photo crop the face model saw."""
-        return self.aligned.image
-
-
-@dataclass(eq=False)
-class StylizeResult:
-    """Typed result of ``Stylizer.stylize(..., return_details=True)``.
-
-    Attributes:
-        image: the output, of the type the call returns without details (PIL image for PIL,
-            path or bytes input; ``uint8`` array ``(H, W, 3)`` RGB, or ``(H, W, 4)`` RGBA when
-            the input had transparency, for array input).
-        faces: one :class:`FaceDetails` per stylized face, largest first.
-        background: ``(H, W, 3)`` uint8 RGB output of the scene model at full style (the photo
-            itself when there is no scene model).
-        photo: ``(H, W, 3)`` uint8 RGB input as read (EXIF-rotated, gray expanded, transparency
-            composited over white).
-        alpha: ``(H, W)`` uint8 alpha of the input, or ``None``.
-        strength: the style strength used.
-        timings: seconds per stage (``read``, ``detect``, ``background``, ``faces``, ``blend``,
-            ``total``).
-    """
-
-    image: Image.Image | np.ndarray
-    faces: list[FaceDetails]
-    background: np.ndarray
-    photo: np.ndarray
-    alpha: np.ndarray | None
-    strength: float
-    timings: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def array(self) -> np.ndarray:
-        """The output as a ``uint8`` array (``(H, W, 3)`` RGB or ``(H, W, 4)`` RGBA)."""
-        return np.asarray(self.image)
-
-
-# --------------------------------------------------------------------------- option checks
-# Public: the video frame loop (facetoon.video.pipeline) validates with these too.
-
-
-def validate_strength(value: Any) -> float:
-    """``strength``: a number in ``[0, 1]``; raises :class:`ConfigError` otherwise."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) \
-            or not 0.0 <= float(value) <= 1.0:
-        raise ConfigError(f"strength: expected a number in [0, 1], got {value!r}")
-    return float(value)
-
-
-def validate_max_faces(value: Any) -> int | None:
-    """``max_faces``: ``None`` (all faces) or an integer ``>= 0``."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise ConfigError(f"max_faces: expected None or an integer >= 0, got {value!r}")
-    return int(value)
-
-
-def validate_blend(value: Any) -> str:
-    """``blend``: one of :data:`facetoon.blend.BLEND_MODES` (``"soft"``, ``"poisson"``, ``"hard"``)."""
-    if value not in BLEND_MODES:
-        raise ConfigError(f"blend: expected one of {list(BLEND_MODES)}, got {value!r}")
-    return str(value)
-
-
-def validate_harmonize(value: Any) -> float:
-    """``harmonize``: ``True`` (1.0), ``False`` (0.0) or an amount in ``[0, 1]``."""
-    if isinstance(value, bool):
-        return 1.0 if value else 0.0
-    if not isinstance(value, (int, float, np.number)) or not 0.0 <= float(value) <= 1.0:
-        raise ConfigError(f"harmonize: expected True, False or an amount in [0, 1], got {value!r}")
-    return float(value)
-
-
-def validate_faces(faces: Any, face_weights: Any = None, *,
-                   name: str = "faces") -> tuple[list[Face], list[float]]:
-    """``faces`` (a sequence of :class:`~facetoon.face.Face`) and their ``face_weights``.
-
-    Returns ``(faces, weights)`` as lists; ``weights`` is all ones when ``face_weights`` is
-    ``None``, else one number in ``[0, 1]`` per face.
-    """
-    if isinstance(faces, (Face, str, bytes)) or not isinstance(faces, Sequence):
-        raise ConfigError(f"{name}: expected a sequence of facetoon.face.Face, got {type(faces).__name__}")
-    out = list(faces)
-    for i, f in enumerate(out):
-        if not isinstance(f, Face):
-            raise ConfigError(f"{name}[{i}]: expected a facetoon.face.Face, got {type(f).__name__}")
-    wname = name.replace("faces", "face_weights", 1)
-    if face_weights is None:
-        return out, [1.0] * len(out)
-    if isinstance(face_weights, (str, bytes)) or not isinstance(face_weights, (Sequence, np.ndarray)):
-        raise ConfigError(f"{wname}: expected a sequence of numbers in [0, 1], "
-                          f"got {type(face_weights).__name__}")
-    weights = list(face_weights)
-    if len(weights) != len(out):
-        raise ConfigError(f"{wname}: expected one weight per face ({len(out)}), got {len(weights)}")
-    for i, w in enumerate(weights):
-        if isinstance(w, bool) or not isinstance(w, (int, float, np.number)) or not 0.0 <= float(w) <= 1.0:
-            raise ConfigError(f"{wname}[{i}]: expected a number in [0, 1], got {w!r}")
-    return out, [float(w) for w in weights]
-
-
-def _check_option_keys(what: str, options: Mapping[str, Any], target: Any, reserved: Sequence[str]) -> dict[str, Any]:
-    """``options`` as a dict, after checking that each key is a keyword argument of ``target`` (a
-    function or class) and not one of ``reserved`` (set by the Stylizer itself).
-
-    Raises:
-        ConfigError: ``options`` is not a mapping, or names an unknown or reserved key.
-    """
-    import inspect
-
-    if not isinstance(options, Mapping):
-        raise ConfigError(f"{what}: expected a dict of options, got {type(options).__name__}")
-    params = inspect.signature(target).parameters
-    known = sorted(k for k, p in params.items()
-                   if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is not p.empty)
-    for key in options:
-        if key in reserved:
-            raise ConfigError(f"{what}: pass {key!r} as a Stylizer option, not here")
-        if key not in known:
-            allowed = ", ".join(k for k in known if k not in reserved)
-            raise ConfigError(f"{what}: unknown option {key!r} (known: {allowed})")
-    return dict(options)
-
-
-def _pick_faces(faces: list[Face], weights: list[float],
-                max_faces: int | None) -> tuple[list[Face], list[float]]:
-    """Given faces to stylize: weight-0 faces dropped, then the ``max_faces`` largest (by
-    ``Face.size``) kept in their given order."""
-    kept = [(f, w) for f, w in zip(faces, weights) if w > 0.0]
-    if max_faces is not None and len(kept) > max_faces:
-        largest = sorted(range(len(kept)), key=lambda i: -kept[i][0].size)[:max_faces]
-        kept = [kept[i] for i in sorted(largest)]
-    return [f for f, _ in kept], [w for _, w in kept]
-
-
-# --------------------------------------------------------------------------- model loading
-
-
-def _model_folder(spec: str | os.PathLike[str], what: str, option: str) -> Path:
-    """Resolve a weights folder (path or name); an export folder with ``a2b/`` gives ``a2b/``."""
-    path = Path(spec)
-    if path.is_dir() and not (path / CONFIG_NAME).is_file() and (path / "a2b" / CONFIG_NAME).is_file():
-        return path / "a2b"
-    try:
-        return resolve_weights(spec)
-    except WeightsError:
-        raise WeightsError(
-            f"{what} weights not found: {os.fspath(spec)!r} is neither a folder with config.json + "
-            f"model.safetensors nor a named model in {weights_dir()} (set FACETOON_WEIGHTS, or pass "
-            f"{option}= a weights folder, or a torch model instance)"
-        ) from None
-
-
-def _load_folder(folder: Path) -> nn.Module:
-    return load_pretrained(folder, device="cpu", dtype=torch.float32)
-
-
-def _load_face_model(spec: ModelSpec) -> nn.Module | None:
-    if spec is None or isinstance(spec, nn.Module):
-        return spec
-    if not isinstance(spec, (str, os.PathLike)):
-        raise ConfigError(f"face_model: expected a torch module, a weights folder or name, or None; "
-                          f"got {type(spec).__name__}")
-    return _load_folder(_model_folder(spec, "face model", "face_model"))
-
-
-def _load_background_model(spec: ModelSpec, weights: str | os.PathLike[str] | None) -> nn.Module | None:
-    """``"animegan"``/``"cartoongan"`` (+ ``weights``), a folder/name, a module or ``None``."""
-    if spec is None or isinstance(spec, nn.Module):
-        if weights is not None:
-            raise ConfigError("background_weights is only used with background_model='animegan' or "
-                              "'cartoongan'")
-        return spec
-    if not isinstance(spec, (str, os.PathLike)):
-        raise ConfigError(f"background_model: expected 'animegan', 'cartoongan', a weights folder or name, "
-                          f"a torch module or None; got {type(spec).__name__}")
-    kind = os.fspath(spec).lower()
-    if kind == "none":
-        return None
-    if kind == "cartoongan":
-        if weights is None:
-            raise WeightsError("background_model='cartoongan' needs background_weights= the official "
-                               "<Style>_net_G_float.pth file or an exported weights folder (none is shipped)")
-        path = Path(weights)
-        if path.is_file():
-            from .convert.cartoongan import load_official_cartoongan
-
-            return load_official_cartoongan(path)
-        return _load_folder(_model_folder(path, "CartoonGAN", "background_weights"))
-    if kind == "animegan":
-        if weights is None:
-            return _load_folder(_model_folder(DEFAULT_BACKGROUND_WEIGHTS, "default background (AnimeGAN)",
-                                              "background_model"))
-        path = Path(weights)
-        if path.is_file():
-            from .convert.animegan import load_animegan_v2_port
-
-            return load_animegan_v2_port(path)
-        return _load_folder(_model_folder(path, "AnimeGAN", "background_weights"))
-    if weights is not None:
-        raise ConfigError("background_weights is only used with background_model='animegan' or "
-                          "'cartoongan'")
-    return _load_folder(_model_folder(spec, "background model", "background_model"))
-
-
-def _face_size_of(model: nn.Module | None, face_size: int | None) -> int:
-    config = getattr(model, "config", None) or {}
-    trained = config.get("img_size") if isinstance(config, Mapping) else None
-    size = face_size if face_size is not None else int(trained) if trained else 256
-    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) \
-            or not 32 <= size <= 1024 or size % 4:
-        raise ConfigError(f"face_size: expected a multiple of 4 in 32..1024, got {size!r}")
-    light = config.get("light", True) if isinstance(config, Mapping) else True
-    if trained and not light and size != int(trained):
-        raise ConfigError(f"face_size: the full (non-light) U-GAT-IT generator runs at {trained} px only, "
-                          f"got {size}")
-    return int(size)
-
-
-# --------------------------------------------------------------------------- the pipeline
 
 
 class Stylizer:
@@ -455,14 +143,14 @@ class Stylizer:
         self.face_score_ratio = float(face_score_ratio)
         self.detector = detector
         # values are checked by detect_faces itself (ConfigError), keys here: a typo fails now, not per photo
-        self.detector_options = _check_option_keys("detector_options", detector_options or {}, detect_faces,
-                                                   reserved=("max_faces", "backend"))
+        self.detector_options = check_option_keys("detector_options", detector_options or {}, detect_faces,
+                                                  reserved=("max_faces", "backend"))
         self.runtime: Runtime = resolve_runtime(device, precision)
 
         t0 = time.perf_counter()
-        face = _load_face_model(face_model)
-        background = _load_background_model(background_model, background_weights)
-        self.face_size = _face_size_of(face, face_size)
+        face = load_face_model(face_model)
+        background = load_background_model(background_model, background_weights)
+        self.face_size = face_size_of(face, face_size)
         self.face_model = None if face is None else self.runtime.prepare_module(face.eval())
         # (fingerprint of the face model's weights, its fused module or None)
         self._fused_face: tuple[tuple[tuple[int, int], ...], nn.Module | None] | None = None
@@ -470,10 +158,10 @@ class Stylizer:
         self.background_model = background
         self._background = None
         if background is not None:
-            from .background import BackgroundStylizer
+            from ..background import BackgroundStylizer
 
-            scene_options = _check_option_keys("background_options", background_options or {},
-                                               BackgroundStylizer, reserved=("device", "precision"))
+            scene_options = check_option_keys("background_options", background_options or {},
+                                              BackgroundStylizer, reserved=("device", "precision"))
             try:
                 self._background = BackgroundStylizer(
                     background.eval(), device=self.runtime.device,
@@ -493,7 +181,7 @@ class Stylizer:
 
     def _warmup(self) -> None:
         """Load the detector's models (lazily loaded by the backend) and run the face model once."""
-        from .face.backends import FaceBackend, get_backend
+        from ..face.backends import FaceBackend, get_backend
 
         if self.face_model is None:
             return
@@ -504,7 +192,7 @@ class Stylizer:
         backend.detect(blank)
         backend.landmarks(blank, (8.0, 8.0, 56.0, 56.0))
         # first use of the alignment fit and of OpenCV imports their libraries
-        from .face.geometry import estimate_similarity
+        from ..face.geometry import estimate_similarity
 
         tri = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
         estimate_similarity(tri, 2.0 * tri)
@@ -585,7 +273,7 @@ class Stylizer:
         import json
         from dataclasses import asdict
 
-        from .models.serialization import save_pretrained
+        from ..models.serialization import save_pretrained
 
         out = Path(directory)
         dtype = torch.float16 if fp16 else None
@@ -686,7 +374,7 @@ class Stylizer:
         ``forward`` is not overridden. The fused copy of the weights is rebuilt when the
         module's parameters change (in-place updates, ``load_state_dict``, moves, casts).
         """
-        from .models.ugatit import Generator
+        from ..models.ugatit import Generator
 
         rt = self.runtime
         if not isinstance(model, Generator) or not model.light or type(model).forward is not Generator.forward \
@@ -696,7 +384,7 @@ class Stylizer:
         key = tuple((t.data_ptr(), t._version) for t in itertools.chain(model.parameters(), model.buffers()))
         if self._fused_face is not None and self._fused_face[0] == key:
             return self._fused_face[1]
-        from .models.ugatit_fast import fuse_for_inference
+        from ..models.ugatit_fast import fuse_for_inference
 
         fused: nn.Module | None
         try:
@@ -724,16 +412,16 @@ class Stylizer:
 
     # ----------------------------------------------------------------- the call
 
-    def _options(self, strength: Any, max_faces: Any, blend: Any, harmonize: Any) -> _CallOptions:
+    def _options(self, strength: Any, max_faces: Any, blend: Any, harmonize: Any) -> CallOptions:
         """This call's options: ``None`` (``KEEP`` for ``max_faces``) keeps the Stylizer's own."""
-        return _CallOptions(
+        return CallOptions(
             strength=self.strength if strength is None else validate_strength(strength),
-            max_faces=self.max_faces if isinstance(max_faces, _Keep) else validate_max_faces(max_faces),
+            max_faces=self.max_faces if isinstance(max_faces, Keep) else validate_max_faces(max_faces),
             blend=self.blend if blend is None else validate_blend(blend),
             harmonize=self.harmonize if harmonize is None else validate_harmonize(harmonize))
 
     def _render(self, photos: list[np.ndarray], faces: list[list[Face]], weights: list[list[float]],
-                opts: _CallOptions, timings: dict[str, float],
+                opts: CallOptions, timings: dict[str, float],
                 face_batch: int | None = None) -> list[_Rendered]:
         """Scene model, alignment, face model (all crops of all photos batched), blending.
 
@@ -774,21 +462,21 @@ class Stylizer:
     @overload
     def stylize(self, image: np.ndarray, *, faces: Sequence[Face] | None = ...,
                 face_weights: Sequence[float] | None = ..., strength: float | None = ...,
-                max_faces: int | None | _Keep = ..., require_face: bool | None = ...,
+                max_faces: int | None | Keep = ..., require_face: bool | None = ...,
                 blend: str | None = ..., harmonize: bool | float | None = ...,
                 return_details: Literal[False] = ...) -> np.ndarray: ...
 
     @overload
-    def stylize(self, image: _FileOrPIL, *, faces: Sequence[Face] | None = ...,
+    def stylize(self, image: FileOrPIL, *, faces: Sequence[Face] | None = ...,
                 face_weights: Sequence[float] | None = ..., strength: float | None = ...,
-                max_faces: int | None | _Keep = ..., require_face: bool | None = ...,
+                max_faces: int | None | Keep = ..., require_face: bool | None = ...,
                 blend: str | None = ..., harmonize: bool | float | None = ...,
                 return_details: Literal[False] = ...) -> Image.Image: ...
 
     @overload
     def stylize(self, image: ImageSource, *, faces: Sequence[Face] | None = ...,
                 face_weights: Sequence[float] | None = ..., strength: float | None = ...,
-                max_faces: int | None | _Keep = ..., require_face: bool | None = ...,
+                max_faces: int | None | Keep = ..., require_face: bool | None = ...,
                 blend: str | None = ..., harmonize: bool | float | None = ...,
                 return_details: Literal[True]) -> StylizeResult: ...
 
@@ -799,7 +487,7 @@ class Stylizer:
         faces: Sequence[Face] | None = None,
         face_weights: Sequence[float] | None = None,
         strength: float | None = None,
-        max_faces: int | None | _Keep = KEEP,
+        max_faces: int | None | Keep = KEEP,
         require_face: bool | None = None,
         blend: str | None = None,
         harmonize: bool | float | None = None,
@@ -844,7 +532,7 @@ class Stylizer:
             raise ConfigError("face_weights: needs faces= (one weight per given face)")
         timings: dict[str, float] = {}
 
-        src = _read_input(image)
+        src = read_input(image)
         t = time.perf_counter()
         timings["read"] = t - t_start
 
@@ -852,7 +540,7 @@ class Stylizer:
         if opts.strength > 0.0 or return_details:
             looked = self.face_model is not None and opts.max_faces != 0
             if given is not None:
-                found, weights = _pick_faces(*given, opts.max_faces) if looked else ([], [])
+                found, weights = pick_faces(*given, opts.max_faces) if looked else ([], [])
             else:
                 found = self.detect(src.photo, opts.max_faces) if looked else []
                 weights = [1.0] * len(found)
@@ -868,7 +556,7 @@ class Stylizer:
                 raise NoFaceError("no face found", path=src.label)
             timings["detect"] = time.perf_counter() - t
         # mix with the input's own colour values (for RGBA: straight, not composited)
-        final = _finish(_mix(src.straight, rendered.composite, opts.strength), src.alpha, src.as_array)
+        final = finish(mix(src.straight, rendered.composite, opts.strength), src.alpha, src.as_array)
         timings["total"] = time.perf_counter() - t_start
         if not return_details:
             return final
@@ -882,7 +570,7 @@ class Stylizer:
         faces: Sequence[Sequence[Face]],
         face_weights: Sequence[Sequence[float]] | None = None,
         strength: float | None = None,
-        max_faces: int | None | _Keep = KEEP,
+        max_faces: int | None | Keep = KEEP,
         blend: str | None = None,
         harmonize: bool | float | None = None,
         face_batch: int | None = None,
@@ -927,39 +615,17 @@ class Stylizer:
                               f"({len(images)})")
         given = [validate_faces(fs, None if face_weights is None else face_weights[i], name=f"faces[{i}]")
                  for i, fs in enumerate(faces)]
-        sources = [_read_input(im) for im in images]
+        sources = [read_input(im) for im in images]
         if opts.strength == 0.0:
-            return [_finish(src.straight.copy(), src.alpha, True) for src in sources]  # type: ignore[misc]
+            return [finish(src.straight.copy(), src.alpha, True) for src in sources]  # type: ignore[misc]
         looked = self.face_model is not None and opts.max_faces != 0
-        picked = [_pick_faces(fs, ws, opts.max_faces) if looked else ([], []) for fs, ws in given]
+        picked = [pick_faces(fs, ws, opts.max_faces) if looked else ([], []) for fs, ws in given]
         rendered = self._render([src.photo for src in sources], [fs for fs, _ in picked],
                                 [ws for _, ws in picked], opts, {}, face_batch)
-        return [_finish(_mix(src.straight, r.composite, opts.strength), src.alpha, True)  # type: ignore[misc]
+        return [finish(mix(src.straight, r.composite, opts.strength), src.alpha, True)  # type: ignore[misc]
                 for src, r in zip(sources, rendered)]
 
     __call__ = stylize
-
-
-@dataclass
-class _CallOptions:
-    """The resolved per-call options of :meth:`Stylizer.stylize` / :meth:`Stylizer.stylize_batch`."""
-
-    strength: float
-    max_faces: int | None
-    blend: str
-    harmonize: float
-
-
-@dataclass(eq=False)
-class _Input:
-    """An input as read: ``photo`` (H, W, 3) uint8 RGB composited over white (what the models
-    see), ``straight`` the un-composited RGB, ``alpha`` (H, W) uint8 or ``None``."""
-
-    photo: np.ndarray
-    straight: np.ndarray
-    alpha: np.ndarray | None
-    as_array: bool
-    label: str
 
 
 @dataclass(eq=False)
@@ -972,142 +638,8 @@ class _Rendered:
     details: list[FaceDetails]
 
 
-def _read_input(image: ImageSource) -> _Input:
-    if isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3:
-        # RGB frames (video): one copy, no alpha plane to build and check
-        rgb = read_image(image)
-        return _Input(photo=rgb, straight=rgb, alpha=None, as_array=True, label="<array>")
-    rgba = read_image(image, keep_alpha=True)
-    straight = np.ascontiguousarray(rgba[:, :, :3])
-    if (rgba[:, :, 3] == 255).all():
-        return _Input(photo=straight, straight=straight, alpha=None,
-                      as_array=isinstance(image, np.ndarray), label=_label(image))
-    alpha = np.ascontiguousarray(rgba[:, :, 3])
-    return _Input(photo=_over_white(straight, alpha), straight=straight, alpha=alpha,
-                  as_array=isinstance(image, np.ndarray), label=_label(image))
-
-
 def _weighted(layer: FaceLayer, weight: float) -> FaceLayer:
     """The layer with its blend mask multiplied by ``weight`` (the same layer at 1)."""
     if weight >= 1.0:
         return layer
     return replace(layer, mask=(layer.mask * np.float32(weight)).astype(np.float32))
-
-
-def _label(src: Any) -> str:
-    if isinstance(src, (str, os.PathLike)):
-        return os.fspath(src)
-    if isinstance(src, np.ndarray):
-        return "<array>"
-    if isinstance(src, Image.Image):
-        return getattr(src, "filename", "") or "<PIL image>"
-    if isinstance(src, (bytes, bytearray, memoryview)):
-        return "<bytes>"
-    name = getattr(src, "name", None)
-    return name if isinstance(name, str) and name else "<image>"
-
-
-def _over_white(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-    """Composite straight RGB over white, like :func:`facetoon.io.read_image` (rounded)."""
-    a = alpha.astype(np.uint32)[:, :, None]
-    return ((rgb.astype(np.uint32) * a + 255 * (255 - a) + 127) // 255).astype(np.uint8)
-
-
-def _mix(photo: np.ndarray, styled: np.ndarray, strength: float) -> np.ndarray:
-    """``photo + strength * (styled - photo)``, rounded; exact at 0 and 1."""
-    if strength >= 1.0:
-        return styled
-    if strength <= 0.0:
-        return photo.copy()
-    p = photo.astype(np.float32)
-    out = p + np.float32(strength) * (styled.astype(np.float32) - p)
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
-
-
-def _finish(rgb: np.ndarray, alpha: np.ndarray | None, as_array: bool) -> Image.Image | np.ndarray:
-    arr = rgb if alpha is None else np.dstack([rgb, alpha])
-    arr = np.ascontiguousarray(arr)
-    if as_array:
-        return arr
-    return Image.fromarray(arr)  # (H, W, 3) -> "RGB", (H, W, 4) -> "RGBA"
-
-
-# --------------------------------------------------------------------------- functional API
-
-_CALL_OPTIONS = frozenset({"faces", "face_weights", "strength", "max_faces", "require_face", "blend",
-                           "harmonize", "return_details"})
-_CACHE: OrderedDict[tuple[Any, ...], Stylizer] = OrderedDict()
-_CACHE_SIZE = 2
-_CACHE_LOCK = threading.Lock()
-
-
-def _cache_key(options: Mapping[str, Any]) -> tuple[Any, ...]:
-    def freeze(v: Any) -> Any:
-        if isinstance(v, Mapping):
-            return tuple(sorted((k, freeze(x)) for k, x in v.items()))
-        if isinstance(v, (list, tuple)):
-            return tuple(freeze(x) for x in v)
-        if isinstance(v, os.PathLike):
-            return os.fspath(v)
-        try:
-            hash(v)
-        except TypeError:
-            return ("id", id(v))
-        if isinstance(v, nn.Module):
-            return ("id", id(v))
-        return v
-
-    return tuple(sorted((k, freeze(v)) for k, v in options.items()))
-
-
-def get_stylizer(**options: Any) -> Stylizer:
-    """The cached :class:`Stylizer` for these constructor options (built on first use).
-
-    The last two option sets are kept; models passed as instances are keyed by identity.
-    """
-    key = _cache_key(options)
-    with _CACHE_LOCK:
-        st = _CACHE.get(key)
-        if st is not None:
-            _CACHE.move_to_end(key)
-            return st
-    st = Stylizer(**options)
-    with _CACHE_LOCK:
-        _CACHE[key] = st
-        while len(_CACHE) > _CACHE_SIZE:
-            _CACHE.popitem(last=False)
-    return st
-
-
-def clear_cache() -> None:
-    """Forget the cached default Stylizers (frees their models)."""
-    with _CACHE_LOCK:
-        _CACHE.clear()
-
-
-@overload
-def stylize(image: np.ndarray, *, return_details: Literal[False] = ..., **options: Any) -> np.ndarray: ...
-
-
-@overload
-def stylize(image: _FileOrPIL, *, return_details: Literal[False] = ..., **options: Any) -> Image.Image: ...
-
-
-@overload
-def stylize(image: ImageSource, *, return_details: Literal[True], **options: Any) -> StylizeResult: ...
-
-
-def stylize(image: ImageSource, **options: Any) -> Image.Image | np.ndarray | StylizeResult:
-    """Stylize a portrait with a cached default :class:`Stylizer`.
-
-    ``options`` are those of :class:`Stylizer` and :meth:`Stylizer.stylize`; the constructor
-    options (models, device, precision, face size...) select a Stylizer that is built once and
-    reused by later calls with the same options, the per-call ones (``faces``,
-    ``face_weights``, ``strength``, ``max_faces``, ``require_face``, ``blend``, ``harmonize``,
-    ``return_details``) apply to this call only.
-
-        >>> out = facetoon.stylize("portrait.jpg", strength=0.8)   # doctest: +SKIP
-    """
-    call = {k: v for k, v in options.items() if k in _CALL_OPTIONS}
-    build = {k: v for k, v in options.items() if k not in _CALL_OPTIONS}
-    return get_stylizer(**build).stylize(image, **call)

@@ -1,0 +1,88 @@
+"""The pipeline's two ends: an input read into the photo the models see (transparency
+composited over white, the alpha kept aside), and the output mixed with the photo by
+``strength`` and returned as the caller's type (array in, array out; anything else, PIL out).
+
+Images are ``uint8`` RGB ``(H, W, 3)``; alphas ``(H, W)`` ``uint8``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import IO, Any, Union
+
+import numpy as np
+from PIL import Image
+
+from ..io import ImageSource, read_image
+
+__all__ = ["FileOrPIL", "PipelineInput", "finish", "input_label", "mix", "over_white", "read_input"]
+
+
+# image sources that give a PIL image back
+FileOrPIL = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, IO[bytes], Image.Image]
+
+
+@dataclass(eq=False)
+class PipelineInput:
+    """An input as read: ``photo`` (H, W, 3) uint8 RGB composited over white (what the models
+    see), ``straight`` the un-composited RGB, ``alpha`` (H, W) uint8 or ``None``."""
+
+    photo: np.ndarray
+    straight: np.ndarray
+    alpha: np.ndarray | None
+    as_array: bool
+    label: str
+
+
+def read_input(image: ImageSource) -> PipelineInput:
+    if isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3:
+        # RGB frames (video): one copy, no alpha plane to build and check
+        rgb = read_image(image)
+        return PipelineInput(photo=rgb, straight=rgb, alpha=None, as_array=True, label="<array>")
+    rgba = read_image(image, keep_alpha=True)
+    straight = np.ascontiguousarray(rgba[:, :, :3])
+    if (rgba[:, :, 3] == 255).all():
+        return PipelineInput(photo=straight, straight=straight, alpha=None,
+                             as_array=isinstance(image, np.ndarray), label=input_label(image))
+    alpha = np.ascontiguousarray(rgba[:, :, 3])
+    return PipelineInput(photo=over_white(straight, alpha), straight=straight, alpha=alpha,
+                         as_array=isinstance(image, np.ndarray), label=input_label(image))
+
+
+def input_label(src: Any) -> str:
+    if isinstance(src, (str, os.PathLike)):
+        return os.fspath(src)
+    if isinstance(src, np.ndarray):
+        return "<array>"
+    if isinstance(src, Image.Image):
+        return getattr(src, "filename", "") or "<PIL image>"
+    if isinstance(src, (bytes, bytearray, memoryview)):
+        return "<bytes>"
+    name = getattr(src, "name", None)
+    return name if isinstance(name, str) and name else "<image>"
+
+
+def over_white(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Composite straight RGB over white, like :func:`facetoon.io.read_image` (rounded)."""
+    a = alpha.astype(np.uint32)[:, :, None]
+    return ((rgb.astype(np.uint32) * a + 255 * (255 - a) + 127) // 255).astype(np.uint8)
+
+
+def mix(photo: np.ndarray, styled: np.ndarray, strength: float) -> np.ndarray:
+    """``photo + strength * (styled - photo)``, rounded; exact at 0 and 1."""
+    if strength >= 1.0:
+        return styled
+    if strength <= 0.0:
+        return photo.copy()
+    p = photo.astype(np.float32)
+    out = p + np.float32(strength) * (styled.astype(np.float32) - p)
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def finish(rgb: np.ndarray, alpha: np.ndarray | None, as_array: bool) -> Image.Image | np.ndarray:
+    arr = rgb if alpha is None else np.dstack([rgb, alpha])
+    arr = np.ascontiguousarray(arr)
+    if as_array:
+        return arr
+    return Image.fromarray(arr)  # (H, W, 3) -> "RGB", (H, W, 4) -> "RGBA"
