@@ -78,6 +78,8 @@ __all__ = [
     "set_max_pixels",
     "read_image",
     "read_image_with_alpha",
+    "composite_over_white",
+    "source_label",
     "write_image",
     "to_tensor",
     "to_image",
@@ -221,7 +223,9 @@ def _corrupt(label: str, what: str, exc: BaseException) -> InvalidImageError:
     return InvalidImageError(f"{what}: {kind}{msg}", path=label)
 
 
-def _label_of(src: object) -> str:
+def source_label(src: object) -> str:
+    """How messages name an image source: its path, a file object's name, or ``<bytes>``,
+    ``<array>``, ``<PIL image>``, ``<file object>``."""
     if isinstance(src, (str, os.PathLike)):
         return os.fspath(src)
     if isinstance(src, (bytes, bytearray, memoryview)):
@@ -381,7 +385,7 @@ def _array_to_arrays(arr: np.ndarray, label: str) -> tuple[np.ndarray, np.ndarra
 
 
 def _read_arrays(src: ImageSource, max_pixels: MaxPixels) -> tuple[np.ndarray, np.ndarray | None]:
-    label = _label_of(src)
+    label = source_label(src)
     budget = _resolve_budget(max_pixels)
     if isinstance(src, np.ndarray):
         return _array_to_arrays(src, label)
@@ -418,8 +422,16 @@ def _read_arrays(src: ImageSource, max_pixels: MaxPixels) -> tuple[np.ndarray, n
             return _pil_to_arrays(_decode(im, label, budget, from_file=True))
 
 
-def _composite_on_white(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-    """``round((rgb * a + 255 * (255 - a)) / 255)`` per channel, in integers."""
+def composite_over_white(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Straight-alpha RGB composited over white, as :func:`read_image` does.
+
+    Args:
+        rgb: ``(H, W, 3)`` uint8 RGB (straight, not premultiplied).
+        alpha: ``(H, W)`` uint8, 255 = opaque.
+
+    Returns:
+        ``(H, W, 3)`` uint8: ``round((rgb * a + 255 * (255 - a)) / 255)`` per channel, in integers.
+    """
     a = alpha.astype(np.uint32)[:, :, None]
     out = (rgb.astype(np.uint32) * a + 255 * (255 - a) + 127) // 255
     return out.astype(np.uint8)
@@ -455,7 +467,7 @@ def read_image(
             alpha = np.full(rgb.shape[:2], 255, dtype=np.uint8)
         return np.ascontiguousarray(np.dstack([rgb, alpha]))
     if alpha is not None:
-        rgb = _composite_on_white(rgb, alpha)
+        rgb = composite_over_white(rgb, alpha)
     return rgb
 
 
@@ -471,7 +483,7 @@ def read_image_with_alpha(
     rgb, alpha = _read_arrays(src, max_pixels)
     if alpha is None or bool((alpha == 255).all()):
         return rgb, None
-    return _composite_on_white(rgb, alpha), alpha
+    return composite_over_white(rgb, alpha), alpha
 
 
 # --------------------------------------------------------------------------- writing
@@ -564,7 +576,7 @@ def write_image(
     im = _as_pil(image)
     if im.mode == "RGBA" and fmt == "JPEG":
         rgba = np.asarray(im)
-        im = Image.fromarray(_composite_on_white(rgba[:, :, :3], rgba[:, :, 3]))
+        im = Image.fromarray(composite_over_white(rgba[:, :, :3], rgba[:, :, 3]))
     params: dict[str, Any] = {}
     if fmt == "JPEG":
         params = {"quality": quality, "subsampling": 0}

@@ -350,6 +350,7 @@ def test_rgba_png_composited_on_white(tmp_path: Path) -> None:
     np.testing.assert_array_equal(alpha, rgba[:, :, 3])
     np.testing.assert_array_equal(read_image(path, keep_alpha=True), rgba)
     np.testing.assert_array_equal(read_image(rgba), expected)  # RGBA arrays follow the same rule
+    np.testing.assert_array_equal(fio.composite_over_white(rgba[:, :, :3], rgba[:, :, 3]), expected)
     # opaque images: no alpha to re-attach; keep_alpha gives 255
     opaque = _save(tmp_path, "opaque.png", _pattern())
     assert read_image_with_alpha(opaque)[1] is None
@@ -653,3 +654,15 @@ def test_real_photos(shared: Path, selfies: list[Path], tmp_path: Path) -> None:
     assert faces.shape == (355, 512, 3)
     out = write_image(faces, tmp_path / "faces.png", protect=[shared / "fixtures" / "four_faces.jpg"])
     np.testing.assert_array_equal(read_image(out), faces)
+
+
+def test_source_label_names_each_kind_of_source(tmp_path: Path) -> None:
+    path = tmp_path / "face.png"
+    assert fio.source_label(path) == str(path)
+    assert fio.source_label(b"\x89PNG") == "<bytes>"
+    assert fio.source_label(np.zeros((2, 2, 3), np.uint8)) == "<array>"
+    assert fio.source_label(Image.new("RGB", (2, 2))) == "<PIL image>"
+    assert fio.source_label(io.BytesIO(b"")) == "<file object>"
+    _save(tmp_path, "face.png", _pattern())
+    with open(path, "rb") as f:
+        assert fio.source_label(f) == str(path)

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import IO, Any, Union
+from typing import IO, Union
 
 import numpy as np
 from PIL import Image
 
-from ..io import ImageSource, read_image
+from ..io import ImageSource, composite_over_white, read_image, source_label
 
-__all__ = ["FileOrPIL", "PipelineInput", "finish", "input_label", "mix", "over_white", "read_input"]
+__all__ = ["FileOrPIL", "PipelineInput", "finish", "mix", "read_input"]
 
 
 # image sources that give a PIL image back
@@ -36,6 +36,12 @@ class PipelineInput:
 
 
 def read_input(image: ImageSource) -> PipelineInput:
+    """Read any :data:`~facetoon.io.ImageSource` for the pipeline (EXIF-oriented, gray expanded).
+
+    Raises:
+        InvalidImageError: not a readable image.
+        ImageTooLargeError: over the pixel budget (:func:`facetoon.io.get_max_pixels`).
+    """
     if isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3:
         # RGB frames (video): one copy, no alpha plane to build and check
         rgb = read_image(image)
@@ -44,29 +50,10 @@ def read_input(image: ImageSource) -> PipelineInput:
     straight = np.ascontiguousarray(rgba[:, :, :3])
     if (rgba[:, :, 3] == 255).all():
         return PipelineInput(photo=straight, straight=straight, alpha=None,
-                             as_array=isinstance(image, np.ndarray), label=input_label(image))
+                             as_array=isinstance(image, np.ndarray), label=source_label(image))
     alpha = np.ascontiguousarray(rgba[:, :, 3])
-    return PipelineInput(photo=over_white(straight, alpha), straight=straight, alpha=alpha,
-                         as_array=isinstance(image, np.ndarray), label=input_label(image))
-
-
-def input_label(src: Any) -> str:
-    if isinstance(src, (str, os.PathLike)):
-        return os.fspath(src)
-    if isinstance(src, np.ndarray):
-        return "<array>"
-    if isinstance(src, Image.Image):
-        return getattr(src, "filename", "") or "<PIL image>"
-    if isinstance(src, (bytes, bytearray, memoryview)):
-        return "<bytes>"
-    name = getattr(src, "name", None)
-    return name if isinstance(name, str) and name else "<image>"
-
-
-def over_white(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-    """Composite straight RGB over white, like :func:`facetoon.io.read_image` (rounded)."""
-    a = alpha.astype(np.uint32)[:, :, None]
-    return ((rgb.astype(np.uint32) * a + 255 * (255 - a) + 127) // 255).astype(np.uint8)
+    return PipelineInput(photo=composite_over_white(straight, alpha), straight=straight, alpha=alpha,
+                         as_array=isinstance(image, np.ndarray), label=source_label(image))
 
 
 def mix(photo: np.ndarray, styled: np.ndarray, strength: float) -> np.ndarray:
@@ -81,6 +68,8 @@ def mix(photo: np.ndarray, styled: np.ndarray, strength: float) -> np.ndarray:
 
 
 def finish(rgb: np.ndarray, alpha: np.ndarray | None, as_array: bool) -> Image.Image | np.ndarray:
+    """The output as the caller gets it: ``rgb`` ``(H, W, 3)`` uint8 with ``alpha`` re-attached
+    (``(H, W, 4)``) when there is one; a C-contiguous array if ``as_array``, else a PIL image."""
     arr = rgb if alpha is None else np.dstack([rgb, alpha])
     arr = np.ascontiguousarray(arr)
     if as_array:
