@@ -64,7 +64,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ._fileutil import create_temp
-from .errors import ConfigError, FacetoonError, ImageTooLargeError, InvalidImageError, OutputError
+from .errors import ConfigError, DataError, FacetoonError, ImageTooLargeError, InvalidImageError, OutputError
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -84,6 +84,7 @@ __all__ = [
     "to_tensor",
     "to_image",
     "iter_image_files",
+    "list_images",
 ]
 
 log = logging.getLogger(__name__)
@@ -694,6 +695,25 @@ _GLOB_CHARS = re.compile(r"[*?\[]")
 
 def _is_image_name(p: Path) -> bool:
     return p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".")
+
+
+def list_images(folder: str | os.PathLike[str], *, required: bool = True) -> list[Path]:
+    """Image files directly in ``folder``, sorted by name: the extensions of
+    :data:`IMAGE_EXTENSIONS` (any case), hidden files skipped, sub-folders not searched.
+
+    The one folder listing of training data, validation sets and KID folders, so that they all
+    see the same files.
+
+    Raises:
+        DataError: ``folder`` is not a folder, or (``required``) holds no image file.
+    """
+    path = Path(folder)
+    if not path.is_dir():
+        raise DataError("image folder not found", path=path)
+    files = sorted(p for p in path.iterdir() if _is_image_name(p) and p.is_file())
+    if not files and required:
+        raise DataError(f"no images ({', '.join(sorted(IMAGE_EXTENSIONS))}) in this folder", path=path)
+    return files
 
 
 def iter_image_files(

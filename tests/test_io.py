@@ -666,3 +666,28 @@ def test_source_label_names_each_kind_of_source(tmp_path: Path) -> None:
     _save(tmp_path, "face.png", _pattern())
     with open(path, "rb") as f:
         assert fio.source_label(f) == str(path)
+
+
+def test_list_images_one_rule_for_every_folder(tmp_path: Path) -> None:
+    """Training data, KID folders and style folders are all listed by io.list_images."""
+    from facetoon.errors import DataError
+    from facetoon.metrics.features import list_images as kid_list
+    from facetoon.train.data import list_images as train_list
+
+    img = _pattern()
+    names = ["b.JPG", "a.png", "c.tiff", ".hidden.jpg", "notes.txt"]
+    for name in names[:4]:
+        fmt = {"JPG": "JPEG", "png": "PNG", "tiff": "TIFF", "jpg": "JPEG"}[name.rsplit(".", 1)[1]]
+        _save(tmp_path, name, img, format=fmt)
+    (tmp_path / "notes.txt").write_text("not an image")
+    (tmp_path / "sub").mkdir()
+    _save(tmp_path / "sub", "d.png", img)
+    expected = [tmp_path / "a.png", tmp_path / "b.JPG", tmp_path / "c.tiff"]
+    assert fio.list_images(tmp_path) == expected
+    assert train_list(tmp_path) == kid_list(tmp_path) == expected
+    (tmp_path / "empty").mkdir()
+    assert fio.list_images(tmp_path / "empty", required=False) == []
+    with pytest.raises(DataError, match="empty: no images"):
+        fio.list_images(tmp_path / "empty")
+    with pytest.raises(DataError, match="image folder not found"):
+        fio.list_images(tmp_path / "missing", required=False)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import DataError
-from .smoothing import list_images
+from ..io import list_images
 
 __all__ = ["AnimeGANLayout", "check_animegan_layout", "list_styles"]
 
@@ -67,7 +67,7 @@ def check_animegan_layout(
             if required:
                 problems.append(f"{rel}/ is missing")
             return ()
-        files = tuple(list_images(folder))
+        files = tuple(list_images(folder, required=False))
         if not files and required:
             problems.append(f"{rel}/ has no images")
         return files

@@ -28,12 +28,11 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError, DataError, InvalidImageError
+from ..io import IMAGE_EXTENSIONS, list_images
 
-__all__ = ["edge_smooth", "smooth_file", "smooth_directory", "SmoothReport", "IMAGE_SUFFIXES"]
+__all__ = ["edge_smooth", "smooth_file", "smooth_directory", "SmoothReport"]
 
 log = logging.getLogger(__name__)
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 
 
 def edge_smooth(
@@ -100,11 +99,6 @@ class SmoothReport:
     failed: dict[Path, str] = field(default_factory=dict)
 
 
-def list_images(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir()
-                  if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
-
-
 def smooth_directory(
     style_dir: str | os.PathLike[str],
     out_dir: str | os.PathLike[str],
@@ -125,9 +119,9 @@ def smooth_directory(
     src_dir, dst_dir = Path(style_dir), Path(out_dir)
     if not src_dir.is_dir():
         raise DataError("style folder not found", path=src_dir)
-    sources = list(files) if files is not None else list_images(src_dir)
+    sources = list(files) if files is not None else list_images(src_dir, required=False)
     if not sources:
-        raise DataError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in the style folder", path=src_dir)
+        raise DataError(f"no images ({', '.join(sorted(IMAGE_EXTENSIONS))}) in the style folder", path=src_dir)
     if src_dir.resolve() == dst_dir.resolve():
         raise ConfigError(f"output folder must differ from the style folder ({src_dir})")
     dst_dir.mkdir(parents=True, exist_ok=True)

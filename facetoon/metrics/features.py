@@ -28,15 +28,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
-from ..errors import ConfigError, DataError, InvalidImageError, WeightsError
+from ..errors import ConfigError, InvalidImageError, WeightsError
+from ..io import list_images, read_image
 
 __all__ = [
     "BACKENDS",
     "FEATURE_DIM",
     "IMAGE_SIZE",
-    "IMAGE_EXTENSIONS",
     "FeatureExtractor",
     "extract_features",
     "get_extractor",
@@ -49,38 +49,12 @@ log = logging.getLogger(__name__)
 BACKENDS = ("litert", "torch")
 FEATURE_DIM = 1280
 IMAGE_SIZE = 224
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
-
-
-def list_images(folder: str | os.PathLike[str]) -> list[Path]:
-    """Image files directly in ``folder`` (by extension), sorted by name.
-
-    Raises :class:`DataError` when the folder is missing or holds no image.
-    """
-    path = Path(folder)
-    if not path.is_dir():
-        raise DataError("image folder not found", path=path)
-    files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
-    if not files:
-        raise DataError(f"no images ({', '.join(sorted(IMAGE_EXTENSIONS))}) in this folder", path=path)
-    return files
-
-
-def _read_rgb(path: Path) -> Image.Image:
-    try:
-        with Image.open(path) as f:
-            im = ImageOps.exif_transpose(f)
-            return im.convert("RGB")
-    except FileNotFoundError:
-        raise InvalidImageError("file not found", path=path) from None
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise InvalidImageError(f"cannot read image ({exc.__class__.__name__})", path=path) from None
 
 
 def to_model_input(image: Any) -> np.ndarray:
     """One image (path, PIL image or (H, W, 3)/(H, W) uint8 RGB array) -> (224, 224, 3) uint8 RGB."""
     if isinstance(image, (str, os.PathLike)):
-        pil = _read_rgb(Path(image))
+        pil = Image.fromarray(read_image(image))  # EXIF-oriented RGB, typed errors
     elif isinstance(image, Image.Image):
         pil = image.convert("RGB")
     elif isinstance(image, np.ndarray):

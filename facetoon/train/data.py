@@ -12,7 +12,6 @@ Images come out as ``(3, S, S)`` float tensors, RGB in [-1, 1].
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -22,9 +21,9 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ..errors import DataError
+from ..io import list_images
 
 __all__ = [
-    "IMAGE_SUFFIXES",
     "list_images",
     "split_holdout",
     "Augment",
@@ -37,18 +36,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
-
-
-def list_images(folder: str | os.PathLike[str]) -> list[Path]:
-    """Image files directly in ``folder``, sorted; :class:`DataError` if none or missing."""
-    path = Path(folder)
-    if not path.is_dir():
-        raise DataError("folder not found", path=path)
-    files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-    if not files:
-        raise DataError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in this folder", path=path)
-    return files
 
 
 def split_holdout(files: Sequence[Path], n_holdout: int, seed: int) -> tuple[list[Path], list[Path]]:
