@@ -10,7 +10,18 @@ from typing import IO, Iterator
 
 from .errors import OutputError
 
-__all__ = ["atomic_write_bytes", "atomic_open", "create_temp"]
+__all__ = ["atomic_write_bytes", "atomic_open", "create_temp", "same_file"]
+
+
+def same_file(a: Path, b: Path) -> bool:
+    """Whether ``a`` and ``b`` name the same file: by inode when both exist (hard links, symlinks,
+    other spellings), else by resolved path; ``False`` when that cannot be decided."""
+    try:
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+        return a.resolve() == b.resolve()
+    except OSError:
+        return False
 
 
 def create_temp(directory: Path, name: str, suffix: str = ".tmp") -> tuple[Path, int]:

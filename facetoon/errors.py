@@ -23,6 +23,13 @@ __all__ = [
 ]
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of ``exc``'s message, or its type name: how a foreign error (PIL, PyAV,
+    OS) is quoted inside one of facetoon's one-line messages."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 class FacetoonError(Exception):
     """Base class of every error facetoon raises deliberately."""
 

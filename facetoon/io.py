@@ -63,8 +63,9 @@ from typing import IO, TYPE_CHECKING, Any, Final, Literal, Union
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from ._fileutil import create_temp
-from .errors import ConfigError, DataError, FacetoonError, ImageTooLargeError, InvalidImageError, OutputError
+from ._fileutil import create_temp, same_file
+from .errors import (ConfigError, DataError, FacetoonError, ImageTooLargeError, InvalidImageError, OutputError,
+                     first_line)
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -210,14 +211,9 @@ def _pillow_guard(budget: int | None) -> Iterator[None]:
 # --------------------------------------------------------------------------- reading
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 def _corrupt(label: str, what: str, exc: BaseException) -> InvalidImageError:
     """One-line error for a file Pillow could not parse or decode."""
-    msg = _first_line(exc)
+    msg = first_line(exc)
     if "truncated" in msg.lower() or isinstance(exc, EOFError):
         return InvalidImageError(f"image data is truncated (file cut short?): {msg}", path=label)
     kind = "" if isinstance(exc, OSError) else f"{type(exc).__name__}: "
@@ -270,7 +266,7 @@ def _open_stream(src: object, label: str) -> IO[bytes]:
     try:
         data = src.read()  # type: ignore[attr-defined]
     except Exception as exc:  # noqa: BLE001 - any failing reader is a bad source
-        raise InvalidImageError(f"cannot read file object: {_first_line(exc)}", path=label) from None
+        raise InvalidImageError(f"cannot read file object: {first_line(exc)}", path=label) from None
     if isinstance(data, str):
         raise InvalidImageError("file object is in text mode; open it with 'rb'", path=label)
     if not isinstance(data, (bytes, bytearray, memoryview)):
@@ -309,7 +305,7 @@ def _exif_orientation(im: Image.Image, label: str) -> int:
     try:
         return int(im.getexif().get(274, 1))
     except Exception as exc:  # noqa: BLE001 - broken EXIF must not make the pixels unreadable
-        log.warning("%s: unreadable EXIF data ignored (%s)", label, _first_line(exc))
+        log.warning("%s: unreadable EXIF data ignored (%s)", label, first_line(exc))
         return 1
 
 
@@ -512,15 +508,6 @@ def _as_pil(image: np.ndarray | Image.Image) -> Image.Image:
     )
 
 
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        if a.exists() and b.exists():
-            return os.path.samefile(a, b)
-        return a.resolve() == b.resolve()
-    except OSError:
-        return False
-
-
 def write_image(
     image: np.ndarray | Image.Image,
     path: str | os.PathLike[str],
@@ -567,7 +554,7 @@ def write_image(
     if isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 100:
         raise ConfigError(f"quality must be an integer in 1..100, got {quality!r}")
     for p in protect:
-        if _same_file(target, Path(p)):
+        if same_file(target, Path(p)):
             raise OutputError(f"refusing to overwrite the input image {os.fspath(p)}", path=target)
     if target.is_dir():
         raise OutputError("output path is a directory", path=target)
@@ -606,10 +593,10 @@ def write_image(
         if isinstance(exc, FacetoonError) or not isinstance(exc, Exception):
             raise
         if isinstance(exc, OSError):
-            raise OutputError(f"cannot write: {exc.strerror or _first_line(exc)}", path=target) \
+            raise OutputError(f"cannot write: {exc.strerror or first_line(exc)}", path=target) \
                 from None
         raise OutputError(
-            f"cannot write image: {type(exc).__name__}: {_first_line(exc)}", path=target
+            f"cannot write image: {type(exc).__name__}: {first_line(exc)}", path=target
         ) from None
     log.debug("wrote %s (%s, %dx%d)", target, fmt, im.width, im.height)
     return target

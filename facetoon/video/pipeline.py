@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from .._fileutil import same_file
 from ..errors import ConfigError, FacetoonError, OutputError, VideoError
 from ..face.types import Face
 from .reader import DecodedFrame, VideoReader
@@ -562,7 +563,7 @@ def stylize_video(
     if bad:
         raise ConfigError(f"{', '.join(sorted(bad))}: not available for videos")
     for target in (dst_path, partial_path(dst_path)):  # an interrupted run writes the latter
-        if target.resolve() == src_path.resolve() or _same_file(src_path, target):
+        if same_file(src_path, target):
             raise OutputError("refusing to overwrite the input video"
                               + ("" if target == dst_path else f" (with the partial file {target.name})"),
                               path=dst_path)
@@ -605,13 +606,6 @@ def _frame_stylizer(stylizer: Stylizer | None,
     kw: dict[str, Any] = dict(call)
     kw.setdefault("max_faces", "keep")
     return StylizerFrames(stylizer, **kw)
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return False
 
 
 __all__ += ["partial_path"]

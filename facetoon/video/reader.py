@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import VideoError
+from ..errors import VideoError, first_line
 
 __all__ = ["AudioInfo", "DecodedFrame", "VideoInfo", "VideoReader", "probe_video"]
 
@@ -49,11 +49,6 @@ log = logging.getLogger(__name__)
 
 # colour matrix of frames that do not say: the usual convention (SD: BT.601, HD: BT.709)
 _HD_HEIGHT = 720
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 @dataclass(frozen=True)
@@ -197,7 +192,7 @@ def _open(path: Path) -> Any:
     try:
         return av.open(os.fspath(path), "r")
     except (av.FFmpegError, OSError, ValueError) as exc:
-        raise VideoError(f"not a readable video ({_first_line(exc)})", path=path) from None
+        raise VideoError(f"not a readable video ({first_line(exc)})", path=path) from None
 
 
 class VideoReader:
@@ -298,7 +293,7 @@ class VideoReader:
                 if frame is not None:
                     break
         except av.FFmpegError as exc:
-            raise VideoError(f"corrupt video data at the first frame ({_first_line(exc)})", path=self.path) \
+            raise VideoError(f"corrupt video data at the first frame ({first_line(exc)})", path=self.path) \
                 from None
         if frame is None:
             raise VideoError("no video frame could be decoded (empty or corrupt stream)", path=self.path)
@@ -344,7 +339,7 @@ class VideoReader:
         try:
             self._container.seek(target, stream=v, backward=True, any_frame=False)
         except av.FFmpegError as exc:
-            raise VideoError(f"cannot seek to {self.start:.3f} s ({_first_line(exc)})",
+            raise VideoError(f"cannot seek to {self.start:.3f} s ({first_line(exc)})",
                              path=self.path) from None
 
     def __iter__(self) -> Iterator[DecodedFrame]:
@@ -407,7 +402,7 @@ class VideoReader:
         except av.FFmpegError as exc:
             at = f"{float(last_pts * tb):.2f} s" if last_pts is not None else "the start"
             raise VideoError(f"corrupt or truncated video data after frame {index} ({at}): "
-                             f"{_first_line(exc)}",
+                             f"{first_line(exc)}",
                              path=self.path) from None
         self.trailing_audio = pending
         if index == 0:
