@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from .face import AlignedFace, Face, FaceTemplate
 
 __all__ = [
+    "caption",
     "draw_boxes",
     "draw_crop_grid",
     "draw_faces",
@@ -88,6 +89,26 @@ def _label(img: np.ndarray, text: str, org: tuple[float, float], color: Color, s
     x, y = int(round(org[0])), int(round(org[1]))
     cv2.putText(img, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 3, cv2.LINE_AA)
     cv2.putText(img, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, color, 1, cv2.LINE_AA)
+
+
+def caption(image: np.ndarray, text: str, *, scale: float | None = None) -> np.ndarray:
+    """The image with ``text`` in white on a black box at its top-left corner (figure panels).
+
+    Args:
+        image: ``(H, W, 3)`` uint8 RGB or ``(H, W)`` gray.
+        text: one line of ASCII text (OpenCV's Hershey font).
+        scale: font scale; default ``max(0.45, W / 700)``, readable from 128 px to 2k px wide.
+    """
+    import cv2
+
+    out = _canvas(image)
+    if scale is None:
+        scale = max(0.45, out.shape[1] / 700.0)
+    thick = max(1, int(round(scale * 2)))
+    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
+    cv2.rectangle(out, (0, 0), (tw + 12, th + base + 10), (0, 0, 0), -1)
+    cv2.putText(out, text, (6, th + 5), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick, cv2.LINE_AA)
+    return out
 
 
 def draw_boxes(image: np.ndarray, boxes: Iterable[Sequence[float]], *, color: Color = GREEN,

@@ -21,21 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
+from facetoon.viz import caption
+
 REPO = Path(__file__).resolve().parents[1]
 PHOTO = REPO / "examples" / "astronaut.png"
 DEFAULT_OUT = REPO / "docs" / "figures" / "astronaut_before_after.jpg"
-
-
-def _label(img: np.ndarray, text: str) -> np.ndarray:
-    import cv2
-
-    out = img.copy()
-    scale = max(0.45, img.shape[1] / 700.0)
-    thick = max(1, int(round(scale * 2)))
-    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
-    cv2.rectangle(out, (0, 0), (tw + 12, th + base + 10), (0, 0, 0), -1)
-    cv2.putText(out, text, (6, th + 5), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick, cv2.LINE_AA)
-    return out
 
 
 def make_figure(stylizer: object, photo_path: Path = PHOTO) -> np.ndarray:
@@ -48,9 +38,9 @@ def make_figure(stylizer: object, photo_path: Path = PHOTO) -> np.ndarray:
     res = stylizer.stylize(photo, return_details=True)  # type: ignore[attr-defined]
     out = np.asarray(res.image)[..., :3]
     side = 512
-    top = np.concatenate([_label(cv2.resize(photo, (side, side), interpolation=cv2.INTER_AREA), "photo"),
-                          _label(cv2.resize(out, (side, side), interpolation=cv2.INTER_AREA),
-                                 "facetoon.stylize(photo)")], axis=1)
+    top = np.concatenate([caption(cv2.resize(photo, (side, side), interpolation=cv2.INTER_AREA), "photo"),
+                          caption(cv2.resize(out, (side, side), interpolation=cv2.INTER_AREA),
+                                  "facetoon.stylize(photo)")], axis=1)
     if not res.faces:
         return top
     d = res.faces[0]
@@ -77,8 +67,8 @@ def make_figure(stylizer: object, photo_path: Path = PHOTO) -> np.ndarray:
         y1, x1 = int(min(photo.shape[0], cy + half)), int(min(photo.shape[1], cx + half))
         dimmed = dimmed[y0:y1, x0:x1]
     mask_rgb = fit(dimmed)
-    bottom = np.concatenate([_label(crop, "aligned face crop"), _label(styled, "face model output"),
-                             _label(heat, "CAM attention"), _label(mask_rgb, "blend mask")], axis=1)
+    bottom = np.concatenate([caption(crop, "aligned face crop"), caption(styled, "face model output"),
+                             caption(heat, "CAM attention"), caption(mask_rgb, "blend mask")], axis=1)
     return np.concatenate([top, bottom], axis=0)
 
 

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from facetoon.viz import caption
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("FACETOON_SHARED", REPO.parent / "shared"))
 HAYAO = SHARED / "models" / "cartoongan" / "Hayao_net_G_float.pth"
@@ -35,17 +37,6 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     """PSNR in dB of two uint8 images of the same shape."""
     mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
     return float("inf") if mse == 0 else 10.0 * np.log10(255.0**2 / mse)
-
-
-def _label(img: np.ndarray, text: str) -> np.ndarray:
-    import cv2
-
-    out = np.ascontiguousarray(img.copy())
-    scale, thick = 0.5, 1
-    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
-    cv2.rectangle(out, (0, 0), (tw + 10, th + base + 8), (0, 0, 0), -1)
-    cv2.putText(out, text, (5, th + 4), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick, cv2.LINE_AA)
-    return out
 
 
 def _fit(img: np.ndarray, width: int) -> np.ndarray:
@@ -81,7 +72,7 @@ def make_figure(model: object, photos: list[Path], scale: float = 0.5, width: in
         photo = read_image(path)
         cells = panels(model, photo, scale)
         print(f"{path.name}: " + "; ".join(text for text, _ in cells[2:]), flush=True)
-        rows.append(np.concatenate([_label(_fit(img, width), text) for text, img in cells], axis=1))
+        rows.append(np.concatenate([caption(_fit(img, width), text, scale=0.5) for text, img in cells], axis=1))
         if i == 0:  # 2x zoom into the centre of the first photo (crop of width/2 px, shown at width)
             import cv2
 
@@ -89,8 +80,8 @@ def make_figure(model: object, photos: list[Path], scale: float = 0.5, width: in
             c = width // 2
             y0, x0 = (h - c) // 2, (w - c) // 2
             zoom_row = np.concatenate(
-                [_label(cv2.resize(img[y0:y0 + c, x0:x0 + c], (width, width), interpolation=cv2.INTER_NEAREST),
-                        f"2x zoom: {text.split(':')[0]}") for text, img in cells], axis=1)
+                [caption(cv2.resize(img[y0:y0 + c, x0:x0 + c], (width, width), interpolation=cv2.INTER_NEAREST),
+                         f"2x zoom: {text.split(':')[0]}", scale=0.5) for text, img in cells], axis=1)
     if zoom_row is not None:
         rows.append(zoom_row)
     out = np.zeros((sum(r.shape[0] for r in rows), rows[0].shape[1], 3), np.uint8)

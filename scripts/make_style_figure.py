@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from make_readme_figure import _label
+from facetoon.viz import caption
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -58,14 +58,14 @@ def main() -> int:
     ours = BackgroundStylizer(args.background_weights, precision="fast")
     hayao = BackgroundStylizer(load_official_cartoongan(hayao_path), precision="fast")
     anime, _ = split_holdout(list_images(args.shared / "data" / "selfie2anime" / "trainB"), 200, 1234)
-    style_row = np.concatenate([_label(_cell(read_image(p)), "style: trainB frame")
+    style_row = np.concatenate([caption(_cell(read_image(p)), "style: trainB frame")
                                 for p in anime[:: max(1, len(anime) // 3)][:3]], axis=1)
     rows = [style_row]
     photos = list_images(args.shared / "data" / "photos" / "bsds500" / "val")[:8]  # the layout's val/
     for p in photos[: args.photos]:
         photo = _cell(read_image(p))
-        cells = [_label(photo, "photo"), _label(hayao(photo), "CartoonGAN Hayao"),
-                 _label(ours(photo), "facetoon scene model")]
+        cells = [caption(photo, "photo"), caption(hayao(photo), "CartoonGAN Hayao"),
+                 caption(ours(photo), "facetoon scene model")]
         rows.append(np.concatenate(cells, axis=1))
     write_image(np.concatenate(rows, axis=0), args.out, quality=90)
     print(f"wrote {args.out}")

@@ -55,6 +55,23 @@ def test_draw_helpers(photo: np.ndarray) -> None:
         viz.draw_boxes(np.zeros((4, 4), np.float32), [])
 
 
+def test_caption_draws_a_box_top_left_only(photo: np.ndarray) -> None:
+    before = photo.copy()
+    out = viz.caption(photo, "photo")
+    assert np.array_equal(photo, before)  # a new image; the input is untouched
+    assert out.shape == photo.shape and out.dtype == np.uint8
+    assert np.array_equal(out[0, 0], [0, 0, 0])  # the box
+    h, w = photo.shape[:2]
+    assert np.array_equal(out[h // 2:, :], photo[h // 2:, :]) and np.array_equal(out[:, w // 2:], photo[:, w // 2:])
+    box = out[: h // 2, : w // 2]
+    assert (box == 255).all(axis=2).any()  # white text
+    small = viz.caption(photo, "photo", scale=0.3)
+    big = viz.caption(photo, "photo", scale=1.5)
+    assert (small != photo).any(axis=2).sum() < (big != photo).any(axis=2).sum()
+    gray = viz.caption(photo[:, :, 0], "g")
+    assert gray.shape == photo.shape
+
+
 def test_draw_crop_grid_follows_the_inverse_matrix(photo: np.ndarray) -> None:
     face = detect_faces(photo)[0]
     a = align_face(photo, face)
