@@ -286,6 +286,17 @@ def test_warm_start_lr_ramp_continues_across_a_resume(synthetic_run: Path, synth
         UGATITConfig(**{**TINY_CONFIG, "warm_start_lr_ramp": -1})
 
 
+def test_kid_options_fail_when_the_config_is_made() -> None:
+    """Not at the first validation, an hour into a CPU run."""
+    from facetoon.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"kid_backend must be one of \['litert', 'torch'\], got 'tflite'"):
+        UGATITConfig(**{**TINY_CONFIG, "kid_backend": "tflite"})
+    for key in ("holdout", "kid_images"):
+        with pytest.raises(ConfigError, match="holdout and kid_images must be >= 0"):
+            UGATITConfig(**{**TINY_CONFIG, key: -1})
+
+
 def test_warm_start_at_another_resolution(synthetic_run: Path, synthetic_data: Path, tmp_path: Path,
                                           capsys: pytest.CaptureFixture[str]) -> None:
     """A light generator trained at 32 px continues at 64 px (a low-resolution phase first)."""

@@ -52,7 +52,7 @@ from ..models.animegan import Generator, NormKind
 from ..models.discriminators import PatchDiscriminator
 from ..models.serialization import load_pretrained, save_pretrained
 from .data import Augment, PhotoStyleDataset, load_image_tensor, split_holdout
-from .loop import BaseTrainConfig, Trainer
+from .loop import BaseTrainConfig, Trainer, check_kid_options
 from .optim import adam, set_lr, use_fused
 from .samples import image_grid, tensor_to_uint8
 
@@ -127,10 +127,7 @@ class AnimeGANConfig(BaseTrainConfig):
                 setattr(self, key, value)
         if self.teacher_weight > 0 and not self.teacher:
             raise ConfigError("teacher_weight > 0 needs teacher = PATH")
-        if self.holdout < 0 or self.kid_images < 0:
-            raise ConfigError("holdout and kid_images must be >= 0")
-        if self.kid_backend not in ("litert", "torch"):
-            raise ConfigError(f"kid_backend must be 'litert' or 'torch', got {self.kid_backend!r}")
+        check_kid_options(self.holdout, self.kid_images, self.kid_backend)
 
     def loss_weights(self) -> AnimeGANLossWeights:
         weights = AnimeGANLossWeights.preset(self.loss_preset)

@@ -97,6 +97,17 @@ class BaseTrainConfig:
             raise ConfigError("warm_start_lr_ramp must be >= 0")
 
 
+def check_kid_options(holdout: int, kid_images: int, kid_backend: str) -> None:
+    """Options of a trainer's KID validation, checked when its config is made (a typo would
+    otherwise surface at the first validation, an hour into a CPU run)."""
+    from ..metrics.features import BACKENDS
+
+    if holdout < 0 or kid_images < 0:
+        raise ConfigError("holdout and kid_images must be >= 0")
+    if kid_backend not in BACKENDS:
+        raise ConfigError(f"kid_backend must be one of {list(BACKENDS)}, got {kid_backend!r}")
+
+
 class _StopRequest:
     """Turns SIGINT/SIGTERM into a flag checked between steps (a second signal aborts)."""
 
@@ -152,6 +163,11 @@ class Trainer(abc.ABC):
         self.build_networks()
         if self.data_dir is not None:
             self.build_data()
+            if config.validate_every:
+                # now, not at the first validation an hour in: a checkout updated under a running
+                # trainer must not mix old and new modules (an ImportError mid-run)
+                import facetoon.metrics.features  # noqa: F401
+                import facetoon.metrics.kid  # noqa: F401
         self.ema: WeightAverage | None = None
         if config.ema_decay > 0:
             self.ema = WeightAverage(self.ema_source(), config.ema_decay)

@@ -41,7 +41,7 @@ from ..losses.ugatit import (
 from ..models.serialization import save_pretrained
 from ..models.ugatit import Discriminator, Generator
 from .data import Augment, UnpairedDataset, list_images, load_image_tensor, split_holdout
-from .loop import BaseTrainConfig, Trainer
+from .loop import BaseTrainConfig, Trainer, check_kid_options
 from .optim import adam, set_lr, use_fused
 from .samples import heatmap_overlay, image_grid, tensor_to_uint8
 
@@ -88,6 +88,7 @@ class UGATITConfig(BaseTrainConfig):
             raise ConfigError("img_size must be a multiple of 4")
         if not 0.0 <= self.decay_start <= 1.0:
             raise ConfigError("decay_start must be in [0, 1]")
+        check_kid_options(self.holdout, self.kid_images, self.kid_backend)
         for name in ("n_layers_global", "n_layers_local"):
             # n_layers - 2 halvings must leave >= 3 px for the last two reflection-padded 4x4 convs
             n = getattr(self, name)
