@@ -30,9 +30,9 @@ from typing import Literal
 import numpy as np
 
 from ..errors import ConfigError, InvalidImageError
-from ..face.geometry import apply_affine, compose, translation
+from ..face.geometry import compose, translation
 from ..face.types import AlignedFace
-from ..face.warp import resample
+from ..face.warp import crop_to_image_matrix, image_region, resample
 from .harmonize import harmonize as harmonize_colours
 from .mask import DEFAULT_SHAPE, MaskShape, crop_face_mask, face_outline
 
@@ -110,29 +110,6 @@ def make_layer(crop: np.ndarray, aligned: AlignedFace, shape: MaskShape = DEFAUL
                      face_width=width)
 
 
-def _crop_to_image(layer: FaceLayer) -> np.ndarray:
-    """Crop pixels (at the layer's resolution) -> photo pixels."""
-    from ..face.geometry import resize_matrix
-
-    s = layer.crop.shape[0]
-    if s == layer.aligned.size:
-        return layer.aligned.inverse
-    k = layer.aligned.size / s
-    return compose(layer.aligned.inverse, resize_matrix(k, k))
-
-
-def _roi(to_image: np.ndarray, s: int, hw: tuple[int, int]) -> tuple[int, int, int, int] | None:
-    corners = np.array([[-0.5, -0.5], [s - 0.5, -0.5], [s - 0.5, s - 0.5], [-0.5, s - 0.5]])
-    pts = apply_affine(to_image, corners)
-    x0, y0 = np.floor(pts.min(axis=0)).astype(int) - 1
-    x1, y1 = np.ceil(pts.max(axis=0)).astype(int) + 2
-    x0, y0 = max(0, int(x0)), max(0, int(y0))
-    x1, y1 = min(hw[1], int(x1)), min(hw[0], int(y1))
-    if x1 <= x0 or y1 <= y0:
-        return None
-    return x0, y0, x1, y1
-
-
 def poisson_blend(face: np.ndarray, scene: np.ndarray, support: np.ndarray, pad: int = 3) -> np.ndarray:
     """Poisson-solve ``face`` into ``scene`` over the binary ``support`` (``cv2.seamlessClone``).
 
@@ -207,9 +184,9 @@ def composite_faces(
         if tuple(layer.aligned.image_shape) != hw:
             raise ConfigError(f"layer {i}: aligned in an image of shape {tuple(layer.aligned.image_shape)}, "
                               f"scene is {hw}")
-        to_image = _crop_to_image(layer)
         s = int(layer.crop.shape[0])
-        roi = _roi(to_image, s, hw)
+        to_image = crop_to_image_matrix(layer.aligned, (s, s))
+        roi = image_region(to_image, (s, s), hw)
         if roi is None:
             continue
         x0, y0, x1, y1 = roi

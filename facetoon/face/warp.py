@@ -30,7 +30,7 @@ from .geometry import (
 if TYPE_CHECKING:
     from .types import AlignedFace
 
-__all__ = ["paste_back", "resample", "warp_to_image"]
+__all__ = ["crop_to_image_matrix", "image_region", "paste_back", "resample", "warp_to_image"]
 
 Interpolation = Literal["nearest", "linear", "cubic"]
 Border = Literal["constant", "replicate", "reflect"]
@@ -136,8 +136,14 @@ def resample(
     return np.concatenate(parts, axis=2)
 
 
-def _crop_to_image(aligned_or_inverse: AlignedFace | np.ndarray, crop_hw: tuple[int, int]) -> np.ndarray:
-    """Crop pixels -> image pixels for a crop of size ``crop_hw`` (rescaled if needed)."""
+def crop_to_image_matrix(aligned_or_inverse: AlignedFace | np.ndarray, crop_hw: tuple[int, int]) -> np.ndarray:
+    """The ``(2, 3)`` affine matrix from the pixels of a crop of size ``crop_hw`` = ``(h, w)`` to
+    photo pixels: an :class:`AlignedFace`'s inverse, rescaled when the crop is not at the
+    alignment size (e.g. a face model's output at another resolution), or a given matrix, checked.
+
+    Raises:
+        ConfigError: not an AlignedFace, nor a finite non-singular ``(2, 3)`` matrix.
+    """
     from .types import AlignedFace
 
     if isinstance(aligned_or_inverse, AlignedFace):
@@ -161,9 +167,11 @@ def _image_hw(image_shape: Sequence[int] | np.ndarray) -> tuple[int, int]:
     return int(shape[0]), int(shape[1])
 
 
-def _region(crop_to_image: np.ndarray, crop_hw: tuple[int, int],
-            hw: tuple[int, int]) -> tuple[int, int, int, int] | None:
-    """Integer image region ``(x0, y0, x1, y1)`` (exclusive ends) the crop covers, or None."""
+def image_region(crop_to_image: np.ndarray, crop_hw: tuple[int, int],
+                 hw: tuple[int, int]) -> tuple[int, int, int, int] | None:
+    """Integer photo region ``(x0, y0, x1, y1)`` (exclusive ends, clipped to a photo of size
+    ``hw`` = ``(H, W)``) that a crop of size ``crop_hw`` mapped by ``crop_to_image`` covers,
+    with a 1-2 px margin for interpolation; ``None`` when it falls outside the photo."""
     fx0, fy0, fx1, fy1 = _footprint(crop_to_image, crop_hw[1], crop_hw[0])
     x0, y0 = max(0, int(math.floor(fx0)) - 1), max(0, int(math.floor(fy0)) - 1)
     x1, y1 = min(hw[1], int(math.ceil(fx1)) + 2), min(hw[0], int(math.ceil(fy1)) + 2)
@@ -206,9 +214,9 @@ def warp_to_image(
         raise InvalidImageError(f"crop: expected dtype uint8, float32, float64 or bool, got {crop.dtype}")
     hw = _image_hw(image_shape)
     crop_hw = (int(crop.shape[0]), int(crop.shape[1]))
-    to_image = _crop_to_image(aligned_or_inverse, crop_hw)
+    to_image = crop_to_image_matrix(aligned_or_inverse, crop_hw)
     out = np.zeros(hw + crop.shape[2:], dtype=crop.dtype)
-    region = _region(to_image, crop_hw, hw)
+    region = image_region(to_image, crop_hw, hw)
     if region is None:
         return out
     x0, y0, x1, y1 = region
@@ -271,9 +279,9 @@ def paste_back(image: Any, crop: Any, aligned: AlignedFace, mask: np.ndarray | N
         if extra.shape != (ch, cw):
             extra = cv2.resize(extra, (cw, ch), interpolation=cv2.INTER_LINEAR)
         alpha = alpha * extra
-    to_image = _crop_to_image(aligned, (ch, cw))
+    to_image = crop_to_image_matrix(aligned, (ch, cw))
     out = img.copy()
-    region = _region(to_image, (ch, cw), img.shape[:2])
+    region = image_region(to_image, (ch, cw), img.shape[:2])
     if region is None:
         return out
     x0, y0, x1, y1 = region
