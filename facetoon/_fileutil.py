@@ -1,4 +1,5 @@
-"""Atomic file writes: a temporary file in the target's folder, then ``os.replace``."""
+"""Atomic file writes: a temporary file in the target's folder, then ``os.replace`` (or, not to
+replace an existing file, :func:`link_no_clobber`)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import IO, Iterator
 
 from .errors import OutputError
 
-__all__ = ["atomic_write_bytes", "atomic_open", "create_temp", "same_file"]
+__all__ = ["atomic_write_bytes", "atomic_open", "create_temp", "link_no_clobber", "same_file"]
 
 
 def same_file(a: Path, b: Path) -> bool:
@@ -35,6 +36,32 @@ def create_temp(directory: Path, name: str, suffix: str = ".tmp") -> tuple[Path,
             continue
         return tmp, fd
     raise OutputError("cannot create a temporary file", path=directory)
+
+
+def link_no_clobber(tmp: Path, target: Path) -> None:
+    """Move the finished file ``tmp`` to ``target`` only if ``target`` does not exist.
+
+    Atomic where the file system has hard links: ``os.link`` fails if ``target`` exists, so a
+    file another program creates at the last moment is never replaced (a check followed by
+    ``os.replace`` would replace it). Without hard links (some network or FAT file systems) it
+    falls back to that check, then ``os.replace``. ``tmp`` and ``target`` must be on the same file
+    system (``tmp`` beside ``target``, as :func:`create_temp` makes it).
+
+    Raises:
+        OutputError: ``target`` exists; ``tmp`` is left in place (the caller keeps or deletes it).
+        OSError: the move failed otherwise.
+    """
+    try:
+        os.link(tmp, target)
+    except FileExistsError:
+        raise OutputError("output file already exists (overwrite is off)", path=target) from None
+    except OSError:  # no hard links on this file system: check, then replace
+        if target.exists():
+            raise OutputError("output file already exists (overwrite is off)", path=target) \
+                from None
+        os.replace(tmp, target)
+        return
+    tmp.unlink()
 
 
 @contextlib.contextmanager

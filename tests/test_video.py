@@ -13,6 +13,7 @@ import shutil
 from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -168,6 +169,38 @@ def test_frames_go_through_stylizer_stylize_batch(clip, stylizer) -> None:
     assert np.array_equal(outs[2], stylizer.stylize(images[2], faces=[], strength=0.9))
     full = stylizer.stylize(images[1], faces=found[1], strength=0.9)
     assert not np.array_equal(outs[1], full)
+
+
+def test_stylizer_frames_options_keep_or_override_the_stylizer() -> None:
+    """``max_faces`` left out or ``KEEP``: the Stylizer's own; ``None``: all faces; others checked
+    by the pipeline's validators (the old string ``"keep"`` is no value)."""
+    from types import SimpleNamespace
+
+    from facetoon.errors import ConfigError
+    from facetoon.pipeline.options import KEEP
+    from facetoon.video import StylizerFrames
+
+    st: Any = SimpleNamespace(strength=0.7, max_faces=3, blend="soft", harmonize=0.5, face_model=object())
+    for engine in (StylizerFrames(st), StylizerFrames(st, max_faces=KEEP)):
+        assert (engine.strength, engine.max_faces, engine.blend, engine.harmonize) == (0.7, 3, "soft", 0.5)
+    engine = StylizerFrames(st, strength=0.2, max_faces=None, blend="hard", harmonize=False)
+    assert (engine.strength, engine.max_faces, engine.blend, engine.harmonize) == (0.2, None, "hard", 0.0)
+    assert StylizerFrames(st, max_faces=0).uses_faces is False
+    for bad in ("keep", -1, 1.5, True):
+        with pytest.raises(ConfigError, match="max_faces"):
+            StylizerFrames(st, max_faces=bad)
+
+
+def test_import_facetoon_video_stays_light() -> None:
+    """The module docstring's promise (numpy only), which keeps ``KEEP`` out of the signatures."""
+    import subprocess
+    import sys
+
+    code = ("import sys, facetoon.video\n"
+            "print(','.join(m for m in ('torch', 'cv2', 'av', 'dlib') if m in sys.modules) or '-')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
+                         env={**os.environ, "PYTHONPATH": str(REPO)}, check=True)
+    assert out.stdout.strip() == "-"
 
 
 def test_strength_zero_gives_back_the_source(clip, stylizer, tmp_path: Path) -> None:
@@ -404,6 +437,34 @@ def test_output_appearing_while_encoding_keeps_the_work(clip, tmp_path: Path) ->
         w.close()
     assert str(partial_path(out)) in str(e.value)
     assert out.read_bytes() == b"someone else's"
+    assert len(stream_pts(partial_path(out))) == 6
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_output_appearing_at_the_last_moment_is_not_replaced(
+        clip, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """overwrite=False and the output appears during close itself — after any existence check,
+    just before the finished file takes its name: the move is atomic (a hard link), so that file's
+    bytes stay and the work is kept as the partial file."""
+    frames, _, tb = decode(clip.path)
+    out = tmp_path / "late.mp4"
+    w = VideoWriter(out, width=320, height=240, fps=24, time_base=tb, preset="ultrafast", overwrite=False)
+    for i, f in enumerate(frames[:6]):
+        w.write(f, i * int(1 / (24 * tb)))
+    assert not out.exists()
+    fsync = os.fsync
+
+    def fsync_then_race(fd: int) -> None:  # close syncs the finished file right before moving it
+        fsync(fd)
+        if not out.exists():
+            out.write_bytes(b"written by another program")
+
+    monkeypatch.setattr(os, "fsync", fsync_then_race)
+    with pytest.raises(OutputError, match="kept as") as e:
+        w.close()
+    monkeypatch.undo()
+    assert out.read_bytes() == b"written by another program"
+    assert e.value.path == str(out) and str(partial_path(out)) in str(e.value)
     assert len(stream_pts(partial_path(out))) == 6
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 

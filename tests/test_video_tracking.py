@@ -83,6 +83,49 @@ def test_one_euro_beta_reduces_lag_on_motion() -> None:
     assert lag(20.0) < 0.25 * lag(0.0)
 
 
+@pytest.mark.parametrize("motion", ["zoom", "roll"])
+def test_one_euro_follows_a_face_that_grows_or_rolls(motion: str) -> None:
+    """Points moving apart (zoom) or around (roll) have a mean velocity of ~0 but do move: the
+    cut-off must rise as for a pan. (With the norm of the mean velocity as the speed, the lag
+    after 1 s was 9.8 % of the radius for the zoom and 24 % for the roll; now about 1 %.)"""
+    fps, centre = 30.0, np.array([200.0, 150.0])
+    angles = np.linspace(0, 2 * np.pi, 12, endpoint=False)
+    ring = 50.0 * np.stack([np.cos(angles), np.sin(angles)], axis=1)  # radius 50 px
+
+    def points(t: float) -> np.ndarray:
+        if motion == "zoom":
+            return centre + ring * 2.0 ** t  # doubles in size every second
+        a = 0.5 * np.pi * t  # a quarter turn per second
+        return centre + ring @ np.array([[np.cos(a), np.sin(a)], [-np.sin(a), np.cos(a)]])
+
+    f = OneEuroFilter(min_cutoff=1.0, beta=20.0)
+    lags = []
+    for i in range(31):
+        t = i / fps
+        x = points(t)
+        radius = float(np.sqrt(np.mean(np.sum((x - x.mean(axis=0)) ** 2, axis=1))))
+        y = f(x, t, scale=2 * radius)  # the face size
+        lags.append(float(np.sqrt(np.mean(np.sum((y - x) ** 2, axis=1)))) / radius)
+    assert lags[-1] < 0.03, lags[-1]
+    assert max(lags) < 0.05, max(lags)
+
+
+def test_one_euro_landmark_jitter_does_not_raise_the_cutoff() -> None:
+    """The independent noise of many landmarks (68) is not motion: a still face stays smoothed
+    about as much as at ``min_cutoff`` (an RMS over the raw per-point speeds would raise the
+    cut-off to ~3.5 Hz here and keep ~0.52 of the noise)."""
+    rng = np.random.default_rng(0)
+    base = rng.uniform(-40, 40, (68, 2))
+    f = OneEuroFilter(min_cutoff=1.0, beta=20.0)
+    raw, out = [], []
+    for i in range(600):
+        z = base + rng.normal(0, 1.5, base.shape)  # 1.5 % of a 100 px face
+        raw.append(z - base)
+        out.append(f(z, i / 30, scale=100.0) - base)
+    ratio = float(np.std(np.array(out)[100:]) / np.std(np.array(raw)[100:]))
+    assert ratio < 0.42, ratio  # 1 Hz alone keeps 0.33
+
+
 def test_one_euro_variable_time_steps() -> None:
     # the same signal sampled irregularly ends at (almost) the same place as sampled regularly
     def run(times: np.ndarray) -> float:
@@ -146,7 +189,9 @@ def test_smoothing_lowers_measured_jitter_of_the_crop(face: Face) -> None:
     j_still_raw = jitter(raw[still], true_centres[still])
     j_still_smooth = jitter(smooth[still], true_centres[still])
     assert j_smooth < 0.6 * j_raw, (j_raw, j_smooth)
-    assert j_still_smooth < 0.3 * j_still_raw, (j_still_raw, j_still_smooth)
+    # 0.31 here (0.28 when the speed ignored zoom and roll, which the noise excites too; 0.14
+    # for a fixed 1 Hz cut-off, which would lag 3.5 px on the pan)
+    assert j_still_smooth < 0.33 * j_still_raw, (j_still_raw, j_still_smooth)
     # and it follows the motion: mean position error stays within a couple of pixels
     err = np.linalg.norm(smooth - true_centres, axis=1)
     assert float(np.mean(err)) < 2.5

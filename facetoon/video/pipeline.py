@@ -50,6 +50,7 @@ from .writer import VideoWriter, partial_path
 
 if TYPE_CHECKING:
     from ..pipeline import Stylizer
+    from ..pipeline.options import Keep
 
 __all__ = ["FrameStylizer", "StylizerFrames", "VideoResult", "process_video", "stylize_video"]
 
@@ -60,6 +61,15 @@ _CALL_OPTIONS = frozenset({"strength", "max_faces", "blend", "harmonize"})
 # photo-only options
 _NOT_FOR_VIDEO = frozenset({"return_details", "require_face"})
 _POLL = 0.1  # seconds between checks of the stop flag while waiting on a queue
+
+
+class _Omitted:
+    """Default of an option left out. (The public sentinel, :data:`facetoon.pipeline.options.KEEP`,
+    cannot be a default here: importing :mod:`facetoon.pipeline` loads torch, and importing
+    :mod:`facetoon.video` must not.)"""
+
+
+_OMITTED = _Omitted()
 
 
 class FrameStylizer(Protocol):
@@ -103,18 +113,26 @@ class StylizerFrames:
 
     Args:
         stylizer: the Stylizer (its models are used as loaded).
-        strength, max_faces, blend, harmonize: per-call overrides, as in ``Stylizer.stylize``.
+        strength, max_faces, blend, harmonize: per-call overrides, as in ``Stylizer.stylize``:
+            ``None`` — for ``max_faces``, :data:`~facetoon.pipeline.options.KEEP` — or left out
+            keeps the Stylizer's own (``max_faces=None`` means all faces).
         face_batch: most face crops per face-model call.
+
+    Raises:
+        ConfigError: an invalid option.
     """
 
-    def __init__(self, stylizer: Stylizer, *, strength: float | None = None, max_faces: Any = "keep",
+    def __init__(self, stylizer: Stylizer, *, strength: float | None = None,
+                 max_faces: int | None | Keep | _Omitted = _OMITTED,
                  blend: str | None = None, harmonize: bool | float | None = None,
                  face_batch: int = 8) -> None:
-        from ..pipeline import validate_blend, validate_harmonize, validate_max_faces, validate_strength
+        from ..pipeline.options import (Keep, validate_blend, validate_harmonize, validate_max_faces,
+                                        validate_strength)
 
         self.stylizer = stylizer
         self.strength = stylizer.strength if strength is None else validate_strength(strength)
-        self.max_faces = stylizer.max_faces if max_faces == "keep" else validate_max_faces(max_faces)
+        self.max_faces = stylizer.max_faces if isinstance(max_faces, (Keep, _Omitted)) \
+            else validate_max_faces(max_faces)
         self.blend = stylizer.blend if blend is None else validate_blend(blend)
         self.harmonize = stylizer.harmonize if harmonize is None else validate_harmonize(harmonize)
         self.face_batch = max(1, int(face_batch))
@@ -603,9 +621,7 @@ def _frame_stylizer(stylizer: Stylizer | None,
     elif build:
         raise ConfigError(f"{', '.join(sorted(build))}: Stylizer options cannot be combined with "
                           "stylizer=")
-    kw: dict[str, Any] = dict(call)
-    kw.setdefault("max_faces", "keep")
-    return StylizerFrames(stylizer, **kw)
+    return StylizerFrames(stylizer, **call)
 
 
 __all__ += ["partial_path"]

@@ -19,7 +19,8 @@ How a frame is handled by :meth:`FaceTracker.update`:
    track without a detection counts a miss.
 3. **Smooth.** Each track's landmarks go through its own :class:`OneEuroFilter`, in units of
    the face size so the behaviour does not depend on the resolution: still faces are smoothed
-   strongly (low cut-off), moving faces follow with little lag (the cut-off rises with speed).
+   strongly (low cut-off), moving faces follow with little lag (the cut-off rises with speed,
+   whether the face pans, grows or rolls).
    A measurement more than one face size away from the filter's state (a cut) resets it.
 4. **Fade.** A new track's opacity rises from 0 to 1 over ``fade_frames`` frames (faces found
    on the very first frame start at 1: there is nothing to fade from); a track
@@ -57,6 +58,33 @@ def _alpha(dt: float, cutoff: float) -> float:
     return 1.0 / (1.0 + tau / dt)
 
 
+def _rms_speed(velocity: np.ndarray, points: np.ndarray) -> float:
+    """RMS over the points of their speed, ``sqrt(mean_i |v_i|^2)``, for their motion as a whole.
+
+    ``velocity`` (per-point derivatives) is first projected (least squares) on the motions of
+    ``points`` as a whole: translation, rotation and uniform scaling about their centroid; the
+    RMS of the projected per-point speeds is returned. A face that pans, zooms or rolls moves
+    (almost) like that, so this is the RMS of its points' speeds; the rest is mostly detector
+    jitter of single landmarks, which an RMS would not average out (a still face would lose its
+    smoothing, the more so the more landmarks). Not the norm of the *mean* velocity either: that
+    is about 0 when the points move apart (zoom) or around (roll) and the filter would lag.
+
+    Both ``(N, 2)``; points of another dimension: the plain RMS of the per-point speeds.
+    """
+    v = velocity.reshape(-1, velocity.shape[-1])
+    if v.shape[-1] != 2:
+        return float(np.sqrt(np.mean(np.sum(v * v, axis=1))))
+    q = points.reshape(-1, 2) - points.reshape(-1, 2).mean(axis=0)
+    mean = v.mean(axis=0)
+    speed2 = float(mean @ mean)  # translation
+    spread = float(np.sum(q * q))
+    if spread > 0.0:  # the translation, scaling (q) and rotation (q turned 90 deg) fields are orthogonal
+        grow = float(np.sum(v * q))
+        turn = float(np.sum(v[:, 1] * q[:, 0] - v[:, 0] * q[:, 1]))
+        speed2 += (grow * grow + turn * turn) / (spread * len(q))
+    return math.sqrt(speed2)
+
+
 class OneEuroFilter:
     """One-Euro filter (Casiez, Roussel and Vogel, CHI 2012) for a set of 2-D points.
 
@@ -66,7 +94,11 @@ class OneEuroFilter:
 
     Here the signal is an ``(N, 2)`` array of points; one cut-off is shared by all points (so
     the shape is not distorted), computed from the RMS speed of the points divided by
-    ``scale`` (pass the face size: speeds are then in face sizes per second).
+    ``scale`` (pass the face size: speeds are then in face sizes per second). The speed is that
+    of the points' motion as a whole — translation, rotation, scaling (see :func:`_rms_speed`):
+    a face that pans, grows (zoom) or rolls raises the cut-off alike, while the independent
+    jitter of single landmarks does not.
+    The derivative itself is low-passed per point, as in the paper.
 
     Args:
         min_cutoff: cut-off frequency at rest, in Hz (lower = smoother, more lag).
@@ -107,7 +139,7 @@ class OneEuroFilter:
         self._t = float(t)
         dx = (x - self._x) / dt
         self._dx = self._dx + _alpha(dt, self.d_cutoff) * (dx - self._dx)
-        speed = float(np.linalg.norm(self._dx.reshape(-1, x.shape[-1]).mean(axis=0))) / max(scale, 1e-9)
+        speed = _rms_speed(self._dx, self._x) / max(scale, 1e-9)
         cutoff = self.min_cutoff + self.beta * speed
         self._x = self._x + _alpha(dt, cutoff) * (x - self._x)
         return self._x.copy()

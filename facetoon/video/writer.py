@@ -44,6 +44,7 @@ from typing import Any
 
 import numpy as np
 
+from .._fileutil import link_no_clobber
 from ..errors import ConfigError, OutputError, VideoError
 
 __all__ = ["CONTAINERS", "VideoWriter", "partial_path", "resolve_codec"]
@@ -344,7 +345,13 @@ class VideoWriter:
             self._out.close()
 
     def close(self) -> Path:
-        """Finish the file and move it to :attr:`path`; returns the path."""
+        """Finish the file and move it to :attr:`path`; returns the path.
+
+        With ``overwrite=False`` the move never replaces a file that another program created at
+        :attr:`path` while this one was encoding (the move is atomic, see
+        :func:`facetoon._fileutil.link_no_clobber`): the finished video is then kept as
+        :func:`partial_path` and :class:`OutputError` is raised, naming it.
+        """
         try:
             self._finalize()
         except BaseException:
@@ -353,18 +360,21 @@ class VideoWriter:
         if self.frames_written == 0:
             self.tmp_path.unlink(missing_ok=True)
             raise VideoError("no frame was written", path=self.path)
-        if not self.overwrite and self.path.exists():  # it appeared while encoding: keep the work apart
+        try:
+            with open(self.tmp_path, "rb+") as f:  # on disk before it takes the output's name
+                os.fsync(f.fileno())
+            if self.overwrite:
+                os.replace(self.tmp_path, self.path)
+            else:
+                link_no_clobber(self.tmp_path, self.path)
+        except OutputError:  # the output appeared while encoding: it stays, the work is kept apart
             kept = partial_path(self.path)
             try:
                 os.replace(self.tmp_path, kept)
             except OSError:
                 kept = self.tmp_path
             raise OutputError(f"the output file appeared while encoding (overwrite is off); the finished "
-                              f"video is kept as {kept}", path=self.path)
-        try:
-            with open(self.tmp_path, "rb+") as f:  # on disk before it takes the output's name
-                os.fsync(f.fileno())
-            os.replace(self.tmp_path, self.path)
+                              f"video is kept as {kept}", path=self.path) from None
         except OSError as exc:
             self.tmp_path.unlink(missing_ok=True)
             raise OutputError(f"cannot write: {exc.strerror or exc}", path=self.path) from None
