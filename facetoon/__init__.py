@@ -5,6 +5,13 @@ that needs them is first used (attributes below resolve lazily).
 
     >>> import facetoon
     >>> out = facetoon.stylize("portrait.jpg")   # doctest: +SKIP
+
+Side effect of the import: ``THP_MEM_ALLOC_ENABLE=1`` is put in ``os.environ`` unless the variable
+is already set (``setdefault``: an explicit value, e.g. ``0`` to opt out, wins). torch reads it
+once, at its first CPU allocation, and then serves large buffers from transparent huge pages (far
+fewer page faults for the hundreds-of-MB activations of the scene models). It must be set before
+that first allocation, so it cannot wait until a model is used; it has no effect if torch has
+already allocated, and child processes inherit it.
 """
 
 from __future__ import annotations

@@ -33,6 +33,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import threading
 from typing import Literal
 
 import numpy as np
@@ -100,6 +101,15 @@ class BackgroundStylizer:
         internal_scale: in (0, 1]; below 1 enables the guided-filter speed mode.
         retain_memory: call :func:`retain_freed_memory` (process-wide; faster repeated calls,
             higher resident memory).
+
+    A module you pass is put in eval mode and moved to ``device`` in place (with ``"fast"`` on a
+    CPU with native bf16, a model without a fused graph is also converted to channels_last in
+    place); pass a copy if you keep training it.
+
+    Thread safety: calls on one BackgroundStylizer are serialised (a lock): a tiled call keeps
+    per-call normalisation statistics on the model. For parallel throughput use one
+    BackgroundStylizer per thread, each with its own model instance (two stylizers sharing one
+    module on the ``"fp32"`` path would still share its normalisation layers).
     """
 
     def __init__(
@@ -136,6 +146,9 @@ class BackgroundStylizer:
         self.guard = tile_guard
         self.internal_scale = float(internal_scale)
         self.model = model.eval().to(self.device)
+        # serialises calls: tiled passes keep per-call state on the model (recorded norm statistics,
+        # patched norm layers) and the fp32 fallback swaps self._autocast
+        self._lock = threading.RLock()
         self.multiple = int(getattr(model, "size_multiple", 4))
         self.min_size = int(getattr(model, "min_size", 8))
         self._autocast: torch.dtype | None = None
@@ -176,9 +189,15 @@ class BackgroundStylizer:
 
         A fast-path result that is not finite (a low-precision kernel failing on some shape) is
         recomputed with the float32 reference model, with a warning; never written as black.
+        Calls from several threads are serialised.
         """
         if x.dim() != 4 or x.shape[1] != 3:
             raise InvalidImageError(f"expected an RGB tensor (B, 3, H, W), got shape {tuple(x.shape)}")
+        with self._lock:
+            return self._stylize_checked(x)
+
+    def _stylize_checked(self, x: Tensor) -> Tensor:
+        """:meth:`stylize_tensor` under the lock."""
         y = self._stylize(x, self._net)
         if not bool(torch.isfinite(y).all()):
             if self._net is self.model and self._autocast is None:
@@ -224,7 +243,10 @@ class BackgroundStylizer:
     # -- image level
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
-        """Stylize ``(H, W, 3)`` uint8 RGB; returns a new ``(H, W, 3)`` uint8 RGB array."""
+        """Stylize ``(H, W, 3)`` uint8 RGB; returns a new ``(H, W, 3)`` uint8 RGB array.
+
+        Calls from several threads are serialised (see the class docstring).
+        """
         if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 \
                 or image.shape[2] != 3:
             desc = f"dtype {image.dtype}, shape {image.shape}" if isinstance(image, np.ndarray) \

@@ -63,7 +63,7 @@ from typing import IO, TYPE_CHECKING, Any, Final, Literal, Union
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from ._fileutil import create_temp, same_file
+from ._fileutil import create_temp, link_no_clobber, same_file
 from .errors import (ConfigError, DataError, FacetoonError, ImageTooLargeError, InvalidImageError, OutputError,
                      first_line)
 
@@ -81,6 +81,9 @@ __all__ = [
     "read_image_with_alpha",
     "composite_over_white",
     "source_label",
+    "readable_formats",
+    "pillow_pixel_budget",
+    "exif_orientation",
     "write_image",
     "to_tensor",
     "to_image",
@@ -187,13 +190,18 @@ def _too_large(label: str, size: tuple[int, int], budget: int) -> ImageTooLargeE
 
 
 @contextlib.contextmanager
-def _pillow_guard(budget: int | None) -> Iterator[None]:
-    """Let our budget, not Pillow's global ``MAX_IMAGE_PIXELS``, decide what is too large.
+def pillow_pixel_budget(budget: int | None) -> Iterator[None]:
+    """Context manager: let ``budget`` (pixels, ``None`` = no limit), not Pillow's global
+    ``MAX_IMAGE_PIXELS``, decide what is too large, for the ``Image.open`` calls inside it.
 
     When the budget is within Pillow's limit nothing changes. When it is larger (or ``None``),
     Pillow's guard is switched off for the duration of this read, under a lock, so that Pillow
-    does not refuse an image the caller explicitly allowed; our own check on the declared size
-    (which runs right after the header is parsed) is then the only guard.
+    does not refuse an image the caller explicitly allowed; the caller's own check of the declared
+    size (:func:`read_image` checks it right after the header is parsed) is then the only guard.
+    Use it with :func:`get_max_pixels` to open a file the way :func:`read_image` does::
+
+        with pillow_pixel_budget(get_max_pixels()), Image.open(path, formats=readable_formats()) as im:
+            ...
     """
     pil_limit = Image.MAX_IMAGE_PIXELS
     if pil_limit is None or (budget is not None and budget <= pil_limit):
@@ -235,7 +243,9 @@ def source_label(src: object) -> str:
     return name if isinstance(name, str) and name else "<file object>"
 
 
-def _pillow_formats() -> list[str]:
+def readable_formats() -> list[str]:
+    """Pillow format names :func:`read_image` decodes with this Pillow build, in the order they are
+    tried (pass as ``Image.open(..., formats=readable_formats())``)."""
     Image.init()
     return [f for f in _READ_FORMATS if f in Image.OPEN]
 
@@ -294,14 +304,15 @@ def _decode(im: Image.Image, label: str, budget: int | None, *, from_file: bool)
         raise _too_large(label, im.size, budget or 0) from None
     except Exception as exc:  # noqa: BLE001 - corrupt files raise all sorts of errors in plugins
         raise _corrupt(label, "cannot decode image", exc) from None
-    orientation = _exif_orientation(im, label)
+    orientation = exif_orientation(im, label)
     if orientation in (2, 3, 4, 5, 6, 7, 8):
         im = ImageOps.exif_transpose(im)
     return im
 
 
-def _exif_orientation(im: Image.Image, label: str) -> int:
-    """The EXIF orientation tag (1 = upright); 1 with a warning when the EXIF data is unreadable."""
+def exif_orientation(im: Image.Image, label: str = "<PIL image>") -> int:
+    """The EXIF orientation tag of an opened image (1 = upright; 2-8 are undone by
+    :func:`read_image`); 1, with a warning naming ``label``, when the EXIF data is unreadable."""
     try:
         return int(im.getexif().get(274, 1))
     except Exception as exc:  # noqa: BLE001 - broken EXIF must not make the pixels unreadable
@@ -387,7 +398,7 @@ def _read_arrays(src: ImageSource, max_pixels: MaxPixels) -> tuple[np.ndarray, n
     if isinstance(src, np.ndarray):
         return _array_to_arrays(src, label)
     if isinstance(src, Image.Image):
-        with _pillow_guard(budget):
+        with pillow_pixel_budget(budget):
             return _pil_to_arrays(_decode(src, label, budget, from_file=False))
     if not isinstance(src, (str, os.PathLike, bytes, bytearray, memoryview)) and not hasattr(
         src, "read"
@@ -397,21 +408,21 @@ def _read_arrays(src: ImageSource, max_pixels: MaxPixels) -> tuple[np.ndarray, n
             "bytes, a binary file object, a PIL image or a numpy array"
         )
     stream = _open_stream(src, label)
-    with stream, _pillow_guard(budget):
+    with stream, pillow_pixel_budget(budget):
         try:
-            im = Image.open(stream, formats=_pillow_formats())
+            im = Image.open(stream, formats=readable_formats())
         except UnidentifiedImageError:
             raise InvalidImageError(
                 "not a recognised image (readable formats: "
-                f"{', '.join(_pillow_formats())})",
+                f"{', '.join(readable_formats())})",
                 path=label,
             ) from None
         except Image.DecompressionBombError:
             # Pillow refused in the header already; reopen with its guard lifted to report
             # the declared size in our own terms (header only, no pixel is decoded).
             stream.seek(0)
-            with _pillow_guard(None):
-                size = Image.open(stream, formats=_pillow_formats()).size
+            with pillow_pixel_budget(None):
+                size = Image.open(stream, formats=readable_formats()).size
             raise _too_large(label, size, budget or 0) from None
         except Exception as exc:  # noqa: BLE001 - corrupt headers raise all sorts in plugins
             raise _corrupt(label, "cannot read image header", exc) from None
@@ -586,7 +597,7 @@ def write_image(
         if overwrite:
             os.replace(tmp, target)
         else:
-            _link_no_clobber(tmp, target)
+            link_no_clobber(tmp, target)
     except BaseException as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()
@@ -602,21 +613,6 @@ def write_image(
     return target
 
 
-def _link_no_clobber(tmp: Path, target: Path) -> None:
-    """Move ``tmp`` to ``target`` only if ``target`` does not exist (atomic via a hard link)."""
-    try:
-        os.link(tmp, target)
-    except FileExistsError:
-        raise OutputError("output file already exists (overwrite is off)", path=target) from None
-    except OSError:  # no hard links on this file system: check, then replace
-        if target.exists():
-            raise OutputError("output file already exists (overwrite is off)", path=target) \
-                from None
-        os.replace(tmp, target)
-        return
-    tmp.unlink()
-
-
 # --------------------------------------------------------------------------- tensors
 
 
@@ -630,7 +626,8 @@ def to_tensor(
     """``(H, W, 3)`` uint8 RGB array -> ``(1, 3, H, W)`` float tensor in ``[-1, 1]``.
 
     ``v -> v / 127.5 - 1`` exactly (0 -> -1, 255 -> 1). ``channels="BGR"`` reverses the
-    channel order for models trained on BGR input (CartoonGAN). ``dtype`` defaults to float32.
+    channel order, for a third-party model that expects BGR input and does not convert itself
+    (facetoon's own models all take RGB). ``dtype`` defaults to float32.
     """
     import torch
 

@@ -70,6 +70,8 @@ class Runtime:
         return torch.autocast(self.device.type, dtype=self.autocast_dtype)
 
     def prepare_module(self, module: M) -> M:
+        """``module`` moved to the device and, where :attr:`channels_last`, converted to that memory
+        format, in place (``nn.Module.to``): the same module is returned, so a caller's module changes."""
         module = module.to(self.device)
         if self.channels_last:
             module = to_channels_last(module)

@@ -167,6 +167,53 @@ def test_fast_path_tiled(v2, photo):
     assert over < other + 1.0 and over < 4.0
 
 
+def _two_tones() -> list[np.ndarray]:
+    """Two 96x128 images of different tone: statistics of one used for the other would show."""
+    rng = np.random.default_rng(0)
+    noise = cv2.GaussianBlur(rng.integers(0, 256, (96, 128, 3), dtype=np.uint8), (0, 0), 2)
+    return [noise // 3, 255 - noise // 3]
+
+
+def _run_in_threads(fn, inputs: list, repeats: int = 3) -> list[list]:
+    """``fn(inputs[i])`` ``repeats`` times in thread ``i``, all threads started together."""
+    import threading
+
+    barrier = threading.Barrier(len(inputs))
+    results: list[list] = [[] for _ in inputs]
+    errors: list[BaseException] = []
+
+    def work(i: int) -> None:
+        try:
+            barrier.wait()
+            for _ in range(repeats):
+                results[i].append(fn(inputs[i]))
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(inputs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    return results
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fast"])
+def test_one_stylizer_shared_by_two_threads(v2, precision):
+    """A tiled call keeps per-call normalisation statistics on the model (the reference path
+    patches its norm layers, the fused graph records them on itself): calls from several threads
+    on one BackgroundStylizer are serialised, so each gets its single-threaded output."""
+    st = BackgroundStylizer(v2, precision=precision, max_pixels_per_tile=64 * 64, tile_overlap=32, tile_guard=8)
+    images = _two_tones()
+    assert plan_tiles(96, 128, st.max_pixels, st.overlap).n_tiles > 1
+    alone = [st(im) for im in images]
+    assert not np.array_equal(alone[0], alone[1])
+    for i, outs in enumerate(_run_in_threads(st, images)):
+        assert all(np.array_equal(out, alone[i]) for out in outs), i
+
+
 def test_non_finite_fast_path_falls_back_to_fp32(v2, photo, caplog):
     """A fast-path kernel returning NaN must not become a black image: recomputed in fp32."""
     class Broken(torch.nn.Module):

@@ -111,6 +111,17 @@ def test_info_image(tmp_path: Path) -> None:
     assert info["rgb_mean"] == [127.0, 127.0, 127.0]  # black at alpha 128 over white
 
 
+def test_cli_uses_only_public_names_of_other_modules() -> None:
+    """The commands import public API only (no ``from ..io import _private``)."""
+    import ast
+
+    for file in sorted((REPO / "facetoon" / "cli").glob("*.py")):
+        for node in ast.walk(ast.parse(file.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom):
+                private = [a.name for a in node.names if a.name.startswith("_") and not a.name.startswith("__")]
+                assert not private, f"{file.name} imports {private} from {node.module}"
+
+
 def test_info_bundled_example() -> None:
     proc = run_cli("info", "--image", "examples/astronaut.png")
     assert proc.returncode == 0, proc.stderr

@@ -104,6 +104,28 @@ def test_missing_default_weights_is_a_clear_error(monkeypatch, tmp_path, face_mo
         Stylizer(face_model=tmp_path / "nowhere", background_model=None)
 
 
+def test_no_weights_directory_says_how_to_get_one(monkeypatch, tmp_path, face_model) -> None:
+    """A regular (non-editable) install has no weights/ beside the package: the error says to
+    install editable from a checkout or to set FACETOON_WEIGHTS."""
+    from facetoon.models import serialization
+
+    monkeypatch.delenv("FACETOON_WEIGHTS", raising=False)
+    site = tmp_path / "site-packages"
+    monkeypatch.setattr(serialization, "__file__", str(site / "facetoon" / "models" / "serialization.py"))
+    assert serialization.weights_dir() == site / "weights"
+    for make in (Stylizer, lambda: Stylizer(face_model=face_model),
+                 lambda: Stylizer.from_pretrained("my-pipeline"),
+                 lambda: BackgroundStylizer("animegan-anime")):
+        with pytest.raises(WeightsError) as err:
+            make()
+        msg = str(err.value)
+        assert "pip install -e ." in msg and "FACETOON_WEIGHTS" in msg and str(site / "weights") in msg, msg
+        assert "\n" not in msg
+    monkeypatch.setenv("FACETOON_WEIGHTS", str(tmp_path / "absent"))
+    with pytest.raises(WeightsError, match=r"FACETOON_WEIGHTS=.*absent is not a folder"):
+        Stylizer()
+
+
 def test_models_load_once(monkeypatch, tmp_path, face_model, scene_model, selfies) -> None:
     save_pretrained(face_model, tmp_path / "face", dtype=torch.float16)
     save_pretrained(scene_model, tmp_path / "scene")
@@ -307,6 +329,64 @@ def test_bad_input(stylizer, tmp_path) -> None:
                 b"", 42):
         with pytest.raises(InvalidImageError):
             stylizer(bad)
+
+
+def test_bad_crops_are_invalid_image_errors(stylizer) -> None:
+    """stylize_crops takes (S, S, 3) uint8 crops of one size; anything else is a one-line
+    InvalidImageError, not numpy's ValueError or torch's RuntimeError."""
+    s = stylizer.face_size
+    ok = np.zeros((s, s, 3), np.uint8)
+    for crops, needle in (([ok, np.zeros((s + 4, s + 4, 3), np.uint8)], "same size"),
+                          ([np.zeros((s, s), np.uint8)], r"crop 0 has dtype uint8 and shape \(\d+, \d+\)"),
+                          ([ok, np.zeros((s, s, 3), np.float32)], "crop 1 has dtype float32"),
+                          ([np.zeros((s, s + 4, 3), np.uint8)], r"\(S, S, 3\)"),
+                          ([ok, "crop.png"], "crop 1 is a str"),
+                          (np.zeros((1, s, s, 3), np.uint8), "expected a list")):
+        with pytest.raises(InvalidImageError, match=needle) as err:
+            stylizer.stylize_crops(crops)
+        assert "\n" not in str(err.value)
+    assert stylizer.stylize_crops([]) == ([], [])
+
+
+def test_one_stylizer_shared_by_threads(face_model, scene_model) -> None:
+    """facetoon.stylize hands one cached Stylizer to every thread asking for the same options; its
+    calls are serialised, so two threads stylizing photos large enough to be tiled (per-call norm
+    statistics kept on the scene model) each get their single-threaded output."""
+    import threading
+
+    photo = read_image(ASTRONAUT)[:320, 60:380]
+    images = [photo, np.ascontiguousarray(photo[:, ::-1] // 2)]
+    opts = dict(face_model=face_model, background_model=scene_model, warmup=False,
+                background_options={"max_pixels_per_tile": 128 * 128, "tile_overlap": 32, "tile_guard": 8})
+    pipeline.clear_cache()
+    try:
+        st = pipeline.get_stylizer(**opts)
+        assert st._background is not None and st._background.max_pixels < photo.shape[0] * photo.shape[1]
+        alone = [facetoon.stylize(im, **opts) for im in images]
+        assert len(st.detect(photo)) == 1 and not np.array_equal(alone[0], alone[1][:, ::-1])
+        barrier = threading.Barrier(2)
+        results: list[list[np.ndarray]] = [[], []]
+        errors: list[BaseException] = []
+
+        def work(i: int) -> None:
+            try:
+                barrier.wait()
+                for _ in range(2):
+                    results[i].append(facetoon.stylize(images[i], **opts))
+            except BaseException as exc:  # noqa: BLE001 - re-raised below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors, errors
+        assert pipeline.get_stylizer(**opts) is st  # both threads used the one cached Stylizer
+        for i, outs in enumerate(results):
+            assert len(outs) == 2 and all(np.array_equal(out, alone[i]) for out in outs), i
+    finally:
+        pipeline.clear_cache()
 
 
 def test_bad_options(face_model) -> None:

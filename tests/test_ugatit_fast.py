@@ -87,6 +87,20 @@ def test_fused_fp32_any_size_the_reference_accepts(light: Generator, light_fp32:
         light_fp32(torch.rand(1, 4, 16, 16))
 
 
+def test_fused_and_reference_share_the_input_check(light: Generator, light_fp32: FastGenerator) -> None:
+    """The same InvalidImageError, word for word, from the reference and the fused module."""
+    full = _generator(ngf=8, n_res=1, light=False, img_size=32)
+    cases = [(light, light_fp32, s) for s in [(1, 3, 4, 4), (1, 1, 32, 32), (1, 3, 30, 32), (3, 32, 32)]]
+    cases.append((full, fuse_for_inference(full, torch.float32), (1, 3, 64, 64)))
+    for ref, fast, shape in cases:
+        x = torch.zeros(shape)
+        with pytest.raises(InvalidImageError) as from_ref, torch.no_grad():
+            ref(x)
+        with pytest.raises(InvalidImageError) as from_fast:
+            fast(x)
+        assert str(from_ref.value) == str(from_fast.value), shape
+
+
 def test_fused_input_layouts_and_dtypes(light: Generator, light_fp32: FastGenerator) -> None:
     x = torch.rand(1, 3, 32, 48) * 2 - 1
     with torch.no_grad():

@@ -94,6 +94,22 @@ def test_full_generator_refuses_other_sizes() -> None:
     assert g.mlp[0].in_features == 8 * 8 * 32
 
 
+def test_generator_refuses_bad_inputs_with_a_typed_error() -> None:
+    """Too small, wrong channel count or rank: InvalidImageError from the shared input check, not
+    torch's errors from inside InstanceNorm, a reflection pad or a conv."""
+    g = Generator(ngf=8, n_res=1, img_size=32, light=True).eval()
+    for x, needle in ((torch.zeros(1, 3, 4, 4), "at least 8, got 4x4"),
+                      (torch.zeros(1, 3, 4, 16), "at least 8, got 4x16"),
+                      (torch.zeros(1, 1, 32, 32), r"\(B, 3, H, W\), got shape \(1, 1, 32, 32\)"),
+                      (torch.zeros(2, 4, 32, 32), r"\(B, 3, H, W\)"),
+                      (torch.zeros(3, 32, 32), r"\(B, 3, H, W\), got shape \(3, 32, 32\)")):
+        with pytest.raises(InvalidImageError, match=needle):
+            with torch.no_grad():
+                g(x)
+    with torch.no_grad():  # the smallest accepted size runs
+        assert g(torch.zeros(1, 3, 8, 8))[0].shape == (1, 3, 8, 8)
+
+
 @pytest.mark.parametrize(("n_layers", "patch"), [(5, 2), (4, 6), (3, 14)])
 def test_discriminator_outputs(n_layers: int, patch: int) -> None:
     torch.manual_seed(0)
@@ -300,6 +316,42 @@ def test_save_and_load_pretrained_round_trip(tmp_path: Path) -> None:
             assert torch.equal(a, b)
         for a, b in zip(d(x), d2(x)):  # spectral-norm vectors u, v are saved too
             assert torch.equal(a, b)
+
+
+def test_config_json_of_another_save_is_refused(tmp_path: Path) -> None:
+    """Both files of a save carry its id: new weights beside the previous save's config.json (a crash
+    between the two writes) are refused, by load_pretrained and by read_config (warm starts read
+    the step from its meta). Folders without ids (older saves) load as before."""
+    import json
+    import shutil
+
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    from facetoon.errors import WeightsError
+    from facetoon.models import read_config
+
+    folder, old = tmp_path / "g", tmp_path / "old_config.json"
+    g = Generator(ngf=8, n_res=1, img_size=32, light=True)
+    save_pretrained(g, folder, meta={"step": 1})
+    shutil.copy(folder / "config.json", old)
+    save_pretrained(g, folder, meta={"step": 2})
+    with safe_open(str(folder / "model.safetensors"), framework="pt") as f:
+        assert f.metadata()["save_id"] == read_config(folder)["save_id"]  # the same id in both files
+    load_pretrained(folder)
+    shutil.copy(old, folder / "config.json")
+    for read in (load_pretrained, read_config):
+        with pytest.raises(WeightsError, match="config.json and model.safetensors are from different saves") \
+                as info:
+            read(folder)
+        assert str(folder) in str(info.value) and "\n" not in str(info.value)
+    # an older save: no id in config.json nor in the safetensors metadata
+    doc = json.loads(old.read_text())
+    del doc["save_id"]
+    (folder / "config.json").write_text(json.dumps(doc))
+    save_file(load_file(str(folder / "model.safetensors")), str(folder / "model.safetensors"),
+              metadata={"arch": "ugatit_generator"})
+    assert isinstance(load_pretrained(folder), Generator) and read_config(folder)["meta"] == {"step": 1}
 
 
 def test_a_hand_edited_config_json_is_a_weights_error(tmp_path: Path) -> None:

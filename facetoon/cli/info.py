@@ -147,12 +147,12 @@ def image_info(path: str) -> dict[str, Any]:
     """
     from PIL import Image
 
-    from ..io import _exif_orientation, _pillow_formats, _pillow_guard, get_max_pixels, read_image_with_alpha
+    from ..io import exif_orientation, get_max_pixels, pillow_pixel_budget, read_image_with_alpha, readable_formats
 
     rgb, alpha = read_image_with_alpha(path)  # validates the file fully, with our errors
     # the header again (no decoding) for the stored, pre-conversion facts
-    with _pillow_guard(get_max_pixels()), Image.open(path, formats=_pillow_formats()) as im:
-        orientation = _exif_orientation(im, path)
+    with pillow_pixel_budget(get_max_pixels()), Image.open(path, formats=readable_formats()) as im:
+        orientation = exif_orientation(im, path)
         frames = int(getattr(im, "n_frames", 1))
         return {
             "path": path,

@@ -1,18 +1,28 @@
 """Save and load models as a folder: ``config.json`` beside ``model.safetensors``.
 
 ``config.json`` holds ``{"arch": <registry name>, "config": <constructor kwargs>,
-"facetoon_version": ..., "dtype": ..., "meta": {...}}``; the weights are a safetensors file, so
-loading never executes code. Weights stored in fp16 are upcast to the requested dtype on load.
+"facetoon_version": ..., "dtype": ..., "save_id": ..., "meta": {...}}``; the weights are a
+safetensors file, so loading never executes code. Weights stored in fp16 are upcast to the
+requested dtype on load.
+
+The two files are written one after the other (each atomically), so a crash between them could
+leave new weights beside the previous save's ``config.json`` (whose ``meta`` says, e.g., the
+training step). Each save therefore writes one random ``save_id`` into both (the safetensors
+header's metadata and ``config.json``); :func:`read_config` and :func:`load_pretrained` refuse a
+folder whose two ids differ. Folders without an id (older saves) load as before.
 
 Named weights (e.g. ``"ugatit-selfie2anime"``) are folders of the weights directory: the
 ``FACETOON_WEIGHTS`` environment variable if set, else the ``weights/`` folder of the source
-checkout facetoon runs from.
+checkout facetoon runs from. That folder is not part of the Python package: a regular
+(non-editable) ``pip install`` has no weights directory, and errors about named weights then say
+to install editable from a checkout (``pip install -e .``) or to set ``FACETOON_WEIGHTS``.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -24,18 +34,35 @@ from .._version import __version__
 from ..errors import ConfigError, WeightsError
 from .registry import create_model
 
-__all__ = ["save_pretrained", "load_pretrained", "read_config", "resolve_weights", "weights_dir"]
+__all__ = ["save_pretrained", "load_pretrained", "read_config", "resolve_weights", "weights_dir",
+           "missing_weights_dir_hint"]
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
+#: key of the id shared by one save's ``config.json`` and safetensors metadata
+SAVE_ID_KEY = "save_id"
 
 
 def weights_dir() -> Path:
-    """The folder that holds facetoon's named weights."""
+    """The folder that holds facetoon's named weights (it may not exist, see
+    :func:`missing_weights_dir_hint`)."""
     env = os.environ.get("FACETOON_WEIGHTS")
     if env:
         return Path(env)
     return Path(__file__).resolve().parents[2] / "weights"
+
+
+def missing_weights_dir_hint() -> str | None:
+    """``None`` when :func:`weights_dir` is a folder; else one line saying why it is missing and
+    what to do (for the messages of errors about named weights)."""
+    directory = weights_dir()
+    if directory.is_dir():
+        return None
+    if os.environ.get("FACETOON_WEIGHTS"):
+        return f"FACETOON_WEIGHTS={directory} is not a folder"
+    return (f"there is no weights directory ({directory}): the named weights are the weights/ folder of a "
+            f"facetoon source checkout, which a regular pip install does not include; install editable from "
+            f"a checkout (pip install -e .) or set FACETOON_WEIGHTS to a weights folder")
 
 
 def resolve_weights(name_or_path: str | os.PathLike[str]) -> Path:
@@ -46,8 +73,10 @@ def resolve_weights(name_or_path: str | os.PathLike[str]) -> Path:
     candidate = weights_dir() / str(name_or_path)
     if candidate.is_dir():
         return candidate
-    known = sorted(p.name for p in weights_dir().glob("*") if (p / CONFIG_NAME).is_file()) \
-        if weights_dir().is_dir() else []
+    hint = missing_weights_dir_hint()
+    if hint is not None:
+        raise WeightsError(f"no weights folder here, and {hint}", path=name_or_path)
+    known = sorted(p.name for p in weights_dir().glob("*") if (p / CONFIG_NAME).is_file())
     raise WeightsError(
         f"no weights folder here and no named weights of that name (known: {', '.join(known) or 'none'})",
         path=name_or_path,
@@ -64,7 +93,8 @@ def save_pretrained(
     """Write ``model`` (a registered architecture) as ``config.json`` + ``model.safetensors``.
 
     ``dtype=torch.float16`` halves the file; floating tensors are cast, others kept. Both files
-    are written atomically.
+    are written atomically, weights first, and carry the same random ``save_id`` so that a
+    reader can tell when a crash between the two writes left them from different saves.
     """
     from safetensors.torch import save
 
@@ -80,12 +110,14 @@ def save_pretrained(
         if dtype is not None and t.is_floating_point():
             t = t.to(dtype)
         state[key] = t.contiguous()
-    atomic_write_bytes(out / WEIGHTS_NAME, save(state, metadata={"arch": arch}))
+    save_id = uuid.uuid4().hex
+    atomic_write_bytes(out / WEIGHTS_NAME, save(state, metadata={"arch": arch, SAVE_ID_KEY: save_id}))
     doc = {
         "arch": arch,
         "config": config,
         "facetoon_version": __version__,
         "dtype": str(dtype or next(iter(state.values())).dtype).replace("torch.", ""),
+        SAVE_ID_KEY: save_id,
         "meta": meta or {},
     }
     atomic_write_bytes(out / CONFIG_NAME, (json.dumps(doc, indent=2) + "\n").encode())
@@ -93,6 +125,13 @@ def save_pretrained(
 
 
 def read_config(directory: str | os.PathLike[str]) -> dict[str, Any]:
+    """The parsed ``config.json`` of a weights folder (a path or a named folder).
+
+    Raises:
+        WeightsError: ``config.json`` is missing or malformed, or it and ``model.safetensors``
+            carry different save ids (they are from different saves: the folder's ``meta`` does
+            not describe its weights).
+    """
     path = resolve_weights(directory) / CONFIG_NAME
     try:
         doc = json.loads(path.read_text())
@@ -104,7 +143,27 @@ def read_config(directory: str | os.PathLike[str]) -> dict[str, Any]:
         raise WeightsError("config.json lacks 'arch' or 'config'", path=path)
     if not isinstance(doc["arch"], str) or not isinstance(doc["config"], dict):
         raise WeightsError("config.json: 'arch' must be a string and 'config' an object", path=path)
+    config_id = doc.get(SAVE_ID_KEY)
+    weights_id = _weights_save_id(path.parent / WEIGHTS_NAME) if config_id is not None else None
+    if weights_id is not None and weights_id != config_id:
+        raise WeightsError("config.json and model.safetensors are from different saves (a save interrupted "
+                           "between the two files?); save the model again", path=path.parent)
     return doc
+
+
+def _weights_save_id(file: Path) -> str | None:
+    """The save id in a safetensors file's header metadata; ``None`` when it has none, or when the
+    file is missing or unreadable (:func:`load_pretrained` reports that when it reads the tensors)."""
+    from safetensors import SafetensorError, safe_open
+
+    if not file.is_file():
+        return None
+    try:
+        with safe_open(str(file), framework="pt") as f:
+            metadata = f.metadata() or {}
+    except (SafetensorError, OSError, ValueError):
+        return None
+    return metadata.get(SAVE_ID_KEY)
 
 
 def load_pretrained(
@@ -116,7 +175,8 @@ def load_pretrained(
     """Build the architecture named in ``config.json`` and load its safetensors weights.
 
     Returns the model in eval mode on ``device`` with floating tensors in ``dtype``.
-    Raises :class:`WeightsError` on a missing file or mismatching tensors.
+    Raises :class:`WeightsError` on a missing file, mismatching tensors, or a ``config.json`` and
+    ``model.safetensors`` from different saves (see :func:`read_config`).
     """
     from safetensors import SafetensorError
     from safetensors.torch import load_file

@@ -29,7 +29,30 @@ from ..errors import InvalidImageError
 from ..layers import ConvNormAct, ILN, ResnetAdaILNBlock, ResnetBlock
 from .registry import register_model
 
-__all__ = ["Generator", "Discriminator"]
+__all__ = ["Generator", "Discriminator", "MIN_SIZE", "check_generator_input"]
+
+#: smallest height/width the generator accepts: the reflection padding of the 3x3 convs at 1/4
+#: resolution needs feature maps of at least 2x2
+MIN_SIZE = 8
+
+
+def check_generator_input(x: Tensor, *, light: bool, img_size: int, in_channels: int = 3) -> None:
+    """Raise :class:`~facetoon.errors.InvalidImageError` unless the U-GAT-IT generator runs on ``x``.
+
+    ``x`` must be ``(B, in_channels, H, W)`` with ``H`` and ``W`` multiples of 4 and at least
+    :data:`MIN_SIZE`; the full (non-light) generator runs at ``img_size`` only. The one input check
+    of :class:`Generator` and of its fused form, :class:`facetoon.models.ugatit_fast.FastGenerator`.
+    """
+    if x.dim() != 4 or x.shape[1] != in_channels:
+        raise InvalidImageError(f"U-GAT-IT input must be (B, {in_channels}, H, W), got shape {tuple(x.shape)}")
+    h, w = x.shape[-2:]
+    if h % 4 or w % 4:
+        raise InvalidImageError(f"U-GAT-IT generator needs H and W multiples of 4, got {h}x{w}")
+    if h < MIN_SIZE or w < MIN_SIZE:
+        raise InvalidImageError(f"U-GAT-IT generator needs H and W of at least {MIN_SIZE}, got {h}x{w}")
+    if not light and (h != img_size or w != img_size):
+        raise InvalidImageError(f"the full U-GAT-IT generator runs at {img_size}px only, "
+                                f"got {h}x{w}; use light=True for other sizes")
 
 
 def _cam_attention(x: Tensor, gap_fc: nn.Linear, gmp_fc: nn.Linear) -> tuple[Tensor, Tensor]:
@@ -72,11 +95,12 @@ class Generator(nn.Module):
         img_size: training image size; the full (non-light) MLP flattens a feature map of
             ``img_size // 4`` squared, so the full model only runs at that size.
         light: pool the features before the gamma/beta MLP (the "light" model); runs at any
-            size that is a multiple of 4.
+            size that is a multiple of 4, from :data:`MIN_SIZE` up.
         in_channels, out_channels: 3 (RGB).
 
     ``forward(x (B, 3, H, W) in [-1, 1])`` returns ``(image (B, 3, H, W) in [-1, 1],
-    cam_logit (B, 2), heatmap (B, 1, H/4, W/4))``.
+    cam_logit (B, 2), heatmap (B, 1, H/4, W/4))``; another input shape raises
+    :class:`~facetoon.errors.InvalidImageError` (:func:`check_generator_input`).
     """
 
     def __init__(
@@ -93,6 +117,7 @@ class Generator(nn.Module):
                            in_channels=in_channels, out_channels=out_channels)
         self.light = light
         self.img_size = img_size
+        self.in_channels = in_channels
         dim = ngf * 4
         self.encoder = nn.Sequential(
             ConvNormAct(in_channels, ngf, 7, padding=3),
@@ -133,12 +158,7 @@ class Generator(nn.Module):
         return config == self.config
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        h, w = x.shape[-2:]
-        if h % 4 or w % 4:
-            raise InvalidImageError(f"U-GAT-IT generator needs H and W multiples of 4, got {h}x{w}")
-        if not self.light and (h != self.img_size or w != self.img_size):
-            raise InvalidImageError(f"the full U-GAT-IT generator runs at {self.img_size}px only, "
-                                    f"got {h}x{w}; use light=True for other sizes")
+        check_generator_input(x, light=self.light, img_size=self.img_size, in_channels=self.in_channels)
         feats = self.encoder(x)
         feats, cam_logit = _cam_attention(feats, self.gap_fc, self.gmp_fc)
         feats = F.relu(self.conv1x1(feats))

@@ -41,10 +41,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..errors import ConfigError, InvalidImageError
+from ..errors import ConfigError
 from ..layers import ILN, AdaILN, ConvNormAct, ResnetAdaILNBlock, ResnetBlock
 from ..ops.fused import ConvSpec, affine_, conv2d_reflect, instance_norm_stats
-from .ugatit import Generator, _unnormalised_weight
+from .ugatit import MIN_SIZE, Generator, _unnormalised_weight, check_generator_input
 
 __all__ = ["FastGenerator", "fuse_for_inference"]
 
@@ -52,10 +52,6 @@ __all__ = ["FastGenerator", "fuse_for_inference"]
 #: larger inputs use conv2d_reflect (measured on a 2-core AMX CPU: 64x64x256 maps are ~20% faster
 #: padded, full-resolution maps are not)
 PAD_COPY_BYTES = 4 << 20
-
-#: smallest height/width the generator accepts: the reflection padding of the 3x3 convs at 1/4
-#: resolution needs feature maps of at least 2x2
-MIN_SIZE = 8
 
 
 @dataclass
@@ -187,6 +183,7 @@ class FastGenerator(nn.Module):
         self.dtype = dtype
         self.light = model.light
         self.img_size = model.img_size
+        self.in_channels = model.in_channels
         enc = list(model.encoder)
         n_down = 3
         if len(enc) < n_down or not all(isinstance(b, ResnetBlock) for b in enc[n_down:]):
@@ -317,21 +314,9 @@ class FastGenerator(nn.Module):
 
     # ------------------------------------------------------------------ forward
 
-    def _check(self, x: Tensor) -> None:
-        if x.dim() != 4 or x.shape[1] != 3:
-            raise InvalidImageError(f"U-GAT-IT input must be (B, 3, H, W), got shape {tuple(x.shape)}")
-        h, w = x.shape[-2:]
-        if h % 4 or w % 4:
-            raise InvalidImageError(f"U-GAT-IT generator needs H and W multiples of 4, got {h}x{w}")
-        if h < MIN_SIZE or w < MIN_SIZE:
-            raise InvalidImageError(f"U-GAT-IT generator needs H and W of at least {MIN_SIZE}, got {h}x{w}")
-        if not self.light and (h != self.img_size or w != self.img_size):
-            raise InvalidImageError(f"the full U-GAT-IT generator runs at {self.img_size}px only, "
-                                    f"got {h}x{w}; use light=True for other sizes")
-
     @torch.no_grad()
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        self._check(x)
+        check_generator_input(x, light=self.light, img_size=self.img_size, in_channels=self.in_channels)
         with torch.autocast(x.device.type, enabled=False):
             return self._forward(x.to(self.dtype).contiguous(memory_format=torch.channels_last))
 

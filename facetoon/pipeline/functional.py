@@ -1,5 +1,9 @@
 """The one-call API: :func:`stylize` runs an image through a cached :class:`Stylizer`, built once
-per set of constructor options."""
+per set of constructor options.
+
+The cached Stylizer is shared by every thread that uses the same options, and calls on one
+Stylizer are serialised (see :class:`Stylizer`): concurrent ``facetoon.stylize`` calls are safe but
+run one at a time. For parallel throughput use one :class:`Stylizer` per thread."""
 
 from __future__ import annotations
 
@@ -50,7 +54,9 @@ def _cache_key(options: Mapping[str, Any]) -> tuple[Any, ...]:
 def get_stylizer(**options: Any) -> Stylizer:
     """The cached :class:`Stylizer` for these constructor options (built on first use).
 
-    The last two option sets are kept; models passed as instances are keyed by identity.
+    The last two option sets are kept; models passed as instances are keyed by identity. The
+    returned Stylizer is shared with every other caller (any thread) of the same options; its
+    calls are serialised, so for parallel throughput build one Stylizer per thread instead.
     """
     key = _cache_key(options)
     with _CACHE_LOCK:
@@ -91,7 +97,8 @@ def stylize(image: ImageSource, **options: Any) -> Image.Image | np.ndarray | St
     options (models, device, precision, face size...) select a Stylizer that is built once and
     reused by later calls with the same options, the per-call ones (``faces``,
     ``face_weights``, ``strength``, ``max_faces``, ``require_face``, ``blend``, ``harmonize``,
-    ``return_details``) apply to this call only.
+    ``return_details``) apply to this call only. Calls from several threads with the same
+    constructor options share one Stylizer and run one at a time (see :func:`get_stylizer`).
 
         >>> out = facetoon.stylize("portrait.jpg", strength=0.8)   # doctest: +SKIP
     """

@@ -14,7 +14,8 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError, WeightsError
-from ..models.serialization import CONFIG_NAME, load_pretrained, resolve_weights, weights_dir
+from ..models.serialization import (CONFIG_NAME, load_pretrained, missing_weights_dir_hint, resolve_weights,
+                                    weights_dir)
 
 __all__ = [
     "DEFAULT_BACKGROUND_WEIGHTS",
@@ -42,6 +43,12 @@ def model_folder(spec: str | os.PathLike[str], what: str, option: str) -> Path:
     try:
         return resolve_weights(spec)
     except WeightsError:
+        hint = missing_weights_dir_hint()
+        if hint is not None:  # e.g. a regular (non-editable) install: no weights/ folder at all
+            raise WeightsError(
+                f"{what} weights not found: {os.fspath(spec)!r} is not a folder with config.json + "
+                f"model.safetensors, and {hint} (or pass {option}= a weights folder, or a torch model instance)"
+            ) from None
         raise WeightsError(
             f"{what} weights not found: {os.fspath(spec)!r} is neither a folder with config.json + "
             f"model.safetensors nor a named model in {weights_dir()} (set FACETOON_WEIGHTS, or pass "

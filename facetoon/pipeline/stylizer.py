@@ -3,14 +3,16 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import os
+import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal, overload
+from typing import Any, Literal, TypeVar, cast, overload
 
 import numpy as np
 import torch
@@ -19,11 +21,11 @@ from torch import nn
 
 from .._fileutil import atomic_write_bytes
 from ..blend import DEFAULT_SHAPE, FaceLayer, MaskShape, composite_faces, make_layer
-from ..errors import ConfigError, NoFaceError, WeightsError
+from ..errors import ConfigError, InvalidImageError, NoFaceError, WeightsError
 from ..face import Face, align_face, detect_faces
 from ..face.align import PADDING_MODES
 from ..io import ImageSource, to_image
-from ..models.serialization import CONFIG_NAME, weights_dir
+from ..models.serialization import CONFIG_NAME, missing_weights_dir_hint, weights_dir
 from ..runtime import Runtime, resolve_runtime, to_channels_last, to_contiguous_format
 from .image_io import FileOrPIL, finish, mix, read_input
 from .loading import DEFAULT_FACE_WEIGHTS, ModelSpec, face_size_of, load_background_model, load_face_model
@@ -43,12 +45,31 @@ PIPELINE_CONFIG = "pipeline.json"
 # more are dropped as likely false positives (badges, prints, patterns)
 _WEAK_SCORE = 0.25
 
+_Method = TypeVar("_Method", bound=Callable[..., Any])
+
+
+def _serialised(method: _Method) -> _Method:
+    """Run a :class:`Stylizer` method under the Stylizer's re-entrant lock (see its docstring)."""
+    @functools.wraps(method)
+    def locked(self: Stylizer, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            return method(self, *args, **kwargs)
+    return cast(_Method, locked)
+
 
 class Stylizer:
     """Portrait to anime: detect, align and stylize faces, stylize the scene, blend.
 
     Models are loaded (and moved to the device) once, in the constructor; every call reuses
-    them. Calls are not thread-safe (use one Stylizer per thread).
+    them. A module you pass as ``face_model`` or ``background_model`` is used in place: it is put
+    in eval mode, moved to the device and may be converted to channels_last; pass a copy if you
+    keep training it.
+
+    Thread safety: calls on one Stylizer are serialised (:meth:`stylize`, :meth:`stylize_batch`,
+    :meth:`stylize_crops`, :meth:`stylize_background` and :meth:`save_pretrained` hold one
+    re-entrant lock: a tiled scene pass keeps per-call state on the scene model). For parallel
+    throughput use one Stylizer per thread, each with its own model instances (a module passed to
+    two Stylizers is shared by them). :meth:`detect` only reads the options and takes no lock.
 
     Args:
         face_model: the face translator: a torch module mapping ``(B, 3, S, S)`` RGB in
@@ -126,6 +147,7 @@ class Stylizer:
         background_options: Mapping[str, Any] | None = None,
         warmup: bool = True,
     ) -> None:
+        self._lock = threading.RLock()
         self.strength = validate_strength(strength)
         self.max_faces = validate_max_faces(max_faces)
         self.blend = validate_blend(blend)
@@ -223,7 +245,9 @@ class Stylizer:
             if candidate.is_dir():
                 folder = candidate
             else:
-                raise WeightsError(f"no pipeline folder here nor named {os.fspath(path_or_name)!r} in "
+                hint = missing_weights_dir_hint()
+                raise WeightsError(f"no pipeline folder here, and {hint}" if hint is not None else
+                                   f"no pipeline folder here nor named {os.fspath(path_or_name)!r} in "
                                    f"{weights_dir()}", path=path_or_name)
         config_file = folder / PIPELINE_CONFIG
         if not config_file.is_file():
@@ -265,10 +289,12 @@ class Stylizer:
         except TypeError as exc:
             raise ConfigError(f"bad pipeline option: {exc}", path=config_file) from None
 
+    @_serialised
     def save_pretrained(self, directory: str | os.PathLike[str], *, fp16: bool = False) -> Path:
         """Write the models (``face/``, ``background/``) and ``pipeline.json`` to ``directory``.
 
         Only registered facetoon architectures can be saved. Reload with :meth:`from_pretrained`.
+        Serialised with the calls (the face model's memory format changes while it is written).
         """
         import json
         from dataclasses import asdict
@@ -319,6 +345,7 @@ class Stylizer:
             faces = faces[:max_faces]
         return faces
 
+    @_serialised
     def stylize_background(self, photo: np.ndarray) -> np.ndarray:
         """The scene model's output for the whole photo, ``(H, W, 3)`` uint8 RGB (the photo if none)."""
         if self._background is None:
@@ -326,15 +353,21 @@ class Stylizer:
         out = self._background(photo)
         return np.asarray(out)
 
-    def stylize_crops(self, crops: list[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray | None]]:
+    @_serialised
+    def stylize_crops(self, crops: Sequence[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray | None]]:
         """Run the face model on aligned crops in one batch.
 
         Args:
-            crops: ``(S, S, 3)`` uint8 RGB crops.
+            crops: ``(S, S, 3)`` uint8 RGB crops, all of the same size ``S``.
 
         Returns:
             ``(stylized crops (S, S, 3) uint8, heat-maps (S, S) float32 in [0, 1] or None)``.
+
+        Raises:
+            InvalidImageError: a crop is not an ``(S, S, 3)`` uint8 array, or the sizes differ.
+            ConfigError: this Stylizer has no face model.
         """
+        _check_crops(crops)
         if not crops:
             return [], []
         if self.face_model is None:
@@ -480,6 +513,7 @@ class Stylizer:
                 blend: str | None = ..., harmonize: bool | float | None = ...,
                 return_details: Literal[True]) -> StylizeResult: ...
 
+    @_serialised
     def stylize(
         self,
         image: ImageSource,
@@ -563,6 +597,7 @@ class Stylizer:
         return StylizeResult(image=final, faces=rendered.details, background=rendered.background,
                              photo=src.photo, alpha=src.alpha, strength=opts.strength, timings=timings)
 
+    @_serialised
     def stylize_batch(
         self,
         images: Sequence[ImageSource],
@@ -636,6 +671,28 @@ class _Rendered:
     composite: np.ndarray
     background: np.ndarray
     details: list[FaceDetails]
+
+
+def _check_crops(crops: Sequence[np.ndarray]) -> None:
+    """Raise :class:`InvalidImageError` unless ``crops`` is a sequence of ``(S, S, 3)`` uint8
+    arrays with one ``S``."""
+    if isinstance(crops, np.ndarray) or not isinstance(crops, Sequence):
+        raise InvalidImageError(f"stylize_crops: expected a list of (S, S, 3) uint8 RGB crops, "
+                                f"got {type(crops).__name__}")
+    size = None
+    for i, crop in enumerate(crops):
+        if not isinstance(crop, np.ndarray):
+            raise InvalidImageError(f"stylize_crops: crop {i} is a {type(crop).__name__}, expected an "
+                                    f"(S, S, 3) uint8 RGB array")
+        if crop.dtype != np.uint8 or crop.ndim != 3 or crop.shape[2] != 3 or crop.shape[0] != crop.shape[1] \
+                or crop.shape[0] == 0:
+            raise InvalidImageError(f"stylize_crops: crop {i} has dtype {crop.dtype} and shape {crop.shape}, "
+                                    f"expected an (S, S, 3) uint8 RGB array")
+        if size is None:
+            size = crop.shape[0]
+        elif crop.shape[0] != size:
+            raise InvalidImageError(f"stylize_crops: crop {i} is {crop.shape[0]}x{crop.shape[0]} and crop 0 "
+                                    f"{size}x{size}; all crops of one call must have the same size")
 
 
 def _weighted(layer: FaceLayer, weight: float) -> FaceLayer:
