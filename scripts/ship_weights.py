@@ -8,7 +8,8 @@ From the latest (or the given) checkpoint of RUN_DIR, for MODEL = ``ugatit`` (th
   ``MODEL_CARD.md`` and ``samples.jpg`` (the grid of the shipped checkpoint);
 * ``training/<name>/``: what the next session needs to carry on when the full checkpoint is gone:
   ``state/`` (all networks, fp16, and the inference generator's weight average; U-GAT-IT warm-starts from it with
-  ``--set init_from=training/ugatit-selfie2anime/state``), ``stats.jsonl`` (validation history,
+  ``--set init_from=training/ugatit-selfie2anime/state``; the new state is copied beside the old one
+  and swapped in, see :func:`replace_folder`), ``stats.jsonl`` (validation history,
   if any), ``losses_every50.csv`` (every 50th loss row) and ``config.toml``; ``sessions.jsonl``
   (one row per training session: steps, hours, the CPU and the precision it ran with).
 
@@ -81,6 +82,34 @@ def checkpoint_meta(path: Path) -> dict:
     ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     return {"step": int(ckpt["step"]), "train_hours": round(float(ckpt["train_seconds"]) / 3600, 3),
             "config": {"img_size": ckpt["config"].get("img_size")}}
+
+
+def replace_folder(src: Path, dst: Path, skip: tuple[str, ...] = ()) -> None:
+    """Replace the folder ``dst`` by a copy of ``src`` (without its top-level entries named in
+    ``skip``) so that a complete folder exists at every moment: the copy is made in a temporary
+    sibling ``.<name>.new-*``, then the old folder is renamed away (``.<name>.old-*``), the copy
+    renamed in, and only then the old one deleted. A failed copy (disk full, interruption) leaves
+    ``dst`` as it was; a failed rename puts the old folder back."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    new = Path(tempfile.mkdtemp(prefix=f".{dst.name}.new-", dir=dst.parent))
+    old = new.with_name(new.name.replace(".new-", ".old-", 1))
+    try:
+        shutil.copytree(src, new, dirs_exist_ok=True,
+                        ignore=lambda folder, names: [n for n in names if n in skip] if Path(folder) == src else [])
+    except BaseException:
+        shutil.rmtree(new, ignore_errors=True)
+        raise
+    if not dst.exists():
+        new.rename(dst)
+        return
+    dst.rename(old)
+    try:
+        new.rename(dst)
+    except BaseException:
+        old.rename(dst)
+        shutil.rmtree(new, ignore_errors=True)
+        raise
+    shutil.rmtree(old)
 
 
 def read_csv(path: Path) -> tuple[list[dict], list[str]]:
@@ -462,13 +491,9 @@ def main() -> int:
             state_meta = json.loads((out / GENERATOR[args.model] / "config.json").read_text())["meta"]
         state = training / "state"
         if not args.no_state:
-            if state.exists():
-                shutil.rmtree(state)
-            state.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copytree(out, state)
             # the B->A average serves only sample grids; warm starts copy it from b2a/ when it is missing.
             # ema_a2b/ (like ema_generator/) holds the same bytes as the shipped weights: git stores them once.
-            shutil.rmtree(state / "ema_b2a", ignore_errors=True)
+            replace_folder(out, state, skip=("ema_b2a",))
         if args.weights_checkpoint:
             out, samples = Path(tmp) / "weights-export", Path(tmp) / "weights-samples.jpg"
             export(args.model, args.run_dir, out, args.data, samples, args.weights_checkpoint)
@@ -491,7 +516,6 @@ def main() -> int:
     precision = run_config.get("precision", "auto")  # the run's, not the export's
     sessions = record_session(training / "sessions.jsonl", first_step, state_meta, precision,
                               phase_config_file(run_config) if args.model == "ugatit" else None)
-    meta["config"]["precision"] = precision  # the card shows the run's precision, not the export's
     # the step the committed state continues from (with --no-state: the step of the state left in place)
     meta["state_step"] = committed_state_step(state / GENERATOR[args.model], meta["step"]) if args.no_state \
         else state_meta["step"]

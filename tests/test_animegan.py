@@ -44,6 +44,29 @@ def test_v1_parameter_count():
     assert count_parameters(Generator("v1")) == 3_958_144
 
 
+@pytest.mark.parametrize("version", ["v1", "v2"])
+def test_generator_starts_from_the_official_initialisation(version):
+    """TF variance_scaling_initializer(): std sqrt(2 / fan_in), fan_in = k * k * C_in as TF counts
+    it, also for depthwise convs (PyTorch's default would be ~2.5x smaller, and sqrt(2 / (k * k))
+    for a depthwise conv); biases 0; norm scale 1, shift 0."""
+    torch.manual_seed(0)
+    g = Generator(version)
+    convs = [m for m in g.modules() if isinstance(m, torch.nn.Conv2d)]
+    depthwise = [m for m in convs if m.groups > 1]
+    assert depthwise  # both versions have them
+    for m in convs:
+        fan_in = m.in_channels * m.kernel_size[0] * m.kernel_size[1]
+        std = (2.0 / fan_in) ** 0.5
+        w = m.weight.detach()
+        assert abs(w.std().item() / std - 1.0) < (0.15 if w.numel() > 1000 else 0.35), m
+        assert w.abs().max().item() <= 2.0 * (1.3 * 2.0 / fan_in) ** 0.5 + 1e-6  # truncated at 2 std
+        if m.bias is not None:
+            assert not m.bias.any()
+    for m in g.modules():
+        if isinstance(m, (torch.nn.GroupNorm, torch.nn.InstanceNorm2d)):
+            assert bool((m.weight == 1).all()) and not m.bias.any()
+
+
 def test_registry_config_and_round_trip(tmp_path, v2):
     m = create_model("animegan", version="v1")
     assert isinstance(m, Generator) and m.config == {"version": "v1", "align_corners": True}
@@ -104,7 +127,7 @@ def test_fused_bf16_close_to_reference(v2):
 
 def test_fused_stats_record_and_replay(v2):
     fast = fuse_for_inference(v2, torch.float32)
-    x = torch.rand(1, 3, 48, 48) * 2 - 1
+    x = torch.rand(1, 3, 48, 48, generator=torch.Generator().manual_seed(0)) * 2 - 1
     with fast.record_norm_stats():
         a = fast(x)
     assert len(fast._stats) == 24
@@ -114,7 +137,9 @@ def test_fused_stats_record_and_replay(v2):
     assert torch.allclose(a, b, atol=1e-6)
     # layer norm statistics are invariant to a horizontal flip, except for the bottom/right
     # padding of the strided convs: replaying x's statistics on flipped x is close to its own run
-    assert torch.allclose(c, fast(torch.flip(x, dims=[-1])), atol=0.05)
+    # (at 48 px the one-pixel padding is a sizeable part of each map: 0.03-0.08 of the [-1, 1] range
+    # with the official initialisation's weights, depending on the input)
+    assert torch.allclose(c, fast(torch.flip(x, dims=[-1])), atol=0.1)
     with pytest.raises(ConfigError):
         fuse_for_inference(Generator("v1"))
 

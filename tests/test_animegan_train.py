@@ -277,6 +277,24 @@ def test_resume_from_a_single_optimiser_checkpoint(synthetic_run: Path, layout: 
         assert loaded and torch.equal(loaded[0]["exp_avg"], legacy["opt_g"]["state"][0]["exp_avg"])
 
 
+def test_resume_may_change_the_learning_rate_with_a_warning_and_a_record(
+        synthetic_run: Path, layout: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--resume --set g_lr=...`` (e.g. to continue at a lower lr) works; as every change of a
+    training setting on resume it is logged (old -> new) and kept in config_changes.jsonl."""
+    run = tmp_path / "run"
+    shutil.copytree(synthetic_run, run)
+    assert train(layout, run, "iterations=7", "checkpoint_every=2", "keep_checkpoints=3", "sample_every=3",
+                 "g_lr=1e-5", extra=("--resume",)) == 0
+    err = capsys.readouterr().err
+    warning = [ln for ln in err.splitlines() if "no longer reproduces" in ln]
+    assert len(warning) == 1 and "iterations 6 -> 7" in warning[0] and "g_lr 2e-05 -> 1e-05" in warning[0], err
+    rows = [json.loads(line) for line in (run / "config_changes.jsonl").read_text().splitlines()]
+    assert rows == [{"step": 6, "key": "iterations", "old": 6, "new": 7},
+                    {"step": 6, "key": "g_lr", "old": 2e-5, "new": 1e-5}]
+    assert float(read_losses(run)[-1]["lr"]) == pytest.approx(1e-5)  # step 7 trained at the new lr
+    assert load_config(AnimeGANConfig, run / "config.toml").g_lr == 1e-5
+
+
 @pytest.fixture(scope="module")
 def reference_run(layout: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     run = tmp_path_factory.mktemp("reference") / "run"
@@ -458,6 +476,9 @@ def test_version_sets_its_official_defaults() -> None:
     v2, v1 = AnimeGANConfig(), AnimeGANConfig(version="v1")
     assert (v2.d_norm, v2.loss_preset, v2.init_lr, v2.g_lr, v2.d_lr) == ("layer", "v2", 2e-4, 2e-5, 4e-5)
     assert (v1.d_norm, v1.loss_preset, v1.init_lr, v1.g_lr, v1.d_lr) == ("instance", "v1", 1e-4, 4e-5, 8e-5)
+    # the batch sizes of the official main.py of each version; the CPU config chooses 4
+    assert (v2.batch_size, v1.batch_size, AnimeGANConfig(batch_size=4).batch_size) == (12, 6, 4)
+    assert load_config(AnimeGANConfig, REPO / "configs" / "animegan_anime_cpu.toml").batch_size == 4
     assert v1.loss_weights() == AnimeGANLossWeights.preset("v1")
     # the paper's v1 weights: adversarial 300, content 1.5, grayscale style 3, colour 10
     w = v1.loss_weights()
@@ -465,6 +486,59 @@ def test_version_sets_its_official_defaults() -> None:
     # explicit values win over the version's
     mixed = AnimeGANConfig(version="v1", d_norm="layer", g_lr=1e-5, loss_preset="v2")
     assert (mixed.d_norm, mixed.g_lr, mixed.d_lr, mixed.loss_preset) == ("layer", 1e-5, 8e-5, "v2")
+
+
+def test_saved_loss_weights_are_the_presets_numbers(synthetic_run: Path, exported: Path, tmp_path: Path) -> None:
+    """The six loss weights left unset take the preset's values when the config is made, so the saved
+    config (and the model card showing it) has the numbers trained with, not a -1 placeholder."""
+    import dataclasses
+    import tomllib
+
+    from facetoon.losses.animegan import AnimeGANLossWeights
+    from facetoon.train.config import save_config
+
+    fields = ("adv_g", "adv_d", "content", "style_weight", "color", "tv")
+    v2 = AnimeGANLossWeights.preset("v2")
+    numbers = (v2.adv_g, v2.adv_d, v2.content, v2.style, v2.color, v2.tv)
+    assert numbers == (300.0, 300.0, 1.5, 2.5, 10.0, 1.0)
+    cfg = AnimeGANConfig()
+    assert tuple(getattr(cfg, k) for k in fields) == numbers and cfg.loss_weights() == v2
+    save_config(cfg, tmp_path / "config.toml")
+    saved = tomllib.loads((tmp_path / "config.toml").read_text())["train"]
+    assert tuple(saved[k] for k in fields) == numbers
+    # so does a run's config.toml, and the metadata of its export
+    run_saved = tomllib.loads((synthetic_run / "config.toml").read_text())["train"]
+    assert tuple(run_saved[k] for k in fields) == numbers
+    meta = json.loads((exported / "generator" / "config.json").read_text())["meta"]["config"]
+    assert tuple(meta[k] for k in fields) == numbers
+    # another preset, another version; explicit values win
+    paprika = AnimeGANConfig(loss_preset="v2-paprika")
+    assert (paprika.content, paprika.style_weight, paprika.color, paprika.tv) == (2.0, 0.6, 50.0, 0.1)
+    assert AnimeGANConfig(version="v1").tv == 0.0
+    explicit = AnimeGANConfig(color=20.0, tv=0.0)
+    assert (explicit.color, explicit.tv, explicit.content) == (20.0, 0.0, 1.5)
+    assert explicit.loss_weights() == v2.with_overrides(color=20.0, tv=0.0)
+    # a config of an older version, with the -1 placeholders: still the preset's values
+    old = tmp_path / "old.toml"
+    old.write_text("[train]\n" + "".join(f"{k} = -1.0\n" for k in fields) + 'loss_preset = "v2-hayao"\n')
+    hayao = load_config(AnimeGANConfig, old)
+    assert hayao.loss_weights() == AnimeGANLossWeights.preset("v2-hayao") and hayao.color == 15.0
+    assert dataclasses.replace(hayao) == hayao
+
+
+def test_content_and_tv_losses_are_float32_under_bf16_autocast() -> None:
+    """Like every other AnimeGAN loss term, on the CPU fast path (bf16 autocast) too."""
+    from facetoon.losses.animegan import content_loss, total_variation_loss
+
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(2, 8, 16, 16, generator=g), torch.randn(2, 8, 16, 16, generator=g)
+    image = torch.rand(2, 3, 32, 32, generator=g) * 2 - 1
+    want = (content_loss(a, b), total_variation_loss(image))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = (content_loss(a.bfloat16(), b.bfloat16()), total_variation_loss(image.bfloat16()))
+    for w, x in zip(want, got):
+        assert w.dtype == torch.float32 and x.dtype == torch.float32
+        assert float(x) == pytest.approx(float(w), rel=1e-2)
 
 
 def test_bad_config_values_are_one_line_errors(layout: Path, tmp_path: Path,

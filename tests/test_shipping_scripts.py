@@ -141,3 +141,64 @@ def test_the_card_says_which_step_the_committed_state_is_of(tmp_path: Path) -> N
     newer = ship_weights.continued({"step": 20000, "state_step": 26010})
     assert "These weights are step 20000" in newer and "went on to step 26010" in newer
     assert ship_weights.continued({"step": 27000, "state_step": 27000}) == ""
+
+
+def _tree(folder: Path) -> dict[str, str]:
+    return {p.relative_to(folder).as_posix(): p.read_text() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_replace_folder_swaps_in_a_complete_copy(tmp_path: Path) -> None:
+    """training/<name>/state is the only warm-start source of a new machine: it is replaced by a copy
+    made beside it and swapped in, never deleted before the new one is complete."""
+    src, dst = tmp_path / "export", tmp_path / "training" / "state"
+    for name in ("a2b", "ema_b2a", "disc_ga"):
+        (src / name).mkdir(parents=True)
+        (src / name / "config.json").write_text(f"new {name}")
+    (src / "a2b" / "ema_b2a").write_text("a file deeper down with a skipped name stays")
+    ship_weights.replace_folder(src, dst, skip=("ema_b2a",))  # no state yet
+    want = {"a2b/config.json": "new a2b", "a2b/ema_b2a": "a file deeper down with a skipped name stays",
+            "disc_ga/config.json": "new disc_ga"}
+    assert _tree(dst) == want
+    # an existing state is replaced as a whole (a folder gone from the export is gone), nothing left beside it
+    (dst / "b2a").mkdir()
+    (dst / "b2a" / "config.json").write_text("old b2a")
+    ship_weights.replace_folder(src, dst, skip=("ema_b2a",))
+    assert _tree(dst) == want
+    assert sorted(p.name for p in dst.parent.iterdir()) == ["state"]
+
+
+def test_replace_folder_keeps_the_old_state_when_the_copy_or_the_swap_fails(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    src, dst = tmp_path / "export", tmp_path / "training" / "state"
+    (src / "a2b").mkdir(parents=True)
+    (src / "a2b" / "model.safetensors").write_text("new")
+    (dst / "a2b").mkdir(parents=True)
+    (dst / "a2b" / "model.safetensors").write_text("old")
+    real_copytree = shutil.copytree
+
+    def disk_full(*args, **kwargs):  # the copy writes its files, then fails
+        real_copytree(*args, **kwargs)
+        if Path(args[0]) == src:  # (copytree calls itself for sub-folders)
+            raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(shutil, "copytree", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        ship_weights.replace_folder(src, dst)
+    assert _tree(dst) == {"a2b/model.safetensors": "old"}
+    assert sorted(p.name for p in dst.parent.iterdir()) == ["state"]  # the partial copy is removed
+    monkeypatch.setattr(shutil, "copytree", real_copytree)
+
+    real_rename = Path.rename
+
+    def rename(self: Path, target):  # moving the new copy in fails: the old state goes back
+        if self.name.startswith(".state.new-"):
+            raise OSError("rename failed")
+        return real_rename(self, target)
+
+    monkeypatch.setattr(Path, "rename", rename)
+    with pytest.raises(OSError, match="rename failed"):
+        ship_weights.replace_folder(src, dst)
+    assert _tree(dst) == {"a2b/model.safetensors": "old"}
+    assert sorted(p.name for p in dst.parent.iterdir()) == ["state"]

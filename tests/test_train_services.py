@@ -19,7 +19,13 @@ from PIL import Image
 
 from facetoon.errors import ConfigError, DataError, WeightsError
 from facetoon.runtime import cpu_has_fast_bf16, resolve_runtime
-from facetoon.train.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint, save_checkpoint
+from facetoon.train.checkpoint import (
+    checkpoint_config,
+    latest_checkpoint,
+    list_checkpoints,
+    load_checkpoint,
+    save_checkpoint,
+)
 from facetoon.train.config import load_config, parse_overrides, save_config
 from facetoon.train.data import (
     Augment,
@@ -156,6 +162,19 @@ def test_checkpoints_never_unpickle_code(tmp_path: Path) -> None:
     torch.save({"step": 1, "payload": fractions.Fraction(1, 3)}, path)
     with pytest.raises(WeightsError, match="cannot read checkpoint"):
         load_checkpoint(path)
+
+
+def test_checkpoint_config_reads_the_saved_config_alone(tmp_path: Path) -> None:
+    """What ``facetoon export`` builds its networks from (the checkpoint's own config)."""
+    path = save_checkpoint({"step": 3, "w": torch.zeros(10), "config": {"ngf": 8, "precision": "fast"}}, tmp_path, 3)
+    assert checkpoint_config(path) == {"ngf": 8, "precision": "fast"}
+    assert checkpoint_config(save_checkpoint({"step": 4, "w": torch.zeros(1)}, tmp_path, 4)) is None
+    with pytest.raises(WeightsError, match="checkpoint not found"):
+        checkpoint_config(tmp_path / "missing.pt")
+    junk = tmp_path / "junk.pt"
+    junk.write_text("hello")
+    with pytest.raises(WeightsError, match="cannot read checkpoint"):
+        checkpoint_config(junk)
 
 
 # ---- data -----------------------------------------------------------------------------------------

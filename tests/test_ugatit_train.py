@@ -509,6 +509,78 @@ def test_sigint_saves_and_resume_continues_exactly(synthetic_data: Path, tmp_pat
 
 
 # ---- refusals -----------------------------------------------------------------------------------------
+def test_resume_with_a_changed_config_warns_and_records_the_change(
+        synthetic_run: Path, synthetic_data: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A resume whose config differs from the checkpoint's (here the seed, hence the data order)
+    no longer reproduces an uninterrupted run: a warning names the key, old -> new, and
+    config_changes.jsonl keeps the change before config.toml is rewritten."""
+    import json
+    import logging
+    import tomllib
+
+    run = tmp_path / "run"
+    shutil.copytree(synthetic_run, run)
+    cfg = load_config(UGATITConfig, run / "config.toml", {"seed": 1, "lr": 2e-4})
+    with caplog.at_level(logging.WARNING, logger="facetoon.train.loop"):
+        trainer = UGATITTrainer(cfg, synthetic_data, run, resume=True)
+    assert trainer.step == 6
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1, warnings
+    assert "seed 0 -> 1" in warnings[0] and "lr 0.0001 -> 0.0002" in warnings[0]
+    assert "no longer reproduces an uninterrupted one" in warnings[0] and "config_changes.jsonl" in warnings[0]
+    rows = [json.loads(line) for line in (run / "config_changes.jsonl").read_text().splitlines()]
+    assert rows == [{"step": 6, "key": "seed", "old": 0, "new": 1},
+                    {"step": 6, "key": "lr", "old": 1e-4, "new": 2e-4}]
+    assert tomllib.loads((run / "config.toml").read_text())["train"]["seed"] == 1  # the change applies
+    # until it trains a step, the trainer's weights are the checkpoint's: so is the config it exports
+    assert trainer.trained_config()["seed"] == 0
+    trainer.close()
+
+
+def test_resume_with_only_runtime_settings_changed_warns_nothing(
+        synthetic_run: Path, synthetic_data: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    from facetoon.train.loop import RUNTIME_ONLY_KEYS
+
+    run = tmp_path / "run"
+    shutil.copytree(synthetic_run, run)
+    runtime = {"device": "auto", "precision": "auto", "num_workers": 1, "log_every": 2, "sample_every": 1,
+               "n_samples": 1, "checkpoint_every": 1, "checkpoint_minutes": 1.0, "keep_checkpoints": 5,
+               "validate_every": 0, "tensorboard": False, "init_from": str(tmp_path / "ignored-on-resume")}
+    assert set(runtime) == RUNTIME_ONLY_KEYS
+    cfg = load_config(UGATITConfig, run / "config.toml", runtime)
+    with caplog.at_level(logging.WARNING, logger="facetoon.train.loop"):
+        trainer = UGATITTrainer(cfg, synthetic_data, run, resume=True)
+    assert trainer.step == 6
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
+    assert not (run / "config_changes.jsonl").exists()
+    trainer.close()
+
+
+def test_export_records_the_config_the_checkpoint_trained_with(synthetic_run: Path, tmp_path: Path) -> None:
+    """Exporting runs on the CPU in fp32, but the metadata keeps the checkpoint's own config (here
+    precision "fast"), and the networks are built from that config, not from a since-changed config.toml."""
+    import json
+
+    from facetoon.train.checkpoint import save_checkpoint
+
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copy(synthetic_run / "config.toml", run / "config.toml")
+    state = load_checkpoint(synthetic_run / "checkpoints" / "step_00000006.pt")
+    state["config"] = {**state["config"], "precision": "fast", "seed": 3}
+    save_checkpoint(state, run, 6)
+    text = (run / "config.toml").read_text()
+    assert "n_res = 2\n" in text
+    (run / "config.toml").write_text(text.replace("n_res = 2\n", "n_res = 3\n"))  # changed since (other networks)
+    assert main(["-q", "export", "ugatit", str(run), str(tmp_path / "out")]) == 0
+    meta = json.loads((tmp_path / "out" / "a2b" / "config.json").read_text())["meta"]
+    assert meta["config"]["precision"] == "fast" and meta["config"]["device"] == "cpu"
+    assert meta["config"]["seed"] == 3 and meta["config"]["n_res"] == 2
+    assert not (run / "config_changes.jsonl").exists()
+
+
 def test_refuses_a_run_folder_with_checkpoints_without_resume(synthetic_run: Path, synthetic_data: Path,
                                                               capsys: pytest.CaptureFixture[str]) -> None:
     before = (synthetic_run / "config.toml").read_bytes()

@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..errors import ConfigError
-    from ..train.checkpoint import latest_checkpoint
+    from ..train.checkpoint import checkpoint_config, latest_checkpoint
     from ..train.config import load_config
 
     run_dir = Path(args.run_dir)
@@ -45,10 +45,23 @@ def run(args: argparse.Namespace) -> int:
     module_name, config_name, trainer_name = TRAINERS[args.model]
     module = importlib.import_module(module_name)
     config_cls = getattr(module, config_name)
+    names = {f.name for f in dataclasses.fields(config_cls)}
+    # exporting runs on the CPU in fp32; the exported metadata records the checkpoint's own config
+    # (Trainer.trained_config: the device and precision it trained with, not these)
     overrides = {"device": "cpu", "precision": "fp32"}
-    if "init_from" in {f.name for f in dataclasses.fields(config_cls)}:
+    if "init_from" in names:
         overrides["init_from"] = ""  # the checkpoint holds the weights; don't re-read a warm start
-    config = load_config(config_cls, run_dir / "config.toml", overrides)
+    # the networks are built from the config saved with the checkpoint (the run's config.toml may have
+    # changed since, e.g. for --checkpoint best.pt of an earlier step); config.toml if it has none
+    saved = checkpoint_config(checkpoint)
+    config = None
+    if saved is not None:
+        try:
+            config = load_config(config_cls, None, {**{k: v for k, v in saved.items() if k in names}, **overrides})
+        except ConfigError:  # e.g. an option of an older version that is no longer valid
+            config = None
+    if config is None:
+        config = load_config(config_cls, run_dir / "config.toml", overrides)
     # the networks come from the checkpoint alone; only the sample grid needs the data (and, for
     # AnimeGAN, its loss networks and teacher are then loaded too)
     data = (args.data or _data_dir_of(run_dir)) if args.samples else None

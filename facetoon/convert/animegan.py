@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 
 from ..models.animegan import Generator
-from ._common import load_state_dict_file, load_strict, remap_state_dict, sha256_file
+from .common import load_state_dict_file, load_strict, remap_state_dict, sha256_file
 
 __all__ = ["port_to_facetoon_key", "load_animegan_v2_port", "convert_animegan_v2_port"]
 

@@ -33,7 +33,7 @@ from pathlib import Path
 import torch
 
 from ..models.cartoongan import Generator
-from ._common import load_state_dict_file, load_strict, remap_state_dict, sha256_file
+from .common import load_state_dict_file, load_strict, remap_state_dict, sha256_file
 
 __all__ = ["official_to_facetoon_key", "facetoon_to_official_key", "load_official_cartoongan",
            "convert_cartoongan", "OFFICIAL_STYLES"]

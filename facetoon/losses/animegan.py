@@ -186,9 +186,9 @@ def lsgan_discriminator_loss(
 
 
 def content_loss(photo_features: Tensor, fake_features: Tensor) -> Tensor:
-    """``mean|F(p) - F(G(p))|``."""
+    """``mean|F(p) - F(G(p))|`` (in float32, like every term here, also under bf16/fp16 autocast)."""
     _check_pair(photo_features, fake_features, "content_loss")
-    return (photo_features - fake_features).abs().mean()
+    return (photo_features.float() - fake_features.float()).abs().mean()
 
 
 def gram_matrix(features: Tensor) -> Tensor:
@@ -217,7 +217,8 @@ def color_loss(photo: Tensor, fake: Tensor) -> Tensor:
 
 
 def total_variation_loss(image: Tensor) -> Tensor:
-    """``mean(dh^2) / 2 + mean(dw^2) / 2`` over neighbouring pixels of ``(B, C, H, W)``."""
+    """``mean(dh^2) / 2 + mean(dw^2) / 2`` over neighbouring pixels of ``(B, C, H, W)`` (in float32)."""
+    image = image.float()
     dh = image[..., 1:, :] - image[..., :-1, :]
     dw = image[..., :, 1:] - image[..., :, :-1]
     return 0.5 * dh.square().mean() + 0.5 * dw.square().mean()
@@ -276,7 +277,7 @@ class AnimeGANLoss(nn.Module):
             "content": content_loss(fp, ff),
             "style": style_loss(ff, fx),
             "color": color_loss(photo, fake),
-            "tv": total_variation_loss(fake) if w.tv else fake.new_zeros(()),
+            "tv": total_variation_loss(fake) if w.tv else fake.new_zeros((), dtype=torch.float32),
         }
         total = (w.adv_g * parts["adv"] + w.content * parts["content"] + w.style * parts["style"]
                  + w.color * parts["color"] + w.tv * parts["tv"])
@@ -349,7 +350,7 @@ class VGG19Features(nn.Module):
             self.load_weights(weights)
 
     def load_weights(self, path: str | os.PathLike[str]) -> None:
-        from ..convert._common import load_state_dict_file
+        from ..convert.common import load_state_dict_file
 
         p = Path(path)
         state: dict[str, Any] = load_state_dict_file(p)
@@ -369,7 +370,7 @@ class VGG19Features(nn.Module):
                 unknown.append(key)
         if unknown:
             raise WeightsError(f"not a VGG19 state_dict: unknown tensors {', '.join(unknown[:3])}", path=p)
-        from ..convert._common import load_strict
+        from ..convert.common import load_strict
 
         load_strict(self, ours, path=p)
         log.info("loaded VGG19 weights from %s", p)

@@ -21,6 +21,8 @@ add), two Up-Conv blocks (bilinear resize x2, then DSConv) and a 1x1 conv + ``ta
 3,958,144 parameters. It needs height and width that are multiples of 4
 (:attr:`Generator.size_multiple`); the background stylizer pads (reflect) and crops back.
 
+Both start from the official code's weight initialisation (:func:`official_init_`).
+
 Inference speed: :func:`fuse_for_inference` returns an equivalent, faster module for CPU
 inference (same function up to float rounding); see its docstring.
 """
@@ -28,7 +30,7 @@ inference (same function up to float rounding); see its docstring.
 from __future__ import annotations
 
 import logging
-from typing import Literal, cast
+from typing import Literal, TypeVar, cast
 
 import torch
 import torch.nn.functional as F
@@ -39,7 +41,7 @@ from ..ops.fused import ConvSpec, NormStatsRecorder, affine_, conv2d_reflect, la
 from .registry import register_model
 
 __all__ = ["Generator", "ConvNormLReLU", "InvertedResidual", "DSConv", "count_parameters",
-           "FastGeneratorV2", "fuse_for_inference"]
+           "FastGeneratorV2", "fuse_for_inference", "official_init_"]
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,7 @@ Pad = tuple[int, int, int, int]  # left, right, top, bottom (F.pad order)
 NormKind = Literal["layer", "instance"]
 
 LRELU_SLOPE = 0.2
+_M = TypeVar("_M", bound=nn.Module)
 
 
 def _pad4(padding: int | Pad) -> Pad:
@@ -230,6 +233,28 @@ def _build_v1() -> nn.ModuleDict:
     })
 
 
+def official_init_(model: _M) -> _M:
+    """Initialise ``model`` in place as the official AnimeGAN/AnimeGANv2 code does.
+
+    Every conv weight is drawn as TensorFlow's ``variance_scaling_initializer()`` (factor 2, fan-in,
+    truncated normal): ``N(0, 1.3 * 2 / fan_in)`` cut at two standard deviations, with ``fan_in``
+    counted as TensorFlow counts it, ``k * k * C_in`` (also for a depthwise conv, whose TF kernel
+    is ``[k, k, C, 1]``: PyTorch would count ``k * k``); conv biases 0; norm scales 1, shifts 0.
+    PyTorch's default conv init draws about 2.5x smaller weights. Returns ``model``.
+    """
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            fan_in = m.in_channels * m.kernel_size[0] * m.kernel_size[1]
+            std = (1.3 * 2.0 / fan_in) ** 0.5
+            nn.init.trunc_normal_(m.weight, 0.0, std, -2.0 * std, 2.0 * std)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.GroupNorm, nn.InstanceNorm2d)) and m.affine:
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+    return model
+
+
 @register_model("animegan")
 class Generator(nn.Module):
     """AnimeGAN generator: RGB ``(B, 3, H, W)`` in [-1, 1] -> RGB ``(B, 3, H, W)`` in (-1, 1).
@@ -248,7 +273,7 @@ class Generator(nn.Module):
         self.config = {"version": version, "align_corners": bool(align_corners)}
         self.version = version
         self.align_corners = bool(align_corners)
-        self.net = _build_v2() if version == "v2" else _build_v1()
+        self.net = official_init_(_build_v2() if version == "v2" else _build_v1())
 
     @property
     def size_multiple(self) -> int:

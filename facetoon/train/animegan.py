@@ -63,21 +63,30 @@ log = logging.getLogger(__name__)
 
 #: What depends on the version when not set explicitly: the official code of each version
 #: (AnimeGAN: TachibanaYoshino/AnimeGAN main.py and its discriminator with instance norm;
-#: AnimeGANv2: TachibanaYoshino/AnimeGANv2 train.py, layer norm in the discriminator).
+#: AnimeGANv2: TachibanaYoshino/AnimeGANv2 main.py, layer norm in the discriminator), including
+#: the batch size of its main.py (v2: 12, v1: 6).
 VERSION_DEFAULTS: dict[str, dict[str, Any]] = {
-    "v1": {"d_norm": "instance", "loss_preset": "v1", "init_lr": 1e-4, "g_lr": 4e-5, "d_lr": 8e-5},
-    "v2": {"d_norm": "layer", "loss_preset": "v2", "init_lr": 2e-4, "g_lr": 2e-5, "d_lr": 4e-5},
+    "v1": {"d_norm": "instance", "loss_preset": "v1", "init_lr": 1e-4, "g_lr": 4e-5, "d_lr": 8e-5,
+           "batch_size": 6},
+    "v2": {"d_norm": "layer", "loss_preset": "v2", "init_lr": 2e-4, "g_lr": 2e-5, "d_lr": 4e-5,
+           "batch_size": 12},
 }
+
+#: config field -> :class:`AnimeGANLossWeights` field, of the loss weights a config may set
+LOSS_WEIGHT_FIELDS = {"adv_g": "adv_g", "adv_d": "adv_d", "content": "content", "style_weight": "style",
+                      "color": "color", "tv": "tv"}
 
 
 @dataclasses.dataclass
 class AnimeGANConfig(BaseTrainConfig):
-    """AnimeGAN hyper-parameters; defaults follow the official v2 training script."""
+    """AnimeGAN hyper-parameters; defaults follow the official v2 training code (main.py)."""
 
     version: str = "v2"  # generator: "v2" (AnimeGANv2) or "v1" (the paper's)
     style: str = ""  # style folder name under the data root ("" = the only one present)
     img_size: int = 256
-    batch_size: int = 4
+    # 0: the version's official batch size (main.py: v2 12, v1 6); configs/animegan_anime_cpu.toml
+    # chooses 4 for CPU time
+    batch_size: int = 0
     # discriminator: base width, layers, norm ("layer" for v2, "instance" for v1), spectral norm
     d_channels: int = 64
     d_layers: int = 3
@@ -85,7 +94,10 @@ class AnimeGANConfig(BaseTrainConfig):
     # losses: a preset of facetoon.losses.animegan ("v1", "v2", "v2-hayao", ...) + explicit overrides;
     # "auto": the version's own preset
     loss_preset: str = "auto"
-    adv_g: float = -1.0  # < 0: take the preset's value (same for the fields below)
+    # < 0 (the default): the preset's value, filled in when the config is made, so that the saved
+    # config shows the weights trained with (same for the fields below; a -1 in a config written by
+    # facetoon <= 0.1 means the same)
+    adv_g: float = -1.0
     adv_d: float = -1.0
     content: float = -1.0
     style_weight: float = -1.0
@@ -96,7 +108,11 @@ class AnimeGANConfig(BaseTrainConfig):
     perceptual: str = "mobilenet_v2"
     # optimisation (official: Adam beta1 0.5; learning rates < 0 take the version's official values,
     # see VERSION_DEFAULTS: v2 init 2e-4, G 2e-5, D 4e-5; v1 init 1e-4, G 4e-5, D 8e-5)
-    init_steps: int = 2000  # content-only initialisation steps (the official 10 epochs, in steps)
+    # content-only initialisation steps. The official code counts epochs of
+    # int(max(#photos, #style images) / batch_size) steps: v2 main.py --init_epoch 10 (of --epoch 101
+    # in all), v1 main.py --init_epoch 1; in steps that depends on the data, so 2000 is facetoon's
+    # choice, not an official value: set about 10 epochs' worth of steps to follow v2
+    init_steps: int = 2000
     init_lr: float = -1.0
     g_lr: float = -1.0
     d_lr: float = -1.0
@@ -117,23 +133,29 @@ class AnimeGANConfig(BaseTrainConfig):
     n_samples: int = 4
 
     def __post_init__(self) -> None:
-        super().__post_init__()
         if self.version not in ("v1", "v2"):
             raise ConfigError("version must be 'v1' or 'v2'")
-        # settings left at "auto" / < 0 become the version's official values (the saved config shows them)
+        # settings left at "auto" / < 0 (batch_size: 0) become the version's official values (the
+        # saved config shows them); before the base checks, which need a batch size
         for key, value in VERSION_DEFAULTS[self.version].items():
             current = getattr(self, key)
-            if current == "auto" or (isinstance(current, float) and current < 0):
+            if current == "auto" or (isinstance(current, float) and current < 0) or \
+                    (key == "batch_size" and current == 0):
                 setattr(self, key, value)
+        super().__post_init__()
+        # loss weights left < 0 become the preset's (explicit values win)
+        preset = AnimeGANLossWeights.preset(self.loss_preset)
+        for key, term in LOSS_WEIGHT_FIELDS.items():
+            if getattr(self, key) < 0:
+                setattr(self, key, getattr(preset, term))
         if self.teacher_weight > 0 and not self.teacher:
             raise ConfigError("teacher_weight > 0 needs teacher = PATH")
         check_kid_options(self.holdout, self.kid_images, self.kid_backend)
 
     def loss_weights(self) -> AnimeGANLossWeights:
+        """The preset's weights (its discriminator terms) with this config's six loss weights."""
         weights = AnimeGANLossWeights.preset(self.loss_preset)
-        overrides = {"adv_g": self.adv_g, "adv_d": self.adv_d, "content": self.content,
-                     "style": self.style_weight, "color": self.color, "tv": self.tv}
-        return weights.with_overrides(**{k: v for k, v in overrides.items() if v >= 0})
+        return weights.with_overrides(**{term: getattr(self, key) for key, term in LOSS_WEIGHT_FIELDS.items()})
 
 
 def build_perceptual(spec: str) -> nn.Module:
@@ -373,7 +395,7 @@ class AnimeGANTrainer(Trainer):
         """
         out = Path(out_dir)
         meta = {"step": self.step, "train_hours": round(self.train_seconds / 3600, 3),
-                "trainer": "facetoon train animegan", "config": dataclasses.asdict(self.config)}
+                "trainer": "facetoon train animegan", "config": self.trained_config()}
         dtype = torch.float16 if fp16 else None
         nets: dict[str, nn.Module] = {"generator": self.averaged(self.gen)}
         if discriminators:

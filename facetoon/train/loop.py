@@ -12,6 +12,12 @@ networks), ``train_step``, ``state_dict``/``load_state_dict``,
 * sample grids every ``sample_every`` steps;
 * checkpoints every ``checkpoint_every`` steps **and** every ``checkpoint_minutes`` minutes,
   atomic, the last ``keep_checkpoints`` kept; ``resume`` continues exactly;
+* on ``resume``, the config is compared with the one saved in the checkpoint: a changed key that
+  is not in :data:`RUNTIME_ONLY_KEYS` (e.g. ``seed``, ``batch_size``, a learning rate) is logged
+  as a WARNING (``key old -> new``; the run then no longer reproduces an uninterrupted one) and
+  appended to ``RUN_DIR/config_changes.jsonl``, one JSON object per key
+  (``{"step", "key", "old", "new"}``, the step the run resumed at), before ``RUN_DIR/config.toml``
+  is rewritten with the new config;
 * validation every ``validate_every`` steps (before that step's checkpoint); the state with the
   lowest ``best_metric`` so far is kept apart as ``checkpoints/best.pt`` (never pruned), with
   ``checkpoints/best.json`` naming its step and value;
@@ -51,9 +57,21 @@ from .ema import WeightAverage
 from .logger import MetricLogger
 from .warm_start import warm_start
 
-__all__ = ["BaseTrainConfig", "Trainer"]
+__all__ = ["BaseTrainConfig", "Trainer", "RUNTIME_ONLY_KEYS", "CONFIG_CHANGES"]
 
 log = logging.getLogger(__name__)
+
+#: Config keys a resume may change without a warning: they say where and how the run executes or
+#: what it writes beside training (device and arithmetic, data-loading processes, logs, sample
+#: grids, checkpoints, validation schedule, the warm-start source a resume ignores), not the data
+#: order, the schedule, the model or the losses. ``precision`` is one of them although it changes
+#: the rounding, because a run moves between machines with and without native bf16.
+RUNTIME_ONLY_KEYS = frozenset({
+    "device", "precision", "num_workers", "log_every", "sample_every", "n_samples", "checkpoint_every",
+    "checkpoint_minutes", "keep_checkpoints", "validate_every", "tensorboard", "init_from",
+})
+#: the run folder's record of config changes made on resume (see the module docstring)
+CONFIG_CHANGES = "config_changes.jsonl"
 
 
 @dataclasses.dataclass
@@ -158,6 +176,8 @@ class Trainer(abc.ABC):
         self.train_seconds = 0.0  # wall-clock seconds spent in training steps, summed over sessions
         self.best: dict[str, Any] | None = None  # {"step", "metric", "value"} of the best validation
         self.warm_started_at: int | None = None  # the step an init_from warm start continued at
+        # the config saved with the resumed checkpoint (what its weights trained with), until a step trains
+        self._checkpoint_config: dict[str, Any] | None = None
         torch.manual_seed(config.seed)
         np.random.seed(config.seed % 2**32)
         self.build_networks()
@@ -172,6 +192,7 @@ class Trainer(abc.ABC):
         if config.ema_decay > 0:
             self.ema = WeightAverage(self.ema_source(), config.ema_decay)
         checkpoint = self._find_resume(resume)
+        changes: list[tuple[str, Any, Any]] = []
         if checkpoint is not None:
             state = load_checkpoint(checkpoint, map_location=self.runtime.device)
             self.step = int(state["step"])  # set first: load_state_dict may depend on it
@@ -191,15 +212,60 @@ class Trainer(abc.ABC):
             self.best = state.get("best")
             self.warm_started_at = state.get("warm_started_at")
             log.info("resumed from %s at step %d", checkpoint, self.step)
+            if isinstance(state.get("config"), dict):
+                self._checkpoint_config = self._resolve_saved_config(state["config"])
+                changes = self._config_changes(self._checkpoint_config)
         elif config.init_from:
             self._warm_start(Path(config.init_from))
         if self.dist.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
+            if changes:
+                self._record_config_changes(changes)
             save_config(config, self.run_dir / "config.toml")
             if self.data_dir is not None:
                 atomic_write_bytes(self.run_dir / "data_dir.txt", f"{self.data_dir.resolve()}\n".encode())
         log.info("device %s, precision %s, %d process(es)", self.runtime.device, self.runtime.precision,
                  self.dist.world_size)
+
+    def _resolve_saved_config(self, saved: dict[str, Any]) -> dict[str, Any]:
+        """A checkpoint's saved config as this trainer's config class resolves it today: placeholders
+        of older versions (e.g. AnimeGAN's -1 loss weights) become their values, options added since
+        take their defaults, removed ones are dropped. The saved dict itself if the class refuses it."""
+        cls = type(self.config)
+        names = {f.name for f in dataclasses.fields(cls)}
+        try:
+            return dataclasses.asdict(cls(**{k: v for k, v in saved.items() if k in names}))
+        except (TypeError, ValueError) as exc:  # ConfigError is a ValueError
+            log.debug("the checkpoint's config does not load as %s (%s): compared as saved", cls.__name__, exc)
+            return dict(saved)
+
+    def _config_changes(self, saved: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+        """``(key, old, new)`` of each key outside :data:`RUNTIME_ONLY_KEYS` whose value in this
+        config differs from ``saved`` (the resumed checkpoint's config); logged as a warning."""
+        current = dataclasses.asdict(self.config)
+        changes = [(k, saved[k], v) for k, v in current.items()
+                   if k not in RUNTIME_ONLY_KEYS and k in saved and saved[k] != v]
+        if changes and self.dist.is_main:
+            log.warning("--resume: the config differs from the checkpoint's (step %d): %s; the run no "
+                        "longer reproduces an uninterrupted one (recorded in %s)", self.step,
+                        ", ".join(f"{k} {old!r} -> {new!r}" for k, old, new in changes),
+                        self.run_dir / CONFIG_CHANGES)
+        return changes
+
+    def _record_config_changes(self, changes: list[tuple[str, Any, Any]]) -> None:
+        """Append ``changes`` to ``RUN_DIR/config_changes.jsonl`` (before config.toml is rewritten)."""
+        rows = "".join(json.dumps({"step": self.step, "key": k, "old": old, "new": new}) + "\n"
+                       for k, old, new in changes)
+        with open(self.run_dir / CONFIG_CHANGES, "a", encoding="utf-8") as f:
+            f.write(rows)
+
+    def trained_config(self) -> dict[str, Any]:
+        """The configuration the current weights were trained with, for export metadata: that saved
+        with the resumed checkpoint (its device and precision, not those of the exporting process)
+        until this trainer trains a step, then this trainer's own."""
+        if self._checkpoint_config is not None:
+            return dict(self._checkpoint_config)
+        return dataclasses.asdict(self.config)
 
     def _warm_start(self, folder: Path) -> None:
         targets, required = self.warm_start_targets()
@@ -399,6 +465,7 @@ class Trainer(abc.ABC):
                 for batch in loader:
                     t0 = time.perf_counter()
                     losses = self.train_step(batch)
+                    self._checkpoint_config = None  # the weights now train with this config
                     if self.ema is not None:
                         self.ema.update(self.ema_source())
                     dt = time.perf_counter() - t0

@@ -360,7 +360,7 @@ class UGATITTrainer(Trainer):
         """
         out = Path(out_dir)
         meta = {"step": self.step, "train_hours": round(self.train_seconds / 3600, 3),
-                "trainer": "facetoon train ugatit", "config": dataclasses.asdict(self.config)}
+                "trainer": "facetoon train ugatit", "config": self.trained_config()}
         dtype = torch.float16 if fp16 else None
         nets: dict[str, nn.Module] = {"a2b": self.gens.a2b, "b2a": self.gens.b2a}
         if discriminators:

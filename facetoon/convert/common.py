@@ -1,4 +1,8 @@
-"""Shared helpers of the checkpoint converters: safe loading and strict key/shape matching."""
+"""Shared helpers of the checkpoint converters: safe loading and strict key/shape matching.
+
+Public: besides the converters, :class:`facetoon.losses.animegan.VGG19Features` reads the VGG19
+weights a user supplies with :func:`load_state_dict_file` and :func:`load_strict`.
+"""
 
 from __future__ import annotations
 
