@@ -21,6 +21,7 @@ __all__ = [
     "Keep",
     "check_option_keys",
     "pick_faces",
+    "resolve_call_options",
     "validate_blend",
     "validate_faces",
     "validate_harmonize",
@@ -140,3 +141,18 @@ class CallOptions:
     max_faces: int | None
     blend: str
     harmonize: float
+
+
+def resolve_call_options(own: CallOptions, strength: Any = None, max_faces: Any = KEEP, blend: Any = None,
+                         harmonize: Any = None) -> CallOptions:
+    """A call's options: each given value checked, ``None`` (``KEEP`` for ``max_faces``, where
+    ``None`` means all faces) keeps ``own`` (the Stylizer's).
+
+    Raises:
+        ConfigError: an invalid value.
+    """
+    return CallOptions(
+        strength=own.strength if strength is None else validate_strength(strength),
+        max_faces=own.max_faces if isinstance(max_faces, Keep) else validate_max_faces(max_faces),
+        blend=own.blend if blend is None else validate_blend(blend),
+        harmonize=own.harmonize if harmonize is None else validate_harmonize(harmonize))

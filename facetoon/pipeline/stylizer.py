@@ -29,8 +29,8 @@ from ..models.serialization import CONFIG_NAME, missing_weights_dir_hint, weight
 from ..runtime import Runtime, resolve_runtime, to_channels_last, to_contiguous_format
 from .image_io import FileOrPIL, finish, mix, read_input
 from .loading import DEFAULT_FACE_WEIGHTS, ModelSpec, face_size_of, load_background_model, load_face_model
-from .options import (KEEP, CallOptions, Keep, check_option_keys, pick_faces, validate_blend, validate_faces,
-                      validate_harmonize, validate_max_faces, validate_strength)
+from .options import (KEEP, CallOptions, Keep, check_option_keys, pick_faces, resolve_call_options, validate_blend,
+                      validate_faces, validate_harmonize, validate_max_faces, validate_strength)
 from .results import FaceDetails, StylizeResult
 
 __all__ = ["PIPELINE_CONFIG", "Stylizer"]
@@ -447,11 +447,8 @@ class Stylizer:
 
     def _options(self, strength: Any, max_faces: Any, blend: Any, harmonize: Any) -> CallOptions:
         """This call's options: ``None`` (``KEEP`` for ``max_faces``) keeps the Stylizer's own."""
-        return CallOptions(
-            strength=self.strength if strength is None else validate_strength(strength),
-            max_faces=self.max_faces if isinstance(max_faces, Keep) else validate_max_faces(max_faces),
-            blend=self.blend if blend is None else validate_blend(blend),
-            harmonize=self.harmonize if harmonize is None else validate_harmonize(harmonize))
+        own = CallOptions(self.strength, self.max_faces, self.blend, self.harmonize)
+        return resolve_call_options(own, strength, max_faces, blend, harmonize)
 
     def _render(self, photos: list[np.ndarray], faces: list[list[Face]], weights: list[list[float]],
                 opts: CallOptions, timings: dict[str, float],

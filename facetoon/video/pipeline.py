@@ -126,15 +126,14 @@ class StylizerFrames:
                  max_faces: int | None | Keep | _Omitted = _OMITTED,
                  blend: str | None = None, harmonize: bool | float | None = None,
                  face_batch: int = 8) -> None:
-        from ..pipeline.options import (Keep, validate_blend, validate_harmonize, validate_max_faces,
-                                        validate_strength)
+        from ..pipeline.options import KEEP, CallOptions, resolve_call_options
 
         self.stylizer = stylizer
-        self.strength = stylizer.strength if strength is None else validate_strength(strength)
-        self.max_faces = stylizer.max_faces if isinstance(max_faces, (Keep, _Omitted)) \
-            else validate_max_faces(max_faces)
-        self.blend = stylizer.blend if blend is None else validate_blend(blend)
-        self.harmonize = stylizer.harmonize if harmonize is None else validate_harmonize(harmonize)
+        own = CallOptions(stylizer.strength, stylizer.max_faces, stylizer.blend, stylizer.harmonize)
+        opts = resolve_call_options(own, strength, KEEP if isinstance(max_faces, _Omitted) else max_faces,
+                                    blend, harmonize)
+        self.strength, self.max_faces, self.blend, self.harmonize = \
+            opts.strength, opts.max_faces, opts.blend, opts.harmonize
         self.face_batch = max(1, int(face_batch))
 
     @property
