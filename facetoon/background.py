@@ -33,7 +33,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import threading
 from typing import Literal
 
 import numpy as np
@@ -42,7 +41,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .errors import ConfigError, InvalidImageError, WeightsError
-from .ops.tiling import NormStatsCache, downscale_to, plan_tiles, tiled_apply
+from .ops.tiling import NormStatsCache, downscale_to, model_lock, plan_tiles, tiled_apply
 from .runtime import cpu_has_fast_bf16, to_channels_last
 
 # THP_MEM_ALLOC_ENABLE (transparent huge pages for torch's big CPU buffers) is set by facetoon/__init__.py,
@@ -106,10 +105,10 @@ class BackgroundStylizer:
     CPU with native bf16, a model without a fused graph is also converted to channels_last in
     place); pass a copy if you keep training it.
 
-    Thread safety: calls on one BackgroundStylizer are serialised (a lock): a tiled call keeps
-    per-call normalisation statistics on the model. For parallel throughput use one
-    BackgroundStylizer per thread, each with its own model instance (two stylizers sharing one
-    module on the ``"fp32"`` path would still share its normalisation layers).
+    Thread safety: calls are serialised per model instance (:func:`~facetoon.ops.tiling.model_lock`):
+    a tiled call keeps per-call normalisation statistics on the model, so two BackgroundStylizers
+    built on one module instance take turns too. For parallel throughput use one
+    BackgroundStylizer per thread, each with its own model instance.
     """
 
     def __init__(
@@ -146,9 +145,9 @@ class BackgroundStylizer:
         self.guard = tile_guard
         self.internal_scale = float(internal_scale)
         self.model = model.eval().to(self.device)
-        # serialises calls: tiled passes keep per-call state on the model (recorded norm statistics,
-        # patched norm layers) and the fp32 fallback swaps self._autocast
-        self._lock = threading.RLock()
+        # serialises calls per model instance, shared with every other stylizer of this module:
+        # tiled passes keep per-call state on it (recorded norm statistics, patched norm layers)
+        self._lock = model_lock(self.model)
         self.multiple = int(getattr(model, "size_multiple", 4))
         self.min_size = int(getattr(model, "min_size", 8))
         self._autocast: torch.dtype | None = None

@@ -214,6 +214,24 @@ def test_one_stylizer_shared_by_two_threads(v2, precision):
         assert all(np.array_equal(out, alone[i]) for out in outs), i
 
 
+def test_two_stylizers_on_one_module_take_turns(v2):
+    """Two fp32 BackgroundStylizers built on one module instance patch the same norm layers in a
+    tiled call: they share the module's lock (``model_lock``), so calls from two threads still
+    give each image its single-threaded output; stylizers of different instances do not wait."""
+    from facetoon.ops.tiling import model_lock
+
+    kw = dict(max_pixels_per_tile=64 * 64, tile_overlap=32, tile_guard=8)
+    first, second = BackgroundStylizer(v2, **kw), BackgroundStylizer(v2, **kw)
+    assert first._lock is second._lock is model_lock(v2)
+    assert model_lock(Generator("v2")) is not model_lock(v2)
+    images = _two_tones()
+    alone = [first(im) for im in images]
+    runners = [first, second]
+    results = _run_in_threads(lambda i: runners[i](images[i]), [0, 1], repeats=4)
+    for i, outs in enumerate(results):
+        assert all(np.array_equal(out, alone[i]) for out in outs), i
+
+
 def test_non_finite_fast_path_falls_back_to_fp32(v2, photo, caplog):
     """A fast-path kernel returning NaN must not become a black image: recomputed in fp32."""
     class Broken(torch.nn.Module):

@@ -16,11 +16,16 @@ Normalisation layers: networks that normalise with statistics of the whole featu
 (instance norm, layer norm = ``GroupNorm(1, C)``) would see different statistics in every tile.
 :class:`NormStatsCache` records those statistics on one pass over a downscaled copy of the whole
 image and replays them while the tiles run, so every tile is normalised like the whole image.
+While it records or replays, it patches the norm layers of the model it was given: two callers
+that share one model instance must not tile at the same time. :func:`model_lock` hands out one
+re-entrant lock per model instance for that.
 """
 
 from __future__ import annotations
 
 import math
+import threading
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
@@ -38,6 +43,7 @@ __all__ = [
     "TilePlan",
     "tiled_apply",
     "NormStatsCache",
+    "model_lock",
     "normalisation_modules",
     "downscale_to",
 ]
@@ -217,6 +223,25 @@ def _stats_fns(m: nn.Module) -> tuple[Callable, Callable]:
     return m.compute_stats, m.apply_stats  # type: ignore[return-value]
 
 
+_MODEL_LOCKS: weakref.WeakKeyDictionary[nn.Module, threading.RLock] = weakref.WeakKeyDictionary()
+_MODEL_LOCKS_GUARD = threading.Lock()
+
+
+def model_lock(model: nn.Module) -> threading.RLock:
+    """The one re-entrant lock of ``model`` (this instance), the same for every caller.
+
+    Hold it around a whole :class:`NormStatsCache` record-and-replay sequence (and any other
+    forward of ``model`` that may overlap one): the cache patches ``model``'s norm layers, so
+    a second thread running the same instance meanwhile would use the wrong statistics. Models
+    that are different instances never share a lock; the entry goes when the model is freed.
+    """
+    with _MODEL_LOCKS_GUARD:
+        lock = _MODEL_LOCKS.get(model)
+        if lock is None:
+            lock = _MODEL_LOCKS[model] = threading.RLock()
+        return lock
+
+
 class NormStatsCache:
     """Record normalisation statistics on one forward pass, then reuse them on later passes.
 
@@ -226,6 +251,7 @@ class NormStatsCache:
     >>> with cache.replaying():                # doctest: +SKIP
     ...     tiles = [model(t) for t in tiles_of_big_image]
 
+    Not thread-safe on its own: hold :func:`model_lock` of ``model`` around the two passes.
     Each normalisation module must run exactly once per forward pass (true of facetoon's models).
     The batch size of the replayed passes must equal that of the recorded pass. A model that
     manages its own statistics (methods ``record_norm_stats()`` and ``replay_norm_stats()``

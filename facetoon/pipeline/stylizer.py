@@ -68,8 +68,9 @@ class Stylizer:
     Thread safety: calls on one Stylizer are serialised (:meth:`stylize`, :meth:`stylize_batch`,
     :meth:`stylize_crops`, :meth:`stylize_background` and :meth:`save_pretrained` hold one
     re-entrant lock: a tiled scene pass keeps per-call state on the scene model). For parallel
-    throughput use one Stylizer per thread, each with its own model instances (a module passed to
-    two Stylizers is shared by them). :meth:`detect` only reads the options and takes no lock.
+    throughput use one Stylizer per thread, each with its own model instances (the scene passes
+    of two Stylizers given one scene module instance take turns). :meth:`detect` only reads the
+    options and takes no lock.
 
     Args:
         face_model: the face translator: a torch module mapping ``(B, 3, S, S)`` RGB in
