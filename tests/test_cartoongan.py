@@ -108,7 +108,7 @@ def test_mismatching_files_are_refused(tmp_path, hayao_path):
         load_official_cartoongan(tmp_path / "nope.pth")
 
 
-def test_convert_cli_writes_safetensors(tmp_path, hayao_path, hayao):
+def test_convert_cli_writes_safetensors(tmp_path, hayao_path, hayao, capsys):
     from facetoon.cli import main
     from facetoon.models.serialization import read_config
 
@@ -123,6 +123,12 @@ def test_convert_cli_writes_safetensors(tmp_path, hayao_path, hayao):
     with torch.no_grad():
         assert torch.equal(model(x), hayao(x))
     assert main(["convert", "cartoongan", str(tmp_path / "nope.pth"), str(tmp_path / "x")]) == 1
+    (tmp_path / "a_file").write_text("keep")
+    capsys.readouterr()
+    assert main(["convert", "cartoongan", str(hayao_path), str(tmp_path / "a_file")]) == 1
+    err = capsys.readouterr().err
+    assert "a_file: the output folder is an existing file" in err and "Traceback" not in err
+    assert (tmp_path / "a_file").read_text() == "keep"
 
 
 def test_fused_inference_graph(shared, hayao):

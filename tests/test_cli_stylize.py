@@ -158,6 +158,22 @@ def test_never_overwrites_an_input(weights, inputs, capsys) -> None:
     assert {p.name: p.read_bytes() for p in inputs.iterdir()} == before
 
 
+def test_never_overwrites_an_input_left_out_for_a_name_clash(weights, selfies, tmp_path, capsys) -> None:
+    """x_facetoon.jpg and x_facetoon.png both want x_facetoon_facetoon.png, so the second is left
+    out of the plan; it is still an input, and x.png's output (x_facetoon.png) must not replace it."""
+    folder = tmp_path / "clash"
+    folder.mkdir()
+    for name, src in (("x_facetoon.jpg", selfies[0]), ("x_facetoon.png", selfies[1]), ("x.png", selfies[2])):
+        Image.open(src).save(folder / name)
+    before = (folder / "x_facetoon.png").read_bytes()
+    rc = main(["stylize", *(str(folder / n) for n in ("x_facetoon.jpg", "x_facetoon.png", "x.png")),
+               "--format", "png", *models(weights)])
+    assert rc == 1
+    err = capsys.readouterr().err
+    assert "would overwrite the output of" in err and "refusing to overwrite the input" in err
+    assert (folder / "x_facetoon.png").read_bytes() == before
+
+
 def test_details_and_options(weights, selfies, tmp_path, monkeypatch) -> None:
     import facetoon.background
 

@@ -318,6 +318,18 @@ def test_save_and_load_pretrained_round_trip(tmp_path: Path) -> None:
             assert torch.equal(a, b)
 
 
+def test_save_pretrained_into_a_file_is_an_output_error(tmp_path: Path) -> None:
+    from facetoon.errors import OutputError
+
+    (tmp_path / "file").write_text("x")
+    g = Generator(ngf=8, n_res=1, img_size=32, light=True)
+    with pytest.raises(OutputError, match="the output folder is an existing file"):
+        save_pretrained(g, tmp_path / "file")
+    with pytest.raises(OutputError, match="cannot create the output folder"):
+        save_pretrained(g, tmp_path / "file" / "sub")
+    assert (tmp_path / "file").read_text() == "x"
+
+
 def test_config_json_of_another_save_is_refused(tmp_path: Path) -> None:
     """Both files of a save carry its id: new weights beside the previous save's config.json (a crash
     between the two writes) are refused, by load_pretrained and by read_config (warm starts read

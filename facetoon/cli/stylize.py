@@ -172,7 +172,7 @@ def run_stylize(args: argparse.Namespace) -> int:
 
     todo = [(f, t) for f, t in plan if not (args.skip_existing and t.exists())]
     skipped = len(plan) - len(todo)
-    protect = [f for f, _ in plan]
+    protect = list(files)  # every input found, also those left out of the plan (name clash)
     written = 0
     if todo:
         try:

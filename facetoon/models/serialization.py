@@ -31,7 +31,7 @@ from torch import nn
 
 from .._fileutil import atomic_write_bytes
 from .._version import __version__
-from ..errors import ConfigError, WeightsError
+from ..errors import ConfigError, OutputError, WeightsError, first_line
 from .registry import create_model
 
 __all__ = ["save_pretrained", "load_pretrained", "read_config", "resolve_weights", "weights_dir",
@@ -95,6 +95,10 @@ def save_pretrained(
     ``dtype=torch.float16`` halves the file; floating tensors are cast, others kept. Both files
     are written atomically, weights first, and carry the same random ``save_id`` so that a
     reader can tell when a crash between the two writes left them from different saves.
+
+    Raises:
+        WeightsError: ``model`` is not a registered facetoon model.
+        OutputError: ``directory`` is an existing file or cannot be created.
     """
     from safetensors.torch import save
 
@@ -103,7 +107,12 @@ def save_pretrained(
     if arch is None or config is None:
         raise WeightsError(f"{type(model).__name__} is not a registered facetoon model")
     out = Path(directory)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise OutputError("the output folder is an existing file", path=out) from None
+    except OSError as exc:
+        raise OutputError(f"cannot create the output folder: {first_line(exc)}", path=out) from None
     state = {}
     for key, tensor in model.state_dict().items():
         t = tensor.detach().to("cpu")
