@@ -631,3 +631,44 @@ def test_cli_video(clip, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     code = main(["video", str(tmp_path / "nothing.mp4"), "-o", str(out)])
     err = capsys.readouterr().err
     assert code == 1 and "file not found" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("options, message", [
+    (["-o", "{tmp}/out.gif"], "unsupported output extension '.gif'"),
+    (["--codec", "no-such-codec"], "--codec: no encoder 'no-such-codec'"),
+    (["--crf", "99"], "--crf: expected a number in 0..63"),
+    (["--preset", "fastest"], "--preset: the libx264 encoder rejects 'fastest'"),
+    (["--start=-1"], "--start: expected seconds >= 0"),
+    (["--start", "10"], "--start: 10 s is at or after the end of the video (2.67 s)"),
+    (["--duration", "0"], "--duration: expected seconds > 0"),
+    (["--no-overwrite", "-o", "{tmp}/exists.mp4"], "output file already exists"),
+])
+def test_cli_video_checks_the_options_before_loading_models(
+        clip, tmp_path: Path, capsys: pytest.CaptureFixture[str], options: list[str], message: str) -> None:
+    """Every bad input or output option fails at once, in one line: the face weights given do not
+    exist, so an error about them would mean the models were loaded first."""
+    from facetoon.cli import main
+
+    (tmp_path / "exists.mp4").write_bytes(b"keep")
+    options = [o.replace("{tmp}", str(tmp_path)) for o in options]
+    code = main(["video", str(clip.path), "-o", str(tmp_path / "out.mp4"), *options,
+                 "--face-weights", str(tmp_path / "no-weights"), "--background", "none", "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 1 and message in err and len(err.strip().splitlines()) == 1, err
+    assert "no-weights" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["exists.mp4"]
+    assert (tmp_path / "exists.mp4").read_bytes() == b"keep"
+
+
+def test_cli_video_default_output_keeps_a_writable_container(tmp_path: Path) -> None:
+    """The help of -o says what default_output does: the input's extension when writable."""
+    import argparse
+
+    from facetoon.cli.video import default_output, register
+
+    sub = argparse.ArgumentParser().add_subparsers()
+    register(sub)
+    help_text = " ".join(sub.choices["video"].format_help().split())
+    assert "IN-stem_facetoon.mp4" not in help_text and "the input's extension" in help_text
+    assert default_output(tmp_path / "a.mkv") == tmp_path / "a_facetoon.mkv"
+    assert default_output(tmp_path / "a.flv") == tmp_path / "a_facetoon.mp4"

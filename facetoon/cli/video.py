@@ -19,7 +19,7 @@ from typing import Any
 
 from ._stylizer_args import add_stylizer_arguments, make_stylizer
 
-__all__ = ["register", "run_video", "default_output"]
+__all__ = ["register", "run_video", "default_output", "check_video_options"]
 
 
 def register(subparsers: Any) -> None:
@@ -31,8 +31,8 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("input", metavar="IN", help="input video file")
     p.add_argument("-o", "--output", metavar="OUT", default=None,
-                   help="output file: .mp4, .mov, .mkv, .webm or .avi "
-                        "(default: IN-stem_facetoon.mp4 beside IN)")
+                   help="output file: .mp4, .m4v, .mov, .mkv, .webm or .avi (default: IN-stem_facetoon.EXT "
+                        "beside IN, EXT the input's extension if it is one of these, else .mp4)")
     p.add_argument("--no-overwrite", action="store_true", help="fail if the output exists")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     v = p.add_argument_group("video")
@@ -65,6 +65,31 @@ def default_output(src: Path) -> Path:
     return src.with_name(f"{src.stem}_facetoon{ext}")
 
 
+def check_video_options(src: Path, dst: Path, args: argparse.Namespace) -> None:
+    """Open the input with ``--start``/``--duration`` and check the output options as the writer will.
+
+    Raises:
+        VideoError, ConfigError, OutputError: as :class:`~facetoon.video.VideoReader` and
+            :func:`~facetoon.video.writer.check_output`; a writer setting is named by its option
+            (``--crf: ...``).
+    """
+    from ..errors import ConfigError, VideoError
+    from ..video import VideoReader
+    from ..video.writer import check_output
+
+    try:
+        with VideoReader(src, start=args.start, duration=args.duration, audio=not args.no_audio) as reader:
+            info = reader.info
+            check_output(dst, width=info.width, height=info.height, codec=args.codec, crf=args.crf,
+                         preset=args.preset, colorspace=info.colorspace, audio=reader.audio_streams,
+                         source_codec=info.codec, overwrite=not args.no_overwrite)
+    except (ConfigError, VideoError) as exc:
+        # the library's messages name its parameters ("crf: ..."): here they are options
+        if exc.reason.split(":", 1)[0] in ("codec", "crf", "preset", "start", "duration"):
+            raise type(exc)(f"--{exc.reason}", path=exc.path) from None
+        raise
+
+
 def run_video(args: argparse.Namespace) -> int:
     """Handler of ``facetoon video``; returns the exit status."""
     import logging
@@ -72,11 +97,11 @@ def run_video(args: argparse.Namespace) -> int:
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     from ..errors import WeightsError
-    from ..video import probe_video, stylize_video
+    from ..video import stylize_video
 
     src = Path(args.input)
     dst = Path(args.output) if args.output else default_output(src)
-    probe_video(src)  # a bad input fails before the models load
+    check_video_options(src, dst, args)  # a bad input or output option fails before the models load
     try:
         stylizer = make_stylizer(args)
     except WeightsError as exc:

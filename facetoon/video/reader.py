@@ -22,10 +22,13 @@ them, so the sound is bit-for-bit the source's.
 
 Errors: a missing, unreadable or non-video file raises :class:`~facetoon.errors.VideoError` on
 opening; corrupt data raises it during iteration, naming the frame reached, and so does a file
-whose data ends early — fewer frames than its header declares (beyond a 2% tolerance), or, for
-containers that declare no frame count, an end more than 5% (at least 1 s) before the video
-stream's declared duration (not the container's, which also covers the audio). The frames before
-the problem have been yielded by then.
+whose data ends early: its last frame (plus one frame's duration) more than 2% (at least 2 frames)
+before the video stream's declared duration, or, for containers that declare no frame count, more
+than 5% (at least 1 s) before it. The stream's duration, not its declared frame count, is the
+yardstick (an MP4 trimmed by stream copy counts frames its edit list skips); the container's
+duration also covers the audio, so alone it bounds nothing, and the frame count is used instead.
+The frames before the problem have been yielded by then. A ``start`` at or after the end is a
+:class:`~facetoon.errors.VideoError` on opening.
 """
 
 from __future__ import annotations
@@ -49,6 +52,18 @@ log = logging.getLogger(__name__)
 
 # colour matrix of frames that do not say: the usual convention (SD: BT.601, HD: BT.709)
 _HD_HEIGHT = 720
+# FFmpeg's colour-matrix tag of a frame (AVColorSpace) -> the matrix, by the name PyAV's converter
+# takes (its own numbering differs: there SMPTE 170M and BT.601 are one value, 5); BT.2020
+# constant-luminance gets the non-constant matrix, swscale has no other
+_MATRIX_OF_TAG: dict[int, str] = {
+    1: "itu709",     # BT.709
+    4: "fcc",        # FCC (NTSC 1953)
+    5: "itu601",     # BT.470BG (PAL/SECAM BT.601)
+    6: "itu601",     # SMPTE 170M (NTSC BT.601)
+    7: "smpte240m",  # SMPTE 240M
+    9: "bt2020",     # BT.2020 non-constant luminance
+    10: "bt2020",    # BT.2020 constant luminance
+}
 
 
 @dataclass(frozen=True)
@@ -136,19 +151,13 @@ def _rotation_of(value: float | int | None) -> int:
 
 def _colorspace_name(frame: Any, height: int) -> str:
     """Colour matrix of a decoded frame: its own tag, else BT.709 for HD and BT.601 below."""
-    from av.video.reformatter import Colorspace
-
     try:
         tag = int(frame.colorspace)
     except (AttributeError, TypeError, ValueError):
         tag = 2
-    known = {int(Colorspace.ITU709): "itu709", int(Colorspace.ITU601): "itu601",
-             int(Colorspace.SMPTE170M): "smpte170m", int(Colorspace.SMPTE240M): "smpte240m",
-             int(Colorspace.FCC): "fcc"}
-    if hasattr(Colorspace, "BT2020"):
-        known[int(Colorspace.BT2020)] = "bt2020"
-    if tag in known:
-        return known[tag]
+    known = _MATRIX_OF_TAG.get(tag)
+    if known is not None:
+        return known
     return "itu709" if height >= _HD_HEIGHT else "itu601"
 
 
@@ -207,7 +216,7 @@ class VideoReader:
 
     Raises:
         VideoError: the file is missing, is not a video, or has no decodable video stream;
-            ``start``/``duration`` are invalid.
+            ``start``/``duration`` are invalid, or ``start`` is at or after the end of the video.
     """
 
     def __init__(
@@ -280,6 +289,9 @@ class VideoReader:
         self._colorspace = colorspace
         self.info = VideoInfo(width=w, height=h, coded_width=cw, coded_height=ch, rotation=rotation,
                               colorspace=colorspace, **fields)
+        if self.start > 0 and duration and self.start >= duration:
+            raise VideoError(f"start: {self.start:g} s is at or after the end of the video ({duration:.2f} s)",
+                             path=self.path)
 
     def _peek(self) -> tuple[int, int, int, str]:
         """Decode the first frame and reopen the file; ``(rotation, coded width, height, colour matrix)``."""
@@ -411,21 +423,34 @@ class VideoReader:
             self._check_complete(index, last_pts)
 
     def _check_complete(self, decoded: int, last_pts: int | None) -> None:
-        """A file that ends well before what its header declares is truncated (or damaged)."""
+        """A file that ends well before what its header declares is truncated (or damaged).
+
+        The yardstick is the duration: the last frame's time plus one frame must reach it. The
+        declared frame count is used only without a duration, or when the only duration is the
+        container's (a soundtrack may run longer): it also counts frames an MP4 edit list tells
+        FFmpeg to skip (a stream-copy trim keeps the packets before the cut).
+        """
         info = self.info
         declared = info.frames
-        if declared and decoded < declared - max(2, declared // 50):
-            raise VideoError(f"truncated or damaged: the data ends after frame {decoded} of the "
-                             f"{declared} the file declares", path=self.path)
-        if not declared and info.duration and last_pts is not None:
-            end = float((last_pts - info.start_time) * info.time_base)
-            if end < info.duration - max(1.0, 0.05 * info.duration):
-                if self._video_duration_known:
-                    raise VideoError(f"truncated or damaged: the data ends at {end:.2f} s of the "
-                                     f"{info.duration:.2f} s the file declares", path=self.path)
+        tolerance = max(2, declared // 50)  # frames
+        if info.duration and last_pts is not None:
+            step = 1.0 / float(info.fps) if info.fps else 0.0
+            end = float((last_pts - info.start_time) * info.time_base) + step
+            # a header that counts its frames is exact: the frame tolerance; else 5 % (at least 1 s)
+            slack = tolerance * step if declared and step else max(1.0, 0.05 * info.duration)
+            if end >= info.duration - slack - 1e-6:
+                return
+            if self._video_duration_known:
+                raise VideoError(f"truncated or damaged: the data ends at {end:.2f} s of the "
+                                 f"{info.duration:.2f} s the file declares", path=self.path)
+            if not declared:
                 # only the container's duration is known, and another stream may run longer
                 log.warning("%s: the video ends at %.2f s, the file at %.2f s (a longer soundtrack, or a "
                             "truncated file)", self.path, end, info.duration)
+                return
+        if declared and decoded < declared - tolerance:
+            raise VideoError(f"truncated or damaged: the data ends after frame {decoded} of the "
+                             f"{declared} the file declares", path=self.path)
 
     # ----------------------------------------------------------------- closing
 

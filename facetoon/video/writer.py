@@ -10,9 +10,15 @@ Codecs (``codec=``): ``"auto"`` is H.264 (libx264) for every container but WebM,
 VP9; ``"h264"``, ``"hevc"`` (libx265), ``"vp9"`` (libvpx-vp9), ``"av1"`` (SVT-AV1),
 ``"mpeg4"`` or any FFmpeg encoder name. Quality is ``crf`` (constant rate factor: lower is
 better; 18 is visually lossless for H.264, the default) and ``preset`` (x264/x265 speed preset,
-default ``"medium"``). Pixel format: ``yuv420p`` (plays everywhere), or ``yuv444p`` when the
-width or height is odd (4:2:0 needs even sizes). Frames are converted to YUV with the source's
-colour matrix and tagged with it, limited range.
+default ``"medium"``). The MPEG-1/2/4 encoders have no crf: they get a fixed quantiser ``q``
+(2 best ... 31) from it, ``q = 4 * 2 ** ((crf - 18) / 6)`` rounded and clipped, which doubles
+with every +6 as x264's quantiser step does (crf <= 12: 2; 18: 4; 24: 8; 30: 16; >= 36: 31).
+Other encoders ignore ``crf``. The encoder is opened once on a small frame before anything is
+written, so an option it rejects (a misspelt ``preset``) is a
+:class:`~facetoon.errors.ConfigError` up front (:func:`check_output`). Pixel format:
+``yuv420p`` (plays everywhere), or ``yuv444p`` when the width or height is odd (4:2:0 needs even
+sizes). Frames are converted to YUV with the source's colour matrix and tagged with it (matrix,
+primaries and transfer of that standard, e.g. BT.2020: 9, 9, 14), limited range.
 
 Timestamps: frames are encoded with the ``pts`` they are given, in ``time_base`` (the source's
 stream time base), so variable frame rates survive. MP4/MOV keep the time base exactly;
@@ -38,6 +44,7 @@ import logging
 import os
 import secrets
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -45,9 +52,9 @@ from typing import Any
 import numpy as np
 
 from .._fileutil import link_no_clobber
-from ..errors import ConfigError, OutputError, VideoError
+from ..errors import ConfigError, OutputError, VideoError, first_line
 
-__all__ = ["CONTAINERS", "VideoWriter", "partial_path", "resolve_codec"]
+__all__ = ["CONTAINERS", "OutputPlan", "VideoWriter", "check_output", "partial_path", "resolve_codec"]
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +79,19 @@ _ENCODERS: dict[str, str] = {
 # source codec family -> encoder, for codec="source"
 _SOURCE_FAMILY: dict[str, str] = {"h264": "libx264", "hevc": "libx265", "vp9": "libvpx-vp9",
                                   "av1": "libsvtav1"}
+# FFmpeg's MPEG-family encoders: a fixed quantiser (qmin = qmax) stands for crf
+_QUANTISER_ENCODERS = frozenset({"mpeg4", "mpeg1video", "mpeg2video"})
+# colour matrix (the reader's names, PyAV's converter's) -> FFmpeg tags written with it:
+# (AVColorSpace, AVColorPrimaries, AVColorTransferCharacteristic)
+_COLOUR_TAGS: dict[str, tuple[int, int, int]] = {
+    "itu709": (1, 1, 1),        # BT.709
+    "itu601": (6, 6, 6),        # SMPTE 170M (BT.601)
+    "smpte170m": (6, 6, 6),
+    "smpte240m": (7, 7, 7),
+    "fcc": (4, 4, 4),           # FCC matrix, BT.470M primaries, gamma 2.2
+    "bt2020": (9, 9, 14),       # BT.2020 non-constant luminance, BT.2020 primaries and transfer
+}
+_X26X_PRESETS = "ultrafast, superfast, veryfast, faster, fast, medium, slow, slower, veryslow, placebo"
 
 
 def partial_path(path: str | os.PathLike[str]) -> Path:
@@ -125,6 +145,146 @@ def resolve_codec(codec: str, container: str, source_codec: str | None = None) -
     return enc.name
 
 
+def crf_quantiser(crf: float) -> int:
+    """The fixed quantiser (2-31) that stands for ``crf`` with the MPEG-1/2/4 encoders (see the module
+    docstring)."""
+    return int(min(31, max(2, round(4 * 2 ** ((crf - 18) / 6)))))
+
+
+def _encoder_options(encoder: str, crf: float | None, preset: str | None,
+                     options: Mapping[str, str] | None) -> dict[str, str]:
+    """The FFmpeg options of ``encoder`` for a crf, a preset and extra options."""
+    opts: dict[str, str] = {}
+    if encoder in ("libx264", "libx265"):
+        if crf is not None:
+            opts["crf"] = f"{crf:g}"
+        if preset:
+            opts["preset"] = str(preset)
+        if encoder == "libx265":
+            opts["x265-params"] = "log-level=error"
+    elif encoder == "libvpx-vp9":
+        opts.update({"crf": f"{31 if crf is None else crf:g}", "b": "0", "row-mt": "1",
+                     "deadline": "good", "cpu-used": "4"})
+    elif encoder == "libsvtav1":
+        if crf is not None:
+            opts["crf"] = f"{crf:g}"
+        if preset and preset.isdigit():
+            opts["preset"] = preset
+    elif encoder in _QUANTISER_ENCODERS:
+        if crf is not None:
+            q = str(crf_quantiser(crf))
+            opts.update({"qmin": q, "qmax": q})
+    elif crf is not None:
+        log.debug("crf is not used by the %s encoder", encoder)
+    opts.update({str(k): str(val) for k, val in (options or {}).items()})
+    return opts
+
+
+def _opening_error(encoder: str, pix_fmt: str, size: tuple[int, int], opts: Mapping[str, str]) -> str | None:
+    """Why ``encoder`` does not open on ``size`` ``pix_fmt`` frames with ``opts`` (``None``: it opens)."""
+    import av
+
+    try:
+        cc: Any = av.CodecContext.create(encoder, "w")
+        cc.width, cc.height, cc.pix_fmt = size[0], size[1], pix_fmt
+        cc.time_base, cc.framerate = Fraction(1, 24), Fraction(24)
+        cc.options = dict(opts)
+        cc.open()
+    except av.FFmpegError as exc:
+        return str(exc.strerror or first_line(exc))
+    except ValueError as exc:  # e.g. an unknown pixel format
+        return first_line(exc)
+    return None
+
+
+def _check_encoder(encoder: str, pix_fmt: str, opts: Mapping[str, str], size: tuple[int, int]) -> None:
+    """Open the encoder as it will be used: an option it rejects fails here, naming the culprit.
+
+    The frames are at most 256 x 256 (the frame size does not change which options are valid, and
+    some encoders take 100 MB to open at 1080p), with the parity of ``size``.
+    """
+    small = (min(size[0], 256 + size[0] % 2), min(size[1], 256 + size[1] % 2))
+    error = _opening_error(encoder, pix_fmt, small, opts)
+    if error is None:
+        return
+    if "preset" in opts and _opening_error(encoder, pix_fmt, small, {k: v for k, v in opts.items()
+                                                                     if k != "preset"}) is None:
+        hint = f" (x264/x265 presets: {_X26X_PRESETS})" if encoder in ("libx264", "libx265") else \
+            " (SVT-AV1 presets: 0-13)" if encoder == "libsvtav1" else ""
+        raise ConfigError(f"preset: the {encoder} encoder rejects {opts['preset']!r}{hint}")
+    if _opening_error(encoder, pix_fmt, small, {}) is None:
+        given = ", ".join(f"{k}={v}" for k, v in opts.items())
+        raise ConfigError(f"the {encoder} encoder rejects its settings {given} ({error})")
+    odd = " (4:4:4 for the odd frame size {}x{})".format(*size) if size[0] % 2 or size[1] % 2 else ""
+    raise ConfigError(f"codec: the {encoder} encoder cannot encode {pix_fmt} frames{odd} ({error}); "
+                      "try h264")
+
+
+@dataclass(frozen=True)
+class OutputPlan:
+    """What :func:`check_output` settled: the muxer, the encoder, its pixel format and options."""
+
+    container: str
+    encoder: str
+    pix_fmt: str
+    options: dict[str, str] = field(default_factory=dict)
+
+
+def check_output(
+    path: str | os.PathLike[str],
+    *,
+    width: int,
+    height: int,
+    codec: str = "auto",
+    crf: float | None = 18,
+    preset: str | None = "medium",
+    pix_fmt: str | None = None,
+    colorspace: str = "itu709",
+    audio: Sequence[Any] = (),
+    source_codec: str | None = None,
+    options: Mapping[str, str] | None = None,
+    overwrite: bool = True,
+) -> OutputPlan:
+    """Check the settings of a :class:`VideoWriter` (same arguments) without writing anything.
+
+    The extension, an existing output, ``crf``, ``colorspace``, the codec, the audio codecs the
+    container must hold, and the encoder itself, opened on a small frame with its options.
+
+    Raises:
+        VideoError: bad extension, or an audio codec the container cannot hold.
+        ConfigError: bad codec, crf, colorspace, preset or encoder options.
+        OutputError: ``path`` is a folder, or exists and ``overwrite`` is off.
+    """
+    import av
+
+    path = Path(path)
+    container = _container_of(path)
+    if path.is_dir():
+        raise OutputError("output path is a directory", path=path)
+    if not overwrite and path.exists():
+        raise OutputError("output file already exists (overwrite is off)", path=path)
+    if crf is not None and (isinstance(crf, bool) or not isinstance(crf, (int, float))
+                            or not 0 <= crf <= 63):
+        raise ConfigError(f"crf: expected a number in 0..63, got {crf!r}")
+    if colorspace not in _COLOUR_TAGS:
+        raise ConfigError(f"colorspace: expected one of {', '.join(_COLOUR_TAGS)}, got {colorspace!r}")
+    encoder = resolve_codec(codec, container, source_codec)
+    if pix_fmt is None:
+        pix_fmt = "yuv420p" if int(width) % 2 == 0 and int(height) % 2 == 0 else "yuv444p"
+    # refuse audio the container cannot hold, before creating any file
+    with contextlib.closing(av.open(os.devnull, "w", format=container)) as probe:
+        supported = probe.supported_codecs
+    for s in audio:
+        name = s.codec_context.name
+        if supported and name not in supported:
+            raise VideoError(f"the source's {name} audio cannot be copied into a {container} file without "
+                             "re-encoding; write .mkv or .mov instead, or drop the audio (audio='none' / "
+                             "--no-audio)", path=path)
+    opts = _encoder_options(encoder, crf, preset, options)
+    _check_encoder(encoder, pix_fmt, opts, (int(width), int(height)))
+    return OutputPlan(container=container, encoder=encoder, pix_fmt=pix_fmt, options=opts)
+
+
 class VideoWriter:
     """Encode frames to a video file (see the module docstring).
 
@@ -140,7 +300,8 @@ class VideoWriter:
         preset: x264/x265/SVT-AV1 speed preset (``"ultrafast"`` ... ``"veryslow"``; SVT-AV1
             takes ``"0"``-``"13"``).
         pix_fmt: pixel format; ``None`` = ``yuv420p``, or ``yuv444p`` for odd sizes.
-        colorspace: colour matrix of the output (``"itu709"``, ``"itu601"``...).
+        colorspace: colour matrix of the output (``"itu709"``, ``"itu601"``, ``"smpte170m"``,
+            ``"smpte240m"``, ``"fcc"``, ``"bt2020"``: :attr:`VideoInfo.colorspace` of the source).
         audio: source audio streams (``av`` streams) to copy.
         source_codec: the source's video codec name (for ``codec="source"``).
         options: extra encoder options (``{"tune": "film"}``...), strings.
@@ -149,7 +310,7 @@ class VideoWriter:
 
     Raises:
         VideoError: bad extension, or an audio codec the container cannot hold.
-        ConfigError: bad codec / crf.
+        ConfigError: bad codec, crf, colorspace, preset or encoder options (see :func:`check_output`).
         OutputError: the output cannot be created.
     """
 
@@ -175,22 +336,15 @@ class VideoWriter:
         import av
 
         self.path = Path(path)
-        self.container_format = _container_of(self.path)
-        if self.path.is_dir():
-            raise OutputError("output path is a directory", path=self.path)
-        if not overwrite and self.path.exists():
-            raise OutputError("output file already exists (overwrite is off)", path=self.path)
-        if crf is not None and (isinstance(crf, bool) or not isinstance(crf, (int, float))
-                                or not 0 <= crf <= 63):
-            raise ConfigError(f"crf: expected a number in 0..63, got {crf!r}")
-        self.encoder = resolve_codec(codec, self.container_format, source_codec)
         self.width, self.height = int(width), int(height)
-        if pix_fmt is None:
-            pix_fmt = "yuv420p" if self.width % 2 == 0 and self.height % 2 == 0 else "yuv444p"
-            if pix_fmt == "yuv444p":
-                log.warning("%s: odd frame size %dx%d; encoding 4:4:4 (yuv444p), which some players do "
-                            "not support", self.path, self.width, self.height)
-        self.pix_fmt = pix_fmt
+        audio = list(audio)
+        plan = check_output(self.path, width=self.width, height=self.height, codec=codec, crf=crf,
+                            preset=preset, pix_fmt=pix_fmt, colorspace=colorspace, audio=audio,
+                            source_codec=source_codec, options=options, overwrite=overwrite)
+        self.container_format, self.encoder, self.pix_fmt = plan.container, plan.encoder, plan.pix_fmt
+        if pix_fmt is None and self.pix_fmt == "yuv444p":
+            log.warning("%s: odd frame size %dx%d; encoding 4:4:4 (yuv444p), which some players do "
+                        "not support", self.path, self.width, self.height)
         self.colorspace = colorspace
         self.time_base = Fraction(time_base)
         # the encoded stream's time base; write() rescales pts from time_base to it
@@ -200,17 +354,6 @@ class VideoWriter:
         self.frames_written = 0
         self.last_pts: int | None = None
         self._closed = False
-
-        # refuse audio the container cannot hold, before creating any file
-        audio = list(audio)
-        with contextlib.closing(av.open(os.devnull, "w", format=self.container_format)) as probe:
-            supported = probe.supported_codecs
-        for s in audio:
-            name = s.codec_context.name
-            if supported and name not in supported:
-                raise VideoError(f"the source's {name} audio cannot be copied into a "
-                                 f"{self.container_format} file without re-encoding; write .mkv or .mov "
-                                 "instead, or drop the audio (audio='none' / --no-audio)", path=self.path)
 
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -223,7 +366,7 @@ class VideoWriter:
         except (av.FFmpegError, OSError) as exc:
             raise OutputError(f"cannot write: {exc}", path=self.path) from None
         try:
-            self._setup_video(crf, preset, options, threads)
+            self._setup_video(plan.options, threads)
             self._audio_map: dict[int, Any] = {}
             for s in audio:
                 self._audio_map[s.index] = self._out.add_stream_from_template(s)
@@ -233,9 +376,8 @@ class VideoWriter:
             self.tmp_path.unlink(missing_ok=True)
             raise
 
-    def _setup_video(self, crf: float | None, preset: str | None, options: Mapping[str, str] | None,
-                     threads: int) -> None:
-        from av.video.reformatter import ColorPrimaries, ColorRange, ColorTrc, Colorspace
+    def _setup_video(self, options: dict[str, str], threads: int) -> None:
+        from av.video.reformatter import ColorRange
 
         v: Any = self._out.add_stream(self.encoder, rate=self._rate)
         v.width, v.height, v.pix_fmt = self.width, self.height, self.pix_fmt
@@ -243,35 +385,11 @@ class VideoWriter:
         v.codec_context.time_base = self._stream_time_base
         if threads:
             v.codec_context.thread_count = int(threads)
-        opts: dict[str, str] = {}
-        if self.encoder in ("libx264", "libx265"):
-            if crf is not None:
-                opts["crf"] = f"{crf:g}"
-            if preset:
-                opts["preset"] = str(preset)
-            if self.encoder == "libx265":
-                opts["x265-params"] = "log-level=error"
-        elif self.encoder == "libvpx-vp9":
-            opts.update({"crf": f"{31 if crf is None else crf:g}", "b": "0", "row-mt": "1",
-                         "deadline": "good", "cpu-used": "4"})
-        elif self.encoder == "libsvtav1":
-            if crf is not None:
-                opts["crf"] = f"{crf:g}"
-            if preset and preset.isdigit():
-                opts["preset"] = preset
-        elif crf is not None and self.encoder != "mpeg4":
-            log.debug("crf is not used by the %s encoder", self.encoder)
-        opts.update({str(k): str(val) for k, val in (options or {}).items()})
-        v.options = opts
-        cs = {"itu709": Colorspace.ITU709, "itu601": Colorspace.ITU601, "smpte170m": Colorspace.SMPTE170M,
-              "smpte240m": Colorspace.SMPTE240M}.get(self.colorspace)
+        v.options = dict(options)
+        # tagged with the matrix the frames are converted with (write()), and its standard's
+        # primaries and transfer
         cc: Any = v.codec_context
-        if cs is not None:
-            cc.colorspace = cs
-            if self.colorspace == "itu709":
-                cc.color_primaries, cc.color_trc = ColorPrimaries.BT709, ColorTrc.BT709
-            else:
-                cc.color_primaries, cc.color_trc = ColorPrimaries.SMPTE170M, ColorTrc.SMPTE170M
+        cc.colorspace, cc.color_primaries, cc.color_trc = _COLOUR_TAGS[self.colorspace]
         cc.color_range = ColorRange.MPEG
         self._video: Any = v
 

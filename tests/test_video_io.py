@@ -1,0 +1,198 @@
+"""Video reading and writing details: stream-copy trims (MP4 edit lists), colour tags, encoder
+quality settings.
+
+Clips are real files made here with PyAV (libx264; AAC sound where the audio matters).
+"""
+
+from __future__ import annotations
+
+import os
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from facetoon.errors import ConfigError, VideoError
+from facetoon.video import VideoReader, VideoWriter, partial_path, probe_video, stylize_video
+from facetoon.video.synthetic import make_clip, read_audio_packets
+from facetoon.video.writer import check_output, crf_quantiser
+
+
+def invert(image: np.ndarray, faces: object) -> np.ndarray:
+    return 255 - image
+
+
+def keep(image: np.ndarray, faces: object) -> np.ndarray:
+    return image
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return 99.0 if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)
+
+
+def trim_by_stream_copy(src: Path, dst: Path, at: float, faststart: bool = False) -> Path:
+    """What ``ffmpeg -ss AT -i SRC -c copy DST`` does: the video packets from the keyframe before
+    ``at`` on, moved back by ``at`` (the MP4 muxer writes an edit list that skips the ones before
+    0), the audio from ``at`` on."""
+    options = {"movflags": "+faststart"} if faststart else {}
+    with av.open(os.fspath(src)) as i, av.open(os.fspath(dst), "w", options=options) as o:
+        streams = {s.index: o.add_stream_from_template(s) for s in i.streams}
+        video = i.streams.video[0]
+        i.seek(int(at / video.time_base), stream=video, backward=True)
+        for p in i.demux():
+            if p.dts is None:
+                continue
+            shift = int(round(at / p.time_base))
+            if p.stream.type == "audio" and p.pts < shift:
+                continue
+            p.pts -= shift
+            p.dts -= shift
+            p.stream = streams[p.stream_index]
+            o.mux(p)
+    return dst
+
+
+# --------------------------------------------------------------------------- stream-copy trims
+
+
+def test_stream_copy_trimmed_mp4_is_complete(tmp_path: Path) -> None:
+    """A 96-frame clip trimmed at 1.5 s by stream copy: the header still counts 96 frames (the
+    edit list skips 36), the stream lasts 2.5 s = 60 frames, and those 60 are the whole video."""
+    src = make_clip(tmp_path / "in.mp4", [], n_frames=96, fps=24)
+    trimmed = trim_by_stream_copy(src.path, tmp_path / "trimmed.mp4", 1.5)
+    info = probe_video(trimmed)
+    assert info.frames == 96 and info.duration == pytest.approx(2.5)  # the edit list is there
+    with VideoReader(trimmed, audio=False) as r:
+        times = [f.time for f in r]
+    assert times == pytest.approx([i / 24 for i in range(60)])
+    out = tmp_path / "out.mp4"
+    res = stylize_video(trimmed, out, stylize_frame=invert, progress=False)
+    assert res.complete and res.path == out and res.frames == 60
+    assert read_audio_packets(out) == read_audio_packets(trimmed)
+
+
+def test_truncated_trimmed_mp4_is_still_truncated(tmp_path: Path) -> None:
+    """The duration, which replaces the frame count as the yardstick, still catches a cut file."""
+    src = make_clip(tmp_path / "in.mp4", [], n_frames=96, fps=24)
+    trimmed = trim_by_stream_copy(src.path, tmp_path / "trimmed.mp4", 1.5, faststart=True)
+    data = trimmed.read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: int(len(data) * 0.7)])
+    out = tmp_path / "out.mp4"
+    with pytest.raises(VideoError, match="truncated or damaged: the data ends at") as e:
+        stylize_video(cut, out, stylize_frame=invert, progress=False)
+    assert "\n" not in str(e.value) and partial_path(out).exists()
+
+
+# --------------------------------------------------------------------------- colour matrices
+
+BANDS = [(200, 60, 30), (30, 160, 220), (90, 200, 70)]
+
+
+def make_tagged_clip(path: Path, matrix: str, tags: tuple[int, int, int]) -> Path:
+    """An HD (96x720) clip of three colour bands, converted with ``matrix`` and tagged ``tags``
+    (FFmpeg's colorspace, primaries, transfer) as a camera would."""
+    image = np.zeros((720, 96, 3), np.uint8)
+    for i, colour in enumerate(BANDS):
+        image[240 * i:240 * (i + 1)] = colour
+    with av.open(os.fspath(path), "w") as out:
+        v = out.add_stream("libx264", rate=24)
+        v.width, v.height, v.pix_fmt = 96, 720, "yuv420p"
+        v.options = {"crf": "10", "preset": "ultrafast"}
+        cc = v.codec_context
+        cc.colorspace, cc.color_primaries, cc.color_trc = tags
+        cc.color_range = 1  # limited
+        for i in range(3):
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame = frame.reformat(format="yuv420p", dst_colorspace=matrix, dst_color_range="MPEG")
+            frame.pts = i
+            for p in v.encode(frame):
+                out.mux(p)
+        for p in v.encode(None):
+            out.mux(p)
+    return path
+
+
+def band_colours(path: Path) -> np.ndarray:
+    with VideoReader(path, audio=False) as r:
+        image = next(iter(r)).image
+    return np.array([image[240 * i + 120, 48] for i in range(3)], dtype=int)
+
+
+def frame_tags(path: Path) -> tuple[int, int, int]:
+    with av.open(os.fspath(path)) as c:
+        f = next(c.decode(video=0))
+        return int(f.colorspace), int(f.color_primaries), int(f.color_trc)
+
+
+@pytest.mark.parametrize("matrix, tags", [
+    ("itu601", (6, 6, 6)),     # SMPTE 170M: FFmpeg's tag 6, PyAV's converter constant 5
+    ("bt2020", (9, 9, 14)),
+    ("fcc", (4, 4, 4)),
+])
+def test_colour_matrix_tags_are_read_and_written(tmp_path: Path, matrix: str,
+                                                 tags: tuple[int, int, int]) -> None:
+    """The frame's tag picks the matrix (not the HD guess, BT.709), and the output is tagged with
+    the matrix it was converted with: colours survive decoding and a round trip."""
+    src = make_tagged_clip(tmp_path / f"{matrix}.mp4", matrix, tags)
+    assert frame_tags(src) == tags
+    assert probe_video(src).colorspace == matrix
+    assert np.abs(band_colours(src) - BANDS).max() <= 3
+    out = tmp_path / f"{matrix}_out.mp4"
+    stylize_video(src, out, stylize_frame=keep, progress=False)
+    assert frame_tags(out) == tags
+    assert np.abs(band_colours(out) - BANDS).max() <= 5
+
+
+def test_unknown_colour_matrix_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="colorspace: expected one of"):
+        VideoWriter(tmp_path / "x.mp4", width=64, height=64, fps=24, time_base=Fraction(1, 24),
+                    colorspace="ycgco")
+    assert list(tmp_path.iterdir()) == []
+
+
+# --------------------------------------------------------------------------- encoder settings
+
+
+def test_crf_quantiser_mapping() -> None:
+    assert [crf_quantiser(c) for c in (0, 12, 18, 24, 30, 35, 36, 51, 63)] == [2, 2, 4, 8, 16, 29, 31, 31, 31]
+
+
+@pytest.mark.parametrize("codec", ["mpeg4", "mpeg2video"])
+def test_crf_sets_the_quantiser_of_mpeg_encoders(tmp_path: Path, codec: str) -> None:
+    """No crf option in FFmpeg's MPEG encoders: a fixed quantiser stands for it, so a lower crf
+    gives a larger file closer to the source."""
+    clip = make_clip(tmp_path / "src.mp4", [], n_frames=8, audio=False, keep_frames=True, noise=3.0)
+    sizes, quality = {}, {}
+    for crf in (0, 18, 30, 51):
+        out = tmp_path / f"{codec}_{crf}.mkv"
+        with VideoWriter(out, width=320, height=240, fps=24, time_base=Fraction(1, 24),
+                         codec=codec, crf=crf) as w:
+            for i, f in enumerate(clip.frames):
+                w.write(f, i)
+        sizes[crf] = out.stat().st_size
+        with VideoReader(out) as r:
+            quality[crf] = min(psnr(f.image, g) for f, g in zip(r, clip.frames))
+    assert sizes[0] > sizes[18] > sizes[30] > sizes[51], sizes
+    assert quality[0] > quality[18] > quality[30] > quality[51], quality
+    assert quality[18] > 32, quality
+
+
+def test_a_preset_the_encoder_rejects_fails_before_writing(tmp_path: Path) -> None:
+    out = tmp_path / "x.mp4"
+    with pytest.raises(ConfigError, match="preset: the libx264 encoder rejects 'fastest'") as e:
+        VideoWriter(out, width=64, height=64, fps=24, time_base=Fraction(1, 24),
+                    preset="fastest")
+    assert "\n" not in str(e.value)
+    assert list(tmp_path.iterdir()) == []
+    # the check alone writes nothing either, and names the encoder's settings it cannot take
+    with pytest.raises(ConfigError, match="rejects its settings"):
+        check_output(out, width=64, height=64, options={"tune": "bogus"})
+    with pytest.raises(ConfigError, match="cannot encode yuv444p frames"):
+        check_output(out, width=63, height=64, codec="mpeg4")
+    plan = check_output(out, width=64, height=64, codec="mpeg4", crf=18)
+    assert (plan.encoder, plan.pix_fmt, plan.options) == ("mpeg4", "yuv420p", {"qmin": "4", "qmax": "4"})
+    assert list(tmp_path.iterdir()) == []
