@@ -642,6 +642,9 @@ def test_cli_video(clip, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     (["--start", "10"], "--start: 10 s is at or after the end of the video (2.67 s)"),
     (["--duration", "0"], "--duration: expected seconds > 0"),
     (["--no-overwrite", "-o", "{tmp}/exists.mp4"], "output file already exists"),
+    (["--detect-every", "0"], "--detect-every: expected an integer >= 1"),
+    (["--batch-size", "0"], "--batch-size: expected an integer in 1..256"),
+    (["-o", "{clip}"], "refusing to overwrite the input video"),
 ])
 def test_cli_video_checks_the_options_before_loading_models(
         clip, tmp_path: Path, capsys: pytest.CaptureFixture[str], options: list[str], message: str) -> None:
@@ -650,14 +653,15 @@ def test_cli_video_checks_the_options_before_loading_models(
     from facetoon.cli import main
 
     (tmp_path / "exists.mp4").write_bytes(b"keep")
-    options = [o.replace("{tmp}", str(tmp_path)) for o in options]
+    options = [o.replace("{tmp}", str(tmp_path)).replace("{clip}", str(clip.path)) for o in options]
+    before = clip.path.read_bytes()
     code = main(["video", str(clip.path), "-o", str(tmp_path / "out.mp4"), *options,
                  "--face-weights", str(tmp_path / "no-weights"), "--background", "none", "--no-progress"])
     err = capsys.readouterr().err
     assert code == 1 and message in err and len(err.strip().splitlines()) == 1, err
     assert "no-weights" not in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["exists.mp4"]
-    assert (tmp_path / "exists.mp4").read_bytes() == b"keep"
+    assert (tmp_path / "exists.mp4").read_bytes() == b"keep" and clip.path.read_bytes() == before
 
 
 def test_cli_video_default_output_keeps_a_writable_container(tmp_path: Path) -> None:

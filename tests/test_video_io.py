@@ -196,3 +196,22 @@ def test_a_preset_the_encoder_rejects_fails_before_writing(tmp_path: Path) -> No
     plan = check_output(out, width=64, height=64, codec="mpeg4", crf=18)
     assert (plan.encoder, plan.pix_fmt, plan.options) == ("mpeg4", "yuv420p", {"qmin": "4", "qmax": "4"})
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("setting, message", [
+    ({"crf": 99}, "crf: expected a number in 0..63"),
+    ({"preset": "fastest"}, "preset: the libx264 encoder rejects 'fastest'"),
+    ({"batch_size": 0}, "batch_size: expected an integer in 1..256"),
+])
+def test_stylize_video_checks_settings_before_loading_a_model(tmp_path: Path, setting: dict, message: str) -> None:
+    """The face weights named do not exist: an error about them would mean the model loaded first."""
+    from facetoon.video import check_video_job
+
+    src = make_clip(tmp_path / "in.mp4", [], n_frames=8, fps=24).path
+    out = tmp_path / "out.mp4"
+    with pytest.raises(ConfigError, match=message):
+        stylize_video(src, out, face_model=str(tmp_path / "no-weights"), progress=False, **setting)
+    with pytest.raises(ConfigError, match=message):
+        check_video_job(src, out, **setting)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
+    check_video_job(src, out)  # the defaults pass

@@ -66,28 +66,32 @@ def default_output(src: Path) -> Path:
 
 
 def check_video_options(src: Path, dst: Path, args: argparse.Namespace) -> None:
-    """Open the input with ``--start``/``--duration`` and check the output options as the writer will.
+    """Check the input and every video option as :func:`~facetoon.video.stylize_video` will, before
+    a model loads.
 
     Raises:
-        VideoError, ConfigError, OutputError: as :class:`~facetoon.video.VideoReader` and
-            :func:`~facetoon.video.writer.check_output`; a writer setting is named by its option
-            (``--crf: ...``).
+        VideoError, ConfigError, OutputError: as :func:`~facetoon.video.check_video_job`; a setting
+            at fault is named by its option (``--crf: ...``).
     """
     from ..errors import ConfigError, VideoError
-    from ..video import VideoReader
-    from ..video.writer import check_output
+    from ..video import check_video_job
 
     try:
-        with VideoReader(src, start=args.start, duration=args.duration, audio=not args.no_audio) as reader:
-            info = reader.info
-            check_output(dst, width=info.width, height=info.height, codec=args.codec, crf=args.crf,
-                         preset=args.preset, colorspace=info.colorspace, audio=reader.audio_streams,
-                         source_codec=info.codec, overwrite=not args.no_overwrite)
+        check_video_job(src, dst, codec=args.codec, crf=args.crf, preset=args.preset,
+                        detect_every=args.detect_every, batch_size=args.batch_size, start=args.start,
+                        duration=args.duration, audio="none" if args.no_audio else "copy",
+                        overwrite=not args.no_overwrite)
     except (ConfigError, VideoError) as exc:
         # the library's messages name its parameters ("crf: ..."): here they are options
-        if exc.reason.split(":", 1)[0] in ("codec", "crf", "preset", "start", "duration"):
-            raise type(exc)(f"--{exc.reason}", path=exc.path) from None
+        name = exc.reason.split(":", 1)[0]
+        if name in _OPTION_OF:
+            raise type(exc)(f"{_OPTION_OF[name]}{exc.reason[len(name):]}", path=exc.path) from None
         raise
+
+
+# parameter of stylize_video -> its option here
+_OPTION_OF = {"codec": "--codec", "crf": "--crf", "preset": "--preset", "start": "--start",
+              "duration": "--duration", "detect_every": "--detect-every", "batch_size": "--batch-size"}
 
 
 def run_video(args: argparse.Namespace) -> int:

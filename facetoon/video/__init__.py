@@ -19,7 +19,7 @@ Importing this package loads numpy only; PyAV, OpenCV and torch are imported whe
 
 from __future__ import annotations
 
-from .pipeline import FrameStylizer, StylizerFrames, VideoResult, process_video, stylize_video
+from .pipeline import FrameStylizer, StylizerFrames, VideoResult, check_video_job, process_video, stylize_video
 from .reader import DecodedFrame, VideoInfo, VideoReader, probe_video
 from .tracking import FaceTracker, OneEuroFilter, TrackedFace, smoothing_params
 from .writer import VideoWriter, partial_path
@@ -35,6 +35,7 @@ __all__ = [
     "VideoReader",
     "VideoResult",
     "VideoWriter",
+    "check_video_job",
     "partial_path",
     "probe_video",
     "process_video",

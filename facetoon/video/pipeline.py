@@ -46,13 +46,13 @@ from ..errors import ConfigError, FacetoonError, OutputError, VideoError
 from ..face.types import Face
 from .reader import DecodedFrame, VideoReader
 from .tracking import FaceTracker, TrackedFace
-from .writer import VideoWriter, partial_path
+from .writer import VideoWriter, check_output, partial_path
 
 if TYPE_CHECKING:
     from ..pipeline import Stylizer
     from ..pipeline.options import Keep
 
-__all__ = ["FrameStylizer", "StylizerFrames", "VideoResult", "process_video", "stylize_video"]
+__all__ = ["FrameStylizer", "StylizerFrames", "VideoResult", "check_video_job", "process_video", "stylize_video"]
 
 log = logging.getLogger(__name__)
 
@@ -274,12 +274,11 @@ def process_video(
         shift_time: start the output at time 0 (used for ``start > 0`` previews): video and
             audio timestamps move back by the first frame's time.
     """
-    if isinstance(detect_every, bool) or not isinstance(detect_every, int) or detect_every < 1:
+    try:
+        _check_loop_options(detect_every, batch_size)
+    except ConfigError:
         writer.abort(keep_partial=False)
-        raise ConfigError(f"detect_every: expected an integer >= 1, got {detect_every!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 1 <= batch_size <= 256:
-        writer.abort(keep_partial=False)
-        raise ConfigError(f"batch_size: expected an integer in 1..256, got {batch_size!r}")
+        raise
     run = _Run()
     q_frames: queue.Queue[Any] = queue.Queue(maxsize=batch_size + 2)
     q_tracked: queue.Queue[Any] = queue.Queue(maxsize=2 * batch_size)
@@ -509,6 +508,65 @@ def _progress_bar(total: int, enabled: bool, name: str) -> Any:
 # --------------------------------------------------------------------------- public entry point
 
 
+def _check_loop_options(detect_every: int, batch_size: int) -> None:
+    if isinstance(detect_every, bool) or not isinstance(detect_every, int) or detect_every < 1:
+        raise ConfigError(f"detect_every: expected an integer >= 1, got {detect_every!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 1 <= batch_size <= 256:
+        raise ConfigError(f"batch_size: expected an integer in 1..256, got {batch_size!r}")
+
+
+def _open_checked(src: Path, dst: Path, *, codec: str, crf: float | None, preset: str | None,
+                  start: float | None, duration: float | None, audio: str, overwrite: bool,
+                  detect_every: int, batch_size: int) -> VideoReader:
+    """The source opened, once every setting of the job has been checked (no model, no file written)."""
+    if audio not in ("copy", "none"):
+        raise ConfigError(f"audio: expected 'copy' or 'none', got {audio!r}")
+    _check_loop_options(detect_every, batch_size)
+    for target in (dst, partial_path(dst)):  # an interrupted run writes the latter
+        if same_file(src, target):
+            raise OutputError("refusing to overwrite the input video"
+                              + ("" if target == dst else f" (with the partial file {target.name})"),
+                              path=dst)
+    reader = VideoReader(src, start=start, duration=duration, audio=audio == "copy")
+    try:
+        info = reader.info
+        check_output(dst, width=info.width, height=info.height, codec=codec, crf=crf, preset=preset,
+                     colorspace=info.colorspace, audio=reader.audio_streams, source_codec=info.codec,
+                     overwrite=overwrite)
+    except BaseException:
+        reader.close()
+        raise
+    return reader
+
+
+def check_video_job(
+    src: str | os.PathLike[str],
+    dst: str | os.PathLike[str],
+    *,
+    codec: str = "auto",
+    crf: float | None = 18,
+    preset: str | None = "medium",
+    detect_every: int = 5,
+    batch_size: int = 4,
+    start: float | None = None,
+    duration: float | None = None,
+    audio: str = "copy",
+    overwrite: bool = True,
+) -> None:
+    """Check the settings of a :func:`stylize_video` job (same arguments) without loading a model
+    or writing anything: the input (opened with ``start``/``duration``), ``dst`` against the input,
+    the loop options and every output setting, the encoder's included (:func:`~facetoon.video.
+    writer.check_output`). :func:`stylize_video` runs the same checks before it loads a model.
+
+    Raises:
+        VideoError, ConfigError, OutputError: as :func:`stylize_video`; the message starts with
+            the parameter's name where one is at fault (``"crf: ..."``).
+    """
+    _open_checked(Path(src), Path(dst), codec=codec, crf=crf, preset=preset, start=start,
+                  duration=duration, audio=audio, overwrite=overwrite, detect_every=detect_every,
+                  batch_size=batch_size).close()
+
+
 def stylize_video(
     src: str | os.PathLike[str],
     dst: str | os.PathLike[str],
@@ -574,22 +632,17 @@ def stylize_video(
         KeyboardInterrupt: re-raised after the partial file is written.
     """
     src_path, dst_path = Path(src), Path(dst)
-    if audio not in ("copy", "none"):
-        raise ConfigError(f"audio: expected 'copy' or 'none', got {audio!r}")
     bad = _NOT_FOR_VIDEO & options.keys()
     if bad:
         raise ConfigError(f"{', '.join(sorted(bad))}: not available for videos")
-    for target in (dst_path, partial_path(dst_path)):  # an interrupted run writes the latter
-        if same_file(src_path, target):
-            raise OutputError("refusing to overwrite the input video"
-                              + ("" if target == dst_path else f" (with the partial file {target.name})"),
-                              path=dst_path)
     tracker = FaceTracker(smoothing=smoothing, fade_frames=fade_frames)
 
     if stylize_frame is not None and (stylizer is not None or options):
         raise ConfigError("stylize_frame replaces the Stylizer: pass no stylizer and no Stylizer options")
-    # the input is checked before any model is loaded
-    reader = VideoReader(src_path, start=start, duration=duration, audio=audio == "copy")
+    # the input and every output setting are checked before any model is loaded
+    reader = _open_checked(src_path, dst_path, codec=codec, crf=crf, preset=preset, start=start,
+                           duration=duration, audio=audio, overwrite=overwrite,
+                           detect_every=detect_every, batch_size=batch_size)
     try:
         engine = _frame_stylizer(stylizer, stylize_frame, options)
         info = reader.info
