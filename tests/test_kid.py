@@ -68,6 +68,7 @@ def test_kid_is_symmetric_and_reproducible() -> None:
     full_ab, full_ba = kid(a[:50], b, n_subsets=3), kid(b, a[:50], n_subsets=3)
     assert full_ab.mean == pytest.approx(full_ba.mean, rel=1e-12)
     assert full_ab.std == 0.0  # subsets that are both whole sets: computed once, no spread
+    assert full_ab.n_subsets == 1 and kid(a, b, n_subsets=10, subset_size=20).n_subsets == 10
     assert kid(a, b, n_subsets=10, subset_size=20, seed=3) == kid(a, b, n_subsets=10, subset_size=20, seed=3)
     assert kid(a, b, n_subsets=10, subset_size=20, seed=3) != kid(a, b, n_subsets=10, subset_size=20, seed=4)
 
@@ -244,6 +245,9 @@ def test_cli_eval_kid(tflite: Path, selfie_files: list[Path], anime_files: list[
     match = re.match(r"KIDx100 = (-?\d+\.\d\d) ± (\d+\.\d\d) \((\d+), (\d+) images\)", out)
     assert match, out
     assert float(match[1]) > 50 and match[3] == match[4] == "25"
+    # 25 against 25 images, subsets of 25: one subset is all there is, and the report says so
+    assert main(["eval", "kid", str(a), str(b), "--limit", "25", "--model", str(tflite)]) == 0
+    assert "[litert, 1 subset of 25," in capsys.readouterr().out
     assert main(["-q", "eval", "kid", str(a), str(tmp_path / "nowhere"), "--model", str(tflite)]) == 1
     assert "nowhere: image folder not found" in capsys.readouterr().err
     assert main(["-q", "eval", "kid", str(a), str(b), "--subsets", "0"]) == 1

@@ -76,6 +76,7 @@ def run_kid(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report.as_dict()))
     else:
-        print(f"{report}  [{report.backend}, {report.n_subsets} subsets of {report.subset_size}, "
+        subsets = f"{report.n_subsets} subset{'' if report.n_subsets == 1 else 's'}"
+        print(f"{report}  [{report.backend}, {subsets} of {report.subset_size}, "
               f"{report.seconds:.1f} s]")
     return 0

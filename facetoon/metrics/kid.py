@@ -42,10 +42,12 @@ _PRECOMPUTE_LIMIT = 6000
 
 
 class KIDResult(NamedTuple):
-    """KID mean and standard deviation over subsets, in raw units (multiply by 100 for KIDx100)."""
+    """KID mean and standard deviation over subsets, in raw units (multiply by 100 for KIDx100),
+    and the number of subsets they were computed over (1 when a subset is the whole of both sets)."""
 
     mean: float
     std: float
+    n_subsets: int = 1
 
     @property
     def mean_x100(self) -> float:
@@ -156,7 +158,7 @@ def kid(
         values[i] = _mmd2_from_sums(
             sub_aa.sum() - np.trace(sub_aa), sub_bb.sum() - np.trace(sub_bb), sum_ab, m, m
         )
-    return KIDResult(float(values.mean()), float(values.std()))
+    return KIDResult(float(values.mean()), float(values.std()), n_subsets)
 
 
 def validation_kid_x100(features_a: Any, features_b: Any, n_subsets: int = 100, seed: int = 0) -> dict[str, float]:
@@ -243,4 +245,4 @@ def kid_between_folders(
     m = subset_size or min(MAX_SUBSET_SIZE, len(sets[0]), len(sets[1]))
     seconds = time.perf_counter() - start
     log.info("KID %s vs %s: %s in %.1f s", Path(dir_a).name, Path(dir_b).name, result, seconds)
-    return KIDReport(result, len(sets[0]), len(sets[1]), m, n_subsets, backend, seconds)
+    return KIDReport(result, len(sets[0]), len(sets[1]), m, result.n_subsets, backend, seconds)
