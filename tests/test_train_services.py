@@ -25,6 +25,7 @@ from facetoon.train.checkpoint import (
     list_checkpoints,
     load_checkpoint,
     save_checkpoint,
+    set_aside_checkpoints,
 )
 from facetoon.train.config import load_config, parse_overrides, save_config
 from facetoon.train.data import (
@@ -36,7 +37,7 @@ from facetoon.train.data import (
     load_image_tensor,
     split_holdout,
 )
-from facetoon.train.distributed import init_distributed
+from facetoon.train.distributed import DistInfo, any_rank, flag_tensor, init_distributed
 from facetoon.train.logger import MetricLogger
 from facetoon.train.loop import _StopRequest
 from facetoon.train.samples import heatmap_overlay, image_grid, tensor_to_uint8
@@ -140,6 +141,32 @@ def test_checkpoints_keep_the_last_k_and_round_trip(tmp_path: Path) -> None:
     assert state["step"] == 20 and torch.equal(state["w"], torch.full((3,), 20.0))
     assert state["nested"] == {"lr": 1e-4, "tag": "x"}
     assert latest_checkpoint(tmp_path / "nothing") is None and list_checkpoints(tmp_path / "nothing") == []
+
+
+def test_checkpoints_after_the_resumed_step_are_set_aside(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Resuming at step 4 of a run with checkpoints of steps 2-8: those of steps 6 and 8 (an abandoned
+    future) move into checkpoints/abandoned_after_00000004/, untouched; a second abandonment at the same
+    step gets its own folder."""
+    for step in (2, 4, 6, 8):
+        save_checkpoint({"step": step, "w": torch.full((3,), float(step))}, tmp_path, step, keep=10)
+    before = {p.name: p.read_bytes() for p in list_checkpoints(tmp_path)}
+    with caplog.at_level(logging.WARNING, logger="facetoon.train.checkpoint"):
+        moved = set_aside_checkpoints(tmp_path, 4)
+    folder = tmp_path / "checkpoints" / "abandoned_after_00000004"
+    assert moved == [folder / "step_00000006.pt", folder / "step_00000008.pt"]
+    assert {p.name: p.read_bytes() for p in moved} == {k: before[k] for k in ("step_00000006.pt", "step_00000008.pt")}
+    assert [p.name for p in list_checkpoints(tmp_path)] == ["step_00000002.pt", "step_00000004.pt"]
+    assert "step_00000006.pt, step_00000008.pt" in caplog.text and str(folder) in caplog.text
+    assert set_aside_checkpoints(tmp_path, 4) == []  # nothing later any more
+    save_checkpoint({"step": 6, "w": torch.zeros(3)}, tmp_path, 6)
+    assert set_aside_checkpoints(tmp_path, 4) == [folder.with_name(folder.name + "_2") / "step_00000006.pt"]
+    assert (folder / "step_00000006.pt").read_bytes() == before["step_00000006.pt"]  # the first one kept
+    # pruning never reaches into the folders set aside
+    for step in (5, 7, 9):
+        save_checkpoint({"step": step, "w": torch.zeros(3)}, tmp_path, step, keep=1)
+    assert [p.name for p in list_checkpoints(tmp_path)] == ["step_00000009.pt"]
+    assert len(list(folder.iterdir())) == 2
 
 
 def test_bad_checkpoints_raise_weights_error(tmp_path: Path) -> None:
@@ -378,6 +405,26 @@ def test_single_process_needs_no_process_group(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     info = init_distributed("cpu")
     assert (info.rank, info.world_size, info.enabled, info.is_main) == (0, 1, False, True)
+
+
+def test_flags_are_reduced_on_the_runtime_device() -> None:
+    """The stop/checkpoint flags every rank agrees on are reduced on the device the model trains on:
+    NCCL (the CUDA process group) reduces CUDA tensors only, a CPU tensor there fails the first step.
+    NCCL cannot run here: the tensor's device is checked on the meta device, the reduction itself
+    in a real one-process gloo group."""
+    meta = flag_tensor([True, False, True], torch.device("meta"))
+    assert meta.device == torch.device("meta") and meta.shape == (3,)
+    assert flag_tensor([True, False], torch.device("cpu")).tolist() == [1.0, 0.0]
+    assert any_rank([True, False], DistInfo(), torch.device("meta")) == [True, False]  # no group: as given
+    import torch.distributed as dist
+
+    assert not dist.is_initialized()
+    dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+    try:
+        info = DistInfo(rank=0, world_size=2)  # enabled: the collective runs (in a group of one)
+        assert any_rank([False, True, False], info, torch.device("cpu")) == [False, True, False]
+    finally:
+        dist.destroy_process_group()
 
 
 def test_stop_request_turns_signals_into_a_flag() -> None:

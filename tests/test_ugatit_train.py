@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import shutil
 import signal
 import subprocess
@@ -508,6 +509,80 @@ def test_sigint_saves_and_resume_continues_exactly(synthetic_data: Path, tmp_pat
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+class _InterruptedAfter(UGATITTrainer):
+    """The real trainer, sent a real SIGINT during step ``stop_at`` (it saves that step and stops)."""
+
+    stop_at = 5
+
+    def train_step(self, batch: tuple[torch.Tensor, ...]) -> dict[str, float]:
+        losses = super().train_step(batch)
+        if self.step + 1 == self.stop_at:
+            os.kill(os.getpid(), signal.SIGINT)
+        return losses
+
+
+def test_resuming_an_older_checkpoint_sets_the_later_ones_aside(
+        synthetic_run: Path, synthetic_data: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """``--resume RUN/checkpoints/step_4.pt`` in a run at step 6: the loss rows of steps 5-6 are dropped,
+    and so is the step-6 checkpoint, moved aside unchanged (not deleted). Pruning then keeps the new
+    branch, and a later plain --resume continues it, not the abandoned step 6."""
+    import logging
+
+    run = tmp_path / "run"
+    shutil.copytree(synthetic_run, run)
+    assert ckpt_steps(run) == [4, 6]
+    old_six = (run / "checkpoints" / "step_00000006.pt").read_bytes()
+    cfg = load_config(UGATITConfig, run / "config.toml", {"checkpoint_every": 1})  # keep_checkpoints = 2
+    trainer = _InterruptedAfter(cfg, synthetic_data, run, resume=run / "checkpoints" / "step_00000004.pt")
+    with caplog.at_level(logging.WARNING, logger="facetoon.train.checkpoint"):
+        assert trainer.fit() == 5
+    trainer.close()
+    assert ckpt_steps(run) == [4, 5]  # the new branch, pruned to the last 2
+    assert [int(r["step"]) for r in read_losses(run)] == [1, 2, 3, 4, 5]
+    again = UGATITTrainer(cfg, synthetic_data, run, resume=True)
+    assert again.step == 5
+    again.close()
+    folder = run / "checkpoints" / "abandoned_after_00000004"
+    assert [p.name for p in folder.iterdir()] == ["step_00000006.pt"]
+    assert (folder / "step_00000006.pt").read_bytes() == old_six
+    assert str(folder) in caplog.text and "step_00000006.pt" in caplog.text
+
+
+def test_resume_with_another_number_of_processes_warns_and_records_it(
+        synthetic_run: Path, synthetic_data: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Checkpoints record the number of processes (the data order depends on it). Resuming one of 2
+    processes in 1 warns and appends a world_size row to config_changes.jsonl; a checkpoint of an
+    older version (no world_size) resumes silently. The 2-process checkpoint is the real 1-process
+    one relabelled (a real one: test_ddp_two_cpu_processes)."""
+    import json
+    import logging
+
+    from facetoon.train.checkpoint import save_checkpoint
+
+    state = load_checkpoint(synthetic_run / "checkpoints" / "step_00000006.pt")
+    assert state["world_size"] == 1
+    cfg = load_config(UGATITConfig, synthetic_run / "config.toml", {})
+    for saved, run in ((None, tmp_path / "old"), (2, tmp_path / "two")):
+        if saved is None:
+            del state["world_size"]
+        else:
+            state["world_size"] = saved
+        checkpoint = save_checkpoint(state, tmp_path / f"source_{saved}", 6)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="facetoon.train.loop"):
+            trainer = UGATITTrainer(cfg, synthetic_data, run, resume=checkpoint)
+        trainer.close()
+        assert trainer.step == 6
+        warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+        if saved is None:
+            assert not warnings and not (run / "config_changes.jsonl").exists()
+            continue
+        assert len(warnings) == 1 and "trained with 2 process(es), this run has 1" in warnings[0], warnings
+        assert "config_changes.jsonl" in warnings[0]
+        rows = [json.loads(line) for line in (run / "config_changes.jsonl").read_text().splitlines()]
+        assert rows == [{"step": 6, "key": "world_size", "old": 2, "new": 1}]
+
+
 # ---- refusals -----------------------------------------------------------------------------------------
 def test_resume_with_a_changed_config_warns_and_records_the_change(
         synthetic_run: Path, synthetic_data: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -634,6 +709,8 @@ _RANK_DUMP = rank_dump_script("facetoon.train.ugatit", "UGATITTrainer", ("gens",
 
 @pytest.mark.slow
 def test_ddp_two_cpu_processes(synthetic_data: Path, tmp_path: Path) -> None:
+    import json
+
     # synthetic data, so that machines without ../shared exercise DDP too
     script = tmp_path / "rank_dump.py"
     script.write_text(_RANK_DUMP)
@@ -663,6 +740,13 @@ def test_ddp_two_cpu_processes(synthetic_data: Path, tmp_path: Path) -> None:
     assert all(torch.equal(last["gens"][k], r0["gens"][k]) for k in r0["gens"])
     assert checkpoint["ema"]["decay"] == 0.5
     assert all(torch.equal(checkpoint["ema"][k], r0["ema"][k]) for k in r0["ema"])
+    # the checkpoint knows it trained in 2 processes: resuming it in 1 records the change
+    assert checkpoint["world_size"] == 2
+    resumed = UGATITTrainer(load_config(UGATITConfig, run / "config.toml", {}), synthetic_data, tmp_path / "one",
+                            resume=run / "checkpoints" / "step_00000004.pt")
+    resumed.close()
+    changes = (tmp_path / "one" / "config_changes.jsonl").read_text().splitlines()
+    assert [json.loads(line) for line in changes] == [{"step": 4, "key": "world_size", "old": 2, "new": 1}]
 
     # the same run in one process: rank 0's first sample is the single process's first sample, so
     # the first discriminator loss agrees; after that the ranks' other data changes everything

@@ -3,6 +3,10 @@
 A checkpoint is a dict of tensors, state dicts and plain values written with ``torch.save`` to
 ``RUN_DIR/checkpoints/step_XXXXXXXX.pt`` via a temporary file and ``os.replace``, so a crash
 never leaves a half-written checkpoint. Loading uses ``weights_only=True``.
+
+Checkpoints of steps after the one a run resumed at belong to an abandoned future: they are moved
+aside into ``checkpoints/abandoned_after_XXXXXXXX/`` (:func:`set_aside_checkpoints`), never deleted,
+so that pruning and a later ``--resume`` see the resumed branch only.
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ import torch
 from .._fileutil import atomic_open
 from ..errors import WeightsError
 
-__all__ = ["save_checkpoint", "list_checkpoints", "latest_checkpoint", "load_checkpoint", "checkpoint_config"]
+__all__ = ["save_checkpoint", "list_checkpoints", "latest_checkpoint", "set_aside_checkpoints", "load_checkpoint",
+           "checkpoint_config"]
 
 log = logging.getLogger(__name__)
 _NAME = re.compile(r"^step_(\d{8})\.pt$")
@@ -48,6 +53,28 @@ def save_checkpoint(state: dict[str, Any], run_dir: str | os.PathLike[str], step
         old.unlink(missing_ok=True)
     log.info("checkpoint saved: %s", path)
     return path
+
+
+def set_aside_checkpoints(run_dir: str | os.PathLike[str], after_step: int) -> list[Path]:
+    """Move the checkpoints of steps after ``after_step`` (an abandoned future: the run resumed at
+    ``after_step``) into a new folder ``checkpoints/abandoned_after_<after_step>/`` (suffixed ``_2``,
+    ``_3``, ... if taken); returns their new paths, oldest first, and logs a WARNING naming them."""
+    newer = [p for p in list_checkpoints(run_dir) if int(p.stem.removeprefix("step_")) > after_step]
+    if not newer:
+        return []
+    base = Path(run_dir) / "checkpoints" / f"abandoned_after_{after_step:08d}"
+    folder, n = base, 1
+    while folder.exists():
+        n += 1
+        folder = base.with_name(f"{base.name}_{n}")
+    folder.mkdir()
+    moved = []
+    for p in newer:
+        os.replace(p, folder / p.name)  # a rename within one folder tree: atomic, nothing copied
+        moved.append(folder / p.name)
+    log.warning("resumed at step %d: moved the checkpoints of later steps (an abandoned run) aside to %s: %s",
+                after_step, folder, ", ".join(p.name for p in newer))
+    return moved
 
 
 def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> dict[str, Any]:

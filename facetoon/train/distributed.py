@@ -3,18 +3,22 @@
 Launched by ``torchrun --nproc_per_node=N -m facetoon train ...``, each process reads its
 rank from the environment (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``). NCCL on CUDA, gloo on CPU.
 A plain ``python -m facetoon train ...`` runs one process without a process group.
+
+NCCL reduces CUDA tensors only: every tensor of a collective lives on the device the model trains on
+(:func:`flag_tensor`), never on the CPU by default.
 """
 
 from __future__ import annotations
 
 import datetime
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
 
-__all__ = ["DistInfo", "init_distributed", "cleanup_distributed", "broadcast_flag"]
+__all__ = ["DistInfo", "init_distributed", "cleanup_distributed", "flag_tensor", "any_rank"]
 
 
 @dataclass(frozen=True)
@@ -52,10 +56,17 @@ def cleanup_distributed() -> None:
         dist.destroy_process_group()
 
 
-def broadcast_flag(flag: bool, info: DistInfo) -> bool:
-    """True on every rank if ``flag`` is true on any rank (e.g. a stop request)."""
+def flag_tensor(flags: Sequence[bool], device: torch.device) -> torch.Tensor:
+    """``flags`` as a float tensor (1.0 = true) on ``device``, the one the model trains on: the
+    process group's backend for that device (NCCL for CUDA) then reduces it."""
+    return torch.tensor([1.0 if f else 0.0 for f in flags], device=device)
+
+
+def any_rank(flags: Sequence[bool], info: DistInfo, device: torch.device) -> list[bool]:
+    """Each of ``flags``, true on every rank if it is true on any rank (e.g. a stop request);
+    ``device``: the runtime device (a collective of CPU tensors fails under NCCL)."""
     if not info.enabled:
-        return flag
-    t = torch.tensor([1.0 if flag else 0.0])
+        return list(flags)
+    t = flag_tensor(flags, device)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return bool(t.item() > 0)
+    return [bool(v > 0) for v in t.tolist()]

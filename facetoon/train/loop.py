@@ -11,13 +11,16 @@ networks), ``train_step``, ``state_dict``/``load_state_dict``,
 * a tqdm progress bar with the losses and the time per step; CSV + TensorBoard logs;
 * sample grids every ``sample_every`` steps;
 * checkpoints every ``checkpoint_every`` steps **and** every ``checkpoint_minutes`` minutes,
-  atomic, the last ``keep_checkpoints`` kept; ``resume`` continues exactly;
+  atomic, the last ``keep_checkpoints`` kept; ``resume`` continues exactly; resuming at an earlier
+  step than the run folder's newest checkpoint moves the later ones aside (a WARNING names them:
+  ``checkpoints/abandoned_after_XXXXXXXX/``), as the loss log drops their rows;
 * on ``resume``, the config is compared with the one saved in the checkpoint: a changed key that
   is not in :data:`RUNTIME_ONLY_KEYS` (e.g. ``seed``, ``batch_size``, a learning rate) is logged
   as a WARNING (``key old -> new``; the run then no longer reproduces an uninterrupted one) and
   appended to ``RUN_DIR/config_changes.jsonl``, one JSON object per key
   (``{"step", "key", "old", "new"}``, the step the run resumed at), before ``RUN_DIR/config.toml``
-  is rewritten with the new config;
+  is rewritten with the new config; so is a changed number of processes (``world_size``, saved in
+  the checkpoint: the data order depends on it), as the row ``{"step", "key": "world_size", ...}``;
 * validation every ``validate_every`` steps (before that step's checkpoint); the state with the
   lowest ``best_metric`` so far is kept apart as ``checkpoints/best.pt`` (never pruned), with
   ``checkpoints/best.json`` naming its step and value;
@@ -49,10 +52,10 @@ from .._fileutil import atomic_open, atomic_write_bytes
 from ..errors import ConfigError, WeightsError
 from ..models.serialization import read_config
 from ..runtime import Runtime, resolve_runtime
-from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, set_aside_checkpoints
 from .config import save_config
 from .data import StepSampler, make_loader
-from .distributed import DistInfo, cleanup_distributed, init_distributed
+from .distributed import DistInfo, any_rank, cleanup_distributed, init_distributed
 from .ema import WeightAverage
 from .logger import MetricLogger
 from .warm_start import warm_start
@@ -215,6 +218,7 @@ class Trainer(abc.ABC):
             if isinstance(state.get("config"), dict):
                 self._checkpoint_config = self._resolve_saved_config(state["config"])
                 changes = self._config_changes(self._checkpoint_config)
+            changes += self._world_size_change(state.get("world_size"))
         elif config.init_from:
             self._warm_start(Path(config.init_from))
         if self.dist.is_main:
@@ -251,6 +255,18 @@ class Trainer(abc.ABC):
                         ", ".join(f"{k} {old!r} -> {new!r}" for k, old, new in changes),
                         self.run_dir / CONFIG_CHANGES)
         return changes
+
+    def _world_size_change(self, saved: Any) -> list[tuple[str, Any, Any]]:
+        """``[("world_size", old, new)]`` if the resumed checkpoint trained with another number of
+        processes than this run (logged as a warning); ``[]`` if the same or not saved (older checkpoints)."""
+        if saved is None or int(saved) == self.dist.world_size:
+            return []
+        if self.dist.is_main:
+            log.warning("--resume: the checkpoint (step %d) trained with %d process(es), this run has %d: each "
+                        "step now draws other samples, so the run no longer reproduces an uninterrupted one "
+                        "(recorded in %s)", self.step, int(saved), self.dist.world_size,
+                        self.run_dir / CONFIG_CHANGES)
+        return [("world_size", int(saved), self.dist.world_size)]
 
     def _record_config_changes(self, changes: list[tuple[str, Any, Any]]) -> None:
         """Append ``changes`` to ``RUN_DIR/config_changes.jsonl`` (before config.toml is rewritten)."""
@@ -388,7 +404,7 @@ class Trainer(abc.ABC):
         return {"step": self.step, "train_seconds": self.train_seconds, "trainer": self.state_dict(),
                 "ema": self.ema.state_dict() if self.ema is not None else None,
                 "config": dataclasses.asdict(self.config), "best": self.best,
-                "warm_started_at": self.warm_started_at}
+                "warm_started_at": self.warm_started_at, "world_size": self.dist.world_size}
 
     def save(self) -> Path | None:
         if not self.dist.is_main:
@@ -433,13 +449,8 @@ class Trainer(abc.ABC):
         return path
 
     def _sync_flags(self, *flags: bool) -> list[bool]:
-        if not self.dist.enabled:
-            return list(flags)
-        import torch.distributed as dist
-
-        t = torch.tensor([1.0 if f else 0.0 for f in flags])
-        dist.all_reduce(t, op=dist.ReduceOp.MAX)
-        return [bool(v > 0) for v in t.tolist()]
+        """Each flag, true on every rank if true on any (reduced on the runtime device)."""
+        return any_rank(flags, self.dist, self.runtime.device)
 
     def fit(self) -> int:
         """Train until ``config.iterations`` or a stop signal; returns the step reached."""
@@ -449,6 +460,8 @@ class Trainer(abc.ABC):
             return self.step
         self.require_data_dir()
         main = self.dist.is_main
+        if main:  # as the logger drops the loss rows of later steps (see set_aside_checkpoints)
+            set_aside_checkpoints(self.run_dir, self.step)
         logger = MetricLogger(self.run_dir, self.step, tensorboard=cfg.tensorboard) if main else None
         sampler = StepSampler(self.step, cfg.batch_size, self.dist.rank, self.dist.world_size, cfg.iterations)
         loader = make_loader(self.dataset, sampler, cfg.batch_size, cfg.num_workers)
