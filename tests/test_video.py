@@ -647,8 +647,9 @@ def test_cli_video(clip, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     (["-o", "{clip}"], "refusing to overwrite the input video"),
 ])
 def test_cli_video_checks_the_options_before_loading_models(
-        clip, tmp_path: Path, capsys: pytest.CaptureFixture[str], options: list[str], message: str) -> None:
-    """Every bad input or output option fails at once, in one line: the face weights given do not
+        clip, tmp_path: Path, capfd: pytest.CaptureFixture[str], options: list[str], message: str) -> None:
+    """Every bad input or output option fails at once, in one line (captured at the file
+    descriptor: an encoder printing its own error would show): the face weights given do not
     exist, so an error about them would mean the models were loaded first."""
     from facetoon.cli import main
 
@@ -657,7 +658,7 @@ def test_cli_video_checks_the_options_before_loading_models(
     before = clip.path.read_bytes()
     code = main(["video", str(clip.path), "-o", str(tmp_path / "out.mp4"), *options,
                  "--face-weights", str(tmp_path / "no-weights"), "--background", "none", "--no-progress"])
-    err = capsys.readouterr().err
+    err = capfd.readouterr().err
     assert code == 1 and message in err and len(err.strip().splitlines()) == 1, err
     assert "no-weights" not in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["exists.mp4"]

@@ -91,7 +91,11 @@ _COLOUR_TAGS: dict[str, tuple[int, int, int]] = {
     "fcc": (4, 4, 4),           # FCC matrix, BT.470M primaries, gamma 2.2
     "bt2020": (9, 9, 14),       # BT.2020 non-constant luminance, BT.2020 primaries and transfer
 }
-_X26X_PRESETS = "ultrafast, superfast, veryfast, faster, fast, medium, slow, slower, veryslow, placebo"
+# x264's and x265's preset names (both libraries' documented list); checked before the encoder
+# opens, as x264 prints its own error to the terminal when it parses an unknown one
+_X26X_PRESET_NAMES = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower",
+                      "veryslow", "placebo")
+_X26X_PRESETS = ", ".join(_X26X_PRESET_NAMES)
 
 
 def partial_path(path: str | os.PathLike[str]) -> Path:
@@ -281,6 +285,9 @@ def check_output(
                              "re-encoding; write .mkv or .mov instead, or drop the audio (audio='none' / "
                              "--no-audio)", path=path)
     opts = _encoder_options(encoder, crf, preset, options)
+    if encoder in ("libx264", "libx265") and opts.get("preset", "medium") not in _X26X_PRESET_NAMES:
+        raise ConfigError(f"preset: the {encoder} encoder rejects {opts['preset']!r} (x264/x265 presets: "
+                          f"{_X26X_PRESETS})")
     _check_encoder(encoder, pix_fmt, opts, (int(width), int(height)))
     return OutputPlan(container=container, encoder=encoder, pix_fmt=pix_fmt, options=opts)
 
