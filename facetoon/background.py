@@ -1,7 +1,7 @@
 """Stylize the whole scene of a photo with a scene generator (AnimeGAN, CartoonGAN), at any size.
 
     >>> from facetoon.background import BackgroundStylizer          # doctest: +SKIP
-    >>> stylizer = BackgroundStylizer("animegan-v2", precision="fast")  # doctest: +SKIP
+    >>> stylizer = BackgroundStylizer("animegan-anime", precision="fast")  # doctest: +SKIP
     >>> anime = stylizer(photo)   # (H, W, 3) uint8 RGB -> (H, W, 3) uint8 RGB
 
 How an image is run:

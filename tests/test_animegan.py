@@ -40,17 +40,17 @@ def test_v2_parameter_count_matches_the_pytorch_port():
 
 
 def test_v1_parameter_count():
-    # the paper's layout as implemented here: 3,958,144 parameters (15.8 MB in float32)
-    assert count_parameters(Generator("v1")) == 3_958_144
+    # the official v1 code's layout (net/generator.py): separable convs with one IN + LReLU after
+    # the 1x1 conv, 128 channels in the last Up-Conv: 3,956,096 parameters (15.8 MB in float32)
+    assert count_parameters(Generator("v1")) == 3_956_096
 
 
-@pytest.mark.parametrize("version", ["v1", "v2"])
-def test_generator_starts_from_the_official_initialisation(version):
+def test_v2_starts_from_the_official_initialisation():
     """TF variance_scaling_initializer(): std sqrt(2 / fan_in), fan_in = k * k * C_in as TF counts
     it, also for depthwise convs (PyTorch's default would be ~2.5x smaller, and sqrt(2 / (k * k))
     for a depthwise conv); biases 0; norm scale 1, shift 0."""
     torch.manual_seed(0)
-    g = Generator(version)
+    g = Generator("v2")
     convs = [m for m in g.modules() if isinstance(m, torch.nn.Conv2d)]
     depthwise = [m for m in convs if m.groups > 1]
     assert depthwise  # both versions have them
@@ -65,6 +65,31 @@ def test_generator_starts_from_the_official_initialisation(version):
     for m in g.modules():
         if isinstance(m, (torch.nn.GroupNorm, torch.nn.InstanceNorm2d)):
             assert bool((m.weight == 1).all()) and not m.bias.any()
+
+
+def test_v1_starts_from_the_official_v1_initialisation():
+    """The v1 code leaves TF-contrib's default, Glorot uniform with TF's fans (a depthwise kernel
+    [3, 3, C, 1]: fan_in 9 C, fan_out 9), except the inverted residual blocks' depthwise convs:
+    truncated normal, std 0.02."""
+    from facetoon.models.animegan import InvertedResidual
+
+    torch.manual_seed(0)
+    g = Generator("v1")
+    irb_depthwise = {id(m.depthwise.conv) for m in g.modules() if isinstance(m, InvertedResidual)}
+    assert len(irb_depthwise) == 8
+    convs = [m for m in g.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert any(m.groups > 1 and id(m) not in irb_depthwise for m in convs)  # the DSConvs' own
+    for m in convs:
+        w = m.weight.detach()
+        assert m.bias is None
+        if id(m) in irb_depthwise:
+            assert abs(w.std().item() / 0.0176 - 1.0) < 0.1  # std of N(0, 0.02) cut at 2 std
+            assert w.abs().max().item() <= 0.04 + 1e-7
+            continue
+        taps = m.kernel_size[0] * m.kernel_size[1]
+        bound = (6.0 / (m.in_channels * taps + m.out_channels // m.groups * taps)) ** 0.5
+        assert w.abs().max().item() <= bound + 1e-7
+        assert abs(w.std().item() / (bound / 3 ** 0.5) - 1.0) < (0.1 if w.numel() > 1000 else 0.35), m
 
 
 def test_registry_config_and_round_trip(tmp_path, v2):

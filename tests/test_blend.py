@@ -227,6 +227,11 @@ def test_composite_rejects_bad_input(astronaut: np.ndarray) -> None:
         composite_faces(np.ascontiguousarray(astronaut[:100]), [layer])
     with pytest.raises(InvalidImageError):
         make_layer(a.image[:, :200], a)
+    # common mix-ups name the expected type instead of an AttributeError from inside
+    with pytest.raises(ConfigError, match="AlignedFace"):
+        make_layer(a.image, face)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"layers\[1\]: expected a FaceLayer"):
+        composite_faces(astronaut, [layer, a.image])  # type: ignore[list-item]
 
 
 def test_crop_at_another_resolution(astronaut: np.ndarray) -> None:

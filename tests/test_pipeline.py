@@ -171,6 +171,19 @@ def test_save_and_from_pretrained_round_trip(tmp_path, stylizer, selfies) -> Non
         Stylizer.from_pretrained(tmp_path / "nothing-here")
 
 
+def test_save_pretrained_keeps_every_option(tmp_path, face_model, scene_model) -> None:
+    """Scene options (speed mode, tile budget) and require_face come back after a round trip."""
+    scene = {"internal_scale": 0.5, "max_pixels_per_tile": 256 * 256, "tile_overlap": 96}
+    st = Stylizer(face_model=face_model, background_model=scene_model, require_face=True,
+                  background_options=scene, strength=0.75, warmup=False)
+    again = Stylizer.from_pretrained(st.save_pretrained(tmp_path / "pipe"), warmup=False)
+    assert again.require_face and again.strength == 0.75
+    assert again.background_options == scene
+    assert (again._background.max_pixels, again._background.overlap) == (256 * 256, 96)
+    with pytest.raises(NoFaceError):
+        again(np.full((64, 64, 3), 128, np.uint8))
+
+
 # ----------------------------------------------------------------------------- types and sizes
 
 
@@ -290,6 +303,35 @@ def test_rgba_input_keeps_its_alpha(stylizer, selfies) -> None:
     pil_out = stylizer(Image.fromarray(rgba))
     assert pil_out.mode == "RGBA" and np.array_equal(np.asarray(pil_out), out)
     assert np.array_equal(stylizer(rgba, strength=0.0), rgba)  # straight RGB and alpha, untouched
+    opaque = np.dstack([rgb, np.full((h, w), 255, np.uint8)])  # (H, W, 4) in -> (H, W, 4) out
+    out = stylizer(opaque)
+    assert out.shape == (h, w, 4) and (out[..., 3] == 255).all()
+    assert np.array_equal(out[..., :3], stylizer(rgb))
+
+
+def test_soft_alpha_edges_get_no_white_fringe() -> None:
+    """The models see RGBA composited over white; the alpha re-attached to that would count the
+    white twice. With no model at all the pipeline must give the input back exactly."""
+    from facetoon.io import composite_over_white
+    from facetoon.pipeline.image_io import read_input, straight_colours
+
+    rng = np.random.default_rng(0)
+    rgba = rng.integers(0, 256, (16, 16, 4), dtype=np.uint8)
+    rgba[..., 3].flat[:256] = np.arange(256)  # every opacity, 0 (invisible) to 255
+    st = Stylizer(face_model=None, background_model=None)
+    assert np.array_equal(st(rgba), rgba)  # was: black at alpha 128 came back (127, 127, 127)
+    assert np.array_equal(st(rgba, strength=0.5), rgba)
+    # a "model" that darkens what it saw by 20 levels: a pixel of alpha a showed a / 255 of its
+    # own colour, so its straight colour darkens by 20 * 255 / a
+    src = read_input(rgba)
+    assert np.array_equal(src.photo, composite_over_white(rgba[..., :3], rgba[..., 3]))
+    styled = (src.photo.astype(np.int32) - 20).clip(0, 255).astype(np.uint8)
+    out = straight_colours(styled, src).astype(np.float64)
+    a = rgba[..., 3].astype(np.float64)[..., None]
+    change = styled.astype(np.float64) - src.photo
+    expect = np.where(a > 0, rgba[..., :3] + change * 255 / np.maximum(a, 1), rgba[..., :3]).clip(0, 255)
+    assert np.abs(out - expect).max() <= 0.5
+    assert (out[a[..., 0] == 255] == styled[a[..., 0] == 255]).all()  # opaque: what the model made
 
 
 def test_exif_rotated_input(stylizer, selfies, tmp_path) -> None:

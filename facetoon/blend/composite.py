@@ -99,6 +99,9 @@ def make_layer(crop: np.ndarray, aligned: AlignedFace, shape: MaskShape = DEFAUL
             or crop.shape[0] != crop.shape[1]:
         raise InvalidImageError(f"crop: expected a square (s, s, 3) uint8 RGB array, got "
                                 f"{getattr(crop, 'dtype', type(crop))} {getattr(crop, 'shape', '')}")
+    if not isinstance(aligned, AlignedFace):
+        raise ConfigError(f"aligned: expected the facetoon.face.AlignedFace the crop was made from "
+                          f"(facetoon.face.align_face), got {type(aligned).__name__}")
     s = int(crop.shape[0])
     k = s / aligned.size
     landmarks = (np.asarray(aligned.landmarks, dtype=np.float64) + 0.5) * k - 0.5
@@ -174,6 +177,10 @@ def composite_faces(
     if not isinstance(scene, np.ndarray) or scene.dtype != np.uint8 or scene.ndim != 3 or scene.shape[2] != 3:
         raise InvalidImageError(f"scene: expected an (H, W, 3) uint8 RGB array, got "
                                 f"{getattr(scene, 'dtype', type(scene))} {getattr(scene, 'shape', '')}")
+    for i, layer in enumerate(layers):
+        if not isinstance(layer, FaceLayer):
+            raise ConfigError(f"layers[{i}]: expected a FaceLayer (facetoon.blend.make_layer), "
+                              f"got {type(layer).__name__}")
     hw = (int(scene.shape[0]), int(scene.shape[1]))
     out = scene.copy()
     masks = [np.zeros(hw, dtype=np.float32) for _ in layers]

@@ -18,10 +18,13 @@ LeakyReLU 0.2), depthwise-separable convolutions (DSConv), two Down-Conv blocks 
 stride-2 DSConv branch and a "resize to half, then DSConv" branch, eight identical inverted
 residual blocks (1x1 expansion to 512, 3x3 depthwise, linear 1x1 projection to 256, residual
 add), two Up-Conv blocks (bilinear resize x2, then DSConv) and a 1x1 conv + ``tanh`` output;
-3,958,144 parameters. It needs height and width that are multiples of 4
+3,956,096 parameters. It needs height and width that are multiples of 4
 (:attr:`Generator.size_multiple`); the background stylizer pads (reflect) and crops back.
 
-Both start from the official code's weight initialisation (:func:`official_init_`).
+Both follow the official code (TensorFlow): v1 its ``net/generator.py`` (where it differs from
+the paper's figure, e.g. 128 channels in the last Up-Conv, the code wins, as its own comment
+says), v2 its AnimeGANv2 release; each starts from its code's weight initialisation
+(:func:`official_init_`).
 
 Inference speed: :func:`fuse_for_inference` returns an equivalent, faster module for CPU
 inference (same function up to float rounding); see its docstring.
@@ -125,22 +128,25 @@ class InvertedResidual(nn.Module):
 
 
 class DSConv(nn.Module):
-    """Depthwise-separable conv of AnimeGAN v1: 3x3 depthwise -> IN -> LReLU -> 1x1 -> IN -> LReLU.
+    """Depthwise-separable conv of AnimeGAN v1: 3x3 depthwise -> 1x1 -> IN -> LReLU.
 
-    ``stride=2`` pads one reflected row/column at the bottom/right and halves even sizes.
+    As the official code's ``tf.contrib.layers.separable_conv2d`` with ``normalizer_fn`` and
+    ``activation_fn``: no bias, one norm and one activation, after the 1x1 conv.
+    ``stride=2`` pads one reflected row/column at the bottom/right and halves even sizes; stride 1
+    pads one reflected pixel all round.
     """
 
     def __init__(
         self, in_channels: int, out_channels: int, stride: int = 1, norm: NormKind = "instance"
     ) -> None:
         super().__init__()
-        pad: Pad = (0, 1, 0, 1) if stride == 2 else (1, 1, 1, 1)
-        self.depthwise = ConvNormLReLU(in_channels, in_channels, 3, stride, pad, groups=in_channels,
-                                       norm=norm)
+        self.padding: Pad = (0, 1, 0, 1) if stride == 2 else (1, 1, 1, 1)
+        self.depthwise = nn.Conv2d(in_channels, in_channels, 3, stride, 0, groups=in_channels,
+                                   bias=False)
         self.pointwise = ConvNormLReLU(in_channels, out_channels, 1, padding=0, norm=norm)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.pointwise(self.depthwise(x))
+        return self.pointwise(self.depthwise(F.pad(x, self.padding, mode="reflect")))
 
 
 class DownConv(nn.Module):
@@ -233,25 +239,44 @@ def _build_v1() -> nn.ModuleDict:
     })
 
 
-def official_init_(model: _M) -> _M:
-    """Initialise ``model`` in place as the official AnimeGAN/AnimeGANv2 code does.
+def official_init_(model: _M, version: Literal["v1", "v2"] = "v2") -> _M:
+    """Initialise ``model`` in place as the official AnimeGAN (``"v1"``) or AnimeGANv2 code does.
 
-    Every conv weight is drawn as TensorFlow's ``variance_scaling_initializer()`` (factor 2, fan-in,
-    truncated normal): ``N(0, 1.3 * 2 / fan_in)`` cut at two standard deviations, with ``fan_in``
-    counted as TensorFlow counts it, ``k * k * C_in`` (also for a depthwise conv, whose TF kernel
-    is ``[k, k, C, 1]``: PyTorch would count ``k * k``); conv biases 0; norm scales 1, shifts 0.
-    PyTorch's default conv init draws about 2.5x smaller weights. Returns ``model``.
+    Fans are counted as TensorFlow counts them, from its kernel ``[k, k, C_in, C_out]``
+    (``[k, k, C, 1]`` for a depthwise conv): ``fan_in = k * k * C_in``, ``fan_out = k * k * C_out``
+    (``k * k`` for a depthwise conv). Conv biases 0; norm scales 1, shifts 0.
+
+    * ``"v2"``: every conv weight as ``variance_scaling_initializer()`` (factor 2, fan-in,
+      truncated normal): ``N(0, 1.3 * 2 / fan_in)`` cut at two standard deviations. PyTorch's
+      default conv init draws about 2.5x smaller weights.
+    * ``"v1"``: the TF-contrib layers' default, Glorot uniform, ``U(±sqrt(6 / (fan_in +
+      fan_out)))``, except the depthwise convs of the inverted residual blocks, which the v1
+      code draws from a truncated normal with std 0.02.
+
+    Returns ``model``.
     """
+    if version not in ("v1", "v2"):
+        raise ConfigError(f"AnimeGAN version must be 'v1' or 'v2', got {version!r}")
     for m in model.modules():
         if isinstance(m, nn.Conv2d):
-            fan_in = m.in_channels * m.kernel_size[0] * m.kernel_size[1]
-            std = (1.3 * 2.0 / fan_in) ** 0.5
-            nn.init.trunc_normal_(m.weight, 0.0, std, -2.0 * std, 2.0 * std)
+            taps = m.kernel_size[0] * m.kernel_size[1]
+            fan_in = m.in_channels * taps
+            fan_out = (m.out_channels // m.groups) * taps
+            if version == "v2":
+                std = (1.3 * 2.0 / fan_in) ** 0.5
+                nn.init.trunc_normal_(m.weight, 0.0, std, -2.0 * std, 2.0 * std)
+            else:
+                bound = (6.0 / (fan_in + fan_out)) ** 0.5
+                nn.init.uniform_(m.weight, -bound, bound)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
         elif isinstance(m, (nn.GroupNorm, nn.InstanceNorm2d)) and m.affine:
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
+    if version == "v1":
+        for m in model.modules():
+            if isinstance(m, InvertedResidual):
+                nn.init.trunc_normal_(m.depthwise.conv.weight, 0.0, 0.02, -0.04, 0.04)
     return model
 
 
@@ -273,7 +298,7 @@ class Generator(nn.Module):
         self.config = {"version": version, "align_corners": bool(align_corners)}
         self.version = version
         self.align_corners = bool(align_corners)
-        self.net = official_init_(_build_v2() if version == "v2" else _build_v1())
+        self.net = official_init_(_build_v2() if version == "v2" else _build_v1(), version)
 
     @property
     def size_multiple(self) -> int:

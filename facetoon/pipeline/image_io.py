@@ -1,6 +1,7 @@
 """The pipeline's two ends: an input read into the photo the models see (transparency
-composited over white, the alpha kept aside), and the output mixed with the photo by
-``strength`` and returned as the caller's type (array in, array out; anything else, PIL out).
+composited over white, the alpha kept aside), and the output taken back to straight colours
+(where there is alpha), mixed with the photo by ``strength`` and returned as the caller's type
+(array in, array out; anything else, PIL out).
 
 Images are ``uint8`` RGB ``(H, W, 3)``; alphas ``(H, W)`` ``uint8``.
 """
@@ -16,7 +17,7 @@ from PIL import Image
 
 from ..io import ImageSource, composite_over_white, read_image, source_label
 
-__all__ = ["FileOrPIL", "PipelineInput", "finish", "mix", "read_input"]
+__all__ = ["FileOrPIL", "PipelineInput", "finish", "mix", "read_input", "straight_colours"]
 
 
 # image sources that give a PIL image back
@@ -49,11 +50,34 @@ def read_input(image: ImageSource) -> PipelineInput:
     rgba = read_image(image, keep_alpha=True)
     straight = np.ascontiguousarray(rgba[:, :, :3])
     if (rgba[:, :, 3] == 255).all():
-        return PipelineInput(photo=straight, straight=straight, alpha=None,
+        # an (H, W, 4) array gets (H, W, 4) back even when opaque: array in, same shape out
+        four = isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[2] == 4
+        return PipelineInput(photo=straight, straight=straight,
+                             alpha=np.ascontiguousarray(rgba[:, :, 3]) if four else None,
                              as_array=isinstance(image, np.ndarray), label=source_label(image))
     alpha = np.ascontiguousarray(rgba[:, :, 3])
     return PipelineInput(photo=composite_over_white(straight, alpha), straight=straight, alpha=alpha,
                          as_array=isinstance(image, np.ndarray), label=source_label(image))
+
+
+def straight_colours(styled: np.ndarray, src: PipelineInput) -> np.ndarray:
+    """``styled`` ``(H, W, 3)`` uint8 RGB, made from ``src.photo``, as straight colours to re-attach
+    ``src.alpha`` to.
+
+    The models saw each pixel composited over white: of opacity ``a / 255``, it showed only
+    ``a / 255`` of its own colour. Re-attaching the alpha to ``styled`` as it is would add that
+    white a second time (a light fringe on every soft edge). So the change the models made is
+    scaled by ``255 / a`` and added to the straight colour (the inverse of the compositing, up to
+    rounding): pixels the models left alone come back exactly, and fully transparent ones
+    (``a == 0``: the models saw only white) keep their straight colour. Without alpha, ``styled``.
+    """
+    if src.alpha is None:
+        return styled
+    a = src.alpha.astype(np.float32)[:, :, None]
+    change = styled.astype(np.float32) - src.photo.astype(np.float32)
+    gain = np.where(a > 0, 255.0 / np.maximum(a, 1.0), 0.0)
+    out = src.straight.astype(np.float32) + change * gain
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
 def mix(photo: np.ndarray, styled: np.ndarray, strength: float) -> np.ndarray:

@@ -27,7 +27,7 @@ from ..face.align import PADDING_MODES
 from ..io import ImageSource, to_image
 from ..models.serialization import CONFIG_NAME, missing_weights_dir_hint, weights_dir
 from ..runtime import Runtime, resolve_runtime, to_channels_last, to_contiguous_format
-from .image_io import FileOrPIL, finish, mix, read_input
+from .image_io import FileOrPIL, finish, mix, read_input, straight_colours
 from .loading import DEFAULT_FACE_WEIGHTS, ModelSpec, face_size_of, load_background_model, load_face_model
 from .options import (KEEP, CallOptions, Keep, check_option_keys, pick_faces, resolve_call_options, validate_blend,
                       validate_faces, validate_harmonize, validate_max_faces, validate_strength)
@@ -180,6 +180,7 @@ class Stylizer:
         self._fused_face_for(self.face_model)
         self.background_model = background
         self._background = None
+        self.background_options: dict[str, Any] = {}  # as given (checked), saved by save_pretrained
         if background is not None:
             from ..background import BackgroundStylizer
 
@@ -192,6 +193,7 @@ class Stylizer:
                     precision="fp32" if precision == "fp32" else "fast", **scene_options)
             except TypeError as exc:  # e.g. a string where a number belongs
                 raise ConfigError(f"background_options: a value has the wrong type ({exc})") from None
+            self.background_options = dict(scene_options)
         if warmup:
             self._warmup()
         self.load_seconds = time.perf_counter() - t0
@@ -316,6 +318,7 @@ class Stylizer:
             "detector": self.detector, "detector_options": self.detector_options,
             "face_score_ratio": self.face_score_ratio, "blend": self.blend, "harmonize": self.harmonize,
             "padding": self.padding, "mask_shape": asdict(self.mask_shape),
+            "require_face": self.require_face, "background_options": self.background_options,
         }
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(out / PIPELINE_CONFIG, (json.dumps(doc, indent=2) + "\n").encode())
@@ -548,7 +551,7 @@ class Stylizer:
             The stylized image, of the same size as the (EXIF-oriented) input: a PIL image when
             given a PIL image, a path, bytes or a file object; a ``uint8`` array when given an
             array — RGB ``(H, W, 3)``, or RGBA ``(H, W, 4)`` / mode ``"RGBA"`` with the input's
-            alpha re-attached when the input had transparency.
+            alpha re-attached when the input had transparency or was an ``(H, W, 4)`` array.
 
         Raises:
             InvalidImageError: the input is not a readable image.
@@ -588,7 +591,8 @@ class Stylizer:
                 raise NoFaceError("no face found", path=src.label)
             timings["detect"] = time.perf_counter() - t
         # mix with the input's own colour values (for RGBA: straight, not composited)
-        final = finish(mix(src.straight, rendered.composite, opts.strength), src.alpha, src.as_array)
+        styled = straight_colours(rendered.composite, src)
+        final = finish(mix(src.straight, styled, opts.strength), src.alpha, src.as_array)
         timings["total"] = time.perf_counter() - t_start
         if not return_details:
             return final
@@ -626,7 +630,7 @@ class Stylizer:
 
         Returns:
             One ``uint8`` array per image: ``(H, W, 3)`` RGB, or ``(H, W, 4)`` RGBA for inputs
-            with transparency.
+            with transparency and ``(H, W, 4)`` arrays.
 
         Raises:
             ConfigError: an invalid option, or ``faces``/``face_weights`` not one per image.
@@ -655,7 +659,8 @@ class Stylizer:
         picked = [pick_faces(fs, ws, opts.max_faces) if looked else ([], []) for fs, ws in given]
         rendered = self._render([src.photo for src in sources], [fs for fs, _ in picked],
                                 [ws for _, ws in picked], opts, {}, face_batch)
-        return [finish(mix(src.straight, r.composite, opts.strength), src.alpha, True)  # type: ignore[misc]
+        return [finish(mix(src.straight, straight_colours(r.composite, src), opts.strength),  # type: ignore[misc]
+                       src.alpha, True)
                 for src, r in zip(sources, rendered)]
 
     __call__ = stylize
