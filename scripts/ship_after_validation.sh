@@ -8,7 +8,10 @@
 # SHIPPED_KID (the KIDx100 of the weights now in weights/ugatit-selfie2anime), pauses the trainer,
 # ships the best validated generator into weights/ and the step's state into training/
 # (scripts/ship_weights.py), redraws the KID curve, commits just those files and resumes the
-# trainer. A developer tool for this project's CPU sessions (see issue 8); it writes no README text.
+# trainer. After every validation it also exports that step's A->B generator into
+# training/ugatit-selfie2anime/snapshots/step_N/ (fp16, ~5 MB) and commits it: the snapshots that
+# scripts/average_snapshots.py averages into the shipped weights. A developer tool for this
+# project's CPU sessions (see issue 8); it writes no README text.
 #
 # A session may submit at most 512 MiB packed and 256 MiB of diffs (binary files count too, a
 # changed file with its old and new bytes). The compact state in training/ugatit-selfie2anime/state
@@ -41,6 +44,14 @@ while sleep 30; do
   sleep 20  # best.pt and the step checkpoint are written atomically; let both land
   best=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['value'])" "$RUN/checkpoints/best.json")
   echo "$(date -u +%FT%TZ) step $step validated; best so far $best; shipped $SHIPPED"
+  snap=$(printf "%s/snapshots/step_%06d" "$T" "$step")
+  tmp=$(mktemp -d)
+  if [ ! -d "$snap" ] && facetoon export ugatit "$RUN" "$tmp/export" --checkpoint "$ckpt" --fp16 >/dev/null 2>&1; then
+    mkdir -p "$T/snapshots" && mv "$tmp/export/a2b" "$snap" \
+      && git add -- "$snap" && git commit -q -m "Face model: generator snapshot of step $step" -- "$snap" \
+      && echo "$(date -u +%FT%TZ) snapshot $snap committed"
+  fi
+  rm -rf "$tmp"
   python3 -c "import sys; sys.exit(float(sys.argv[1]) >= float(sys.argv[2]))" "$best" "$SHIPPED" || continue
   trainer=$(pgrep -f "facetoon train ugatit" || true)  # the console script or python -m facetoon
   [ -n "$trainer" ] && kill -STOP $trainer

@@ -202,12 +202,46 @@ def sessions_table(rows: list[dict]) -> str:
 
 def shipped_weights(meta: dict) -> str:
     """What the shipped weights are, from their export metadata: the trained ones or their average."""
+    if "snapshot_steps" in meta:  # scripts/average_snapshots.py
+        steps = meta["snapshot_steps"]
+        return (f"uniform average of {len(steps)} snapshots of the trained generator, steps "
+                f"{', '.join(map(str, steps))} (`scripts/average_snapshots.py`; training itself is unchanged)")
     if "moving average" not in meta.get("weights", ""):
         return "the trained weights"
     ema = meta["config"].get("ema_decay")
     return (f"exponential moving average of the trained weights (`ema_decay = {ema}`, about the last "
             f"{round(1 / (1 - ema))} steps, over {meta.get('ema_updates', '?')} updates; training itself "
             "is unchanged)")
+
+
+def averaged_over(meta: dict) -> str:
+    """The training-steps cell's note for averaged snapshots."""
+    steps = meta.get("snapshot_steps")
+    return f"; the weights average snapshots of steps {steps[0]}-{steps[-1]}" if steps else ""
+
+
+def samples_text(meta: dict) -> str:
+    """What ``samples.jpg`` shows: the trainer's grid, or the averaging script's pairs."""
+    if "snapshot_steps" in meta:
+        return ("`samples.jpg`: held-out selfies and their translation by these (averaged) weights, two pairs a row\n"
+                "(`scripts/average_snapshots.py`).")
+    return ("`samples.jpg`: the sample grid of the shipped checkpoint on validation images; per row input | CAM heat-map |\n"
+            "translation | heat-map | cycle reconstruction | heat-map | identity, each heat-map on the input of its pass\n"
+            "(first rows selfie -> anime, last rows anime -> selfie).")
+
+
+def averaging_text(meta: dict) -> str:
+    """How to remake averaged weights (empty for trained weights)."""
+    if "snapshot_steps" not in meta:
+        return ""
+    return ("\nThese weights are an average of the snapshots in `training/ugatit-selfie2anime/snapshots/`, one\n"
+            "exported A->B generator per 1000-step interval where the repository kept one (the weights of a\n"
+            "validation step, or a session's final state; `facetoon export ugatit RUN_DIR OUT --checkpoint\n"
+            "RUN_DIR/checkpoints/step_N.pt --fp16`, its `a2b/`). Remake and score them (the scores of every\n"
+            "snapshot alone and of the average go to `training/ugatit-selfie2anime/averages.jsonl`):\n\n"
+            "```bash\npython scripts/average_snapshots.py training/ugatit-selfie2anime/snapshots/step_* \\\n"
+            "    --data ../shared/data/selfie2anime --each --out weights/ugatit-selfie2anime\n"
+            "python scripts/ship_weights.py ugatit RUN_DIR --keep-weights   # then the card\n```\n")
 
 
 def committed_state_step(generator_dir: Path, default: int) -> int:
@@ -277,6 +311,9 @@ def ugatit_card(meta: dict, stats: list[dict], config_text: str, sessions: list[
         best_kid = f"{shipped_kid(best):.2f} at step {best['step']}"
         here = [r for r in stats if r["step"] == meta["step"]]
         shipped = f"{shipped_kid(here[0]):.2f}" if here else "not validated at this step"
+        if "snapshot_steps" in meta and "kid_x100" in meta:
+            shipped = (f"{meta['kid_x100']:.2f} (the average; the same validation images and features, "
+                       "`training/ugatit-selfie2anime/averages.jsonl`)")
     else:
         latest_kid = best_kid = shipped = "not measured yet (first validation pass at step " \
             f"{cfg['validate_every']})"
@@ -289,7 +326,7 @@ used; no teacher model.
 | | |
 |---|---|
 | architecture | `ugatit_generator`: light={cfg['light']}, ngf={cfg['ngf']}, n_res={cfg['n_res']}, trained at {cfg['img_size']} px |
-| training steps | {meta['step']} (batch {cfg['batch_size']}) |
+| training steps | {meta['step']} (batch {cfg['batch_size']}){averaged_over(meta)} |
 | wall-clock training time | {meta['train_hours']:.2f} h on 2 CPU cores (shared with development work) |
 | precision | config `{cfg['precision']}`: channels_last + bf16 autocast on CPUs with native bf16, fp32 elsewhere (per session below) |
 | shipped weights | {shipped_weights(meta)} |
@@ -353,9 +390,7 @@ For scale, on the same 200 held-out anime faces: the 200 held-out selfies untouc
 
 ## Samples
 
-`samples.jpg`: the sample grid of the shipped checkpoint on validation images; per row input | CAM heat-map |
-translation | heat-map | cycle reconstruction | heat-map | identity, each heat-map on the input of its pass
-(first rows selfie -> anime, last rows anime -> selfie).
+{samples_text(meta)}
 
 ## Reproduce / continue
 
@@ -367,7 +402,7 @@ facetoon train ugatit --data ../shared/data/selfie2anime --out RUN_DIR \\
     --config {config_file} --set init_from=training/{NAME}/state
 python scripts/ship_weights.py ugatit RUN_DIR     # re-export this folder and its card
 ```
-
+{averaging_text(meta)}
 ## Licences
 
 The weights are facetoon's (MIT). They were learnt from selfie2anime, which is distributed for

@@ -202,3 +202,41 @@ def test_replace_folder_keeps_the_old_state_when_the_copy_or_the_swap_fails(
         ship_weights.replace_folder(src, dst)
     assert _tree(dst) == {"a2b/model.safetensors": "old"}
     assert sorted(p.name for p in dst.parent.iterdir()) == ["state"]
+
+
+def test_average_snapshots_averages_and_labels_the_weights(tmp_path: Path, monkeypatch) -> None:
+    """Two exported generators of one run: the average's parameters are their mean, its meta names
+    the snapshots (newest run metadata), and the model card says what the weights are."""
+    import subprocess
+
+    import torch
+
+    from facetoon.models import create_model, load_pretrained, save_pretrained
+    from facetoon.models.serialization import read_config
+
+    cfg = {"img_size": 32, "ngf": 8, "n_res": 2, "light": True}
+    folders = []
+    for step, seed in ((2000, 0), (1000, 1)):
+        torch.manual_seed(seed)
+        folder = tmp_path / f"step_{step}"
+        save_pretrained(create_model("ugatit_generator", **cfg), folder, dtype=torch.float16,
+                        meta={"step": step, "train_hours": step / 1000, "config": {"batch_size": 1}})
+        folders.append(folder)
+    out = tmp_path / "avg"
+    done = subprocess.run([sys.executable, str(SCRIPTS / "average_snapshots.py"), *map(str, folders),
+                           "--out", str(out)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    a, b, avg = (load_pretrained(f).state_dict() for f in (*folders, out))
+    for k in avg:
+        assert torch.allclose(avg[k], ((a[k] + b[k]) / 2).half().float(), atol=1e-3), k
+    meta = read_config(out)["meta"]
+    assert meta["snapshot_steps"] == [1000, 2000] and meta["step"] == 2000 and meta["train_hours"] == 2.0
+    assert "uniform average of 2 snapshots" in meta["weights"]
+    assert "uniform average of 2 snapshots" in ship_weights.shipped_weights(meta)
+    assert "average snapshots of steps 1000-2000" in ship_weights.averaged_over(meta)
+    # a snapshot of another architecture is refused with one line, no traceback
+    save_pretrained(create_model("ugatit_generator", **{**cfg, "ngf": 16}), tmp_path / "other",
+                    meta={"step": 3000, "config": {}})
+    bad = subprocess.run([sys.executable, str(SCRIPTS / "average_snapshots.py"), str(folders[0]),
+                          str(tmp_path / "other")], capture_output=True, text=True)
+    assert bad.returncode == 2 and "another architecture" in bad.stderr and "Traceback" not in bad.stderr
