@@ -88,6 +88,9 @@ def main() -> int:
     ap.add_argument("--data", type=Path, help="selfie2anime folder: score the average on the validation split")
     ap.add_argument("--each", action="store_true", help="also score every snapshot alone (with --data)")
     ap.add_argument("--samples", type=int, default=8, help="held-out selfies in samples.jpg (default 8)")
+    ap.add_argument("--kid-images", type=int,
+                    help="score on this many held-out images (default: the run's kid_images, as validated)")
+    ap.add_argument("--record", type=Path, default=RECORD, help=f"append the scores here (default {RECORD})")
     args = ap.parse_args()
 
     from facetoon.errors import FacetoonError
@@ -103,7 +106,9 @@ def main() -> int:
     meta["weights"] = (f"uniform average of {len(models)} snapshots of the trained generator, steps "
                        + ", ".join(map(str, steps)) + " (scripts/average_snapshots.py)")
     meta["snapshot_steps"] = steps
-    cfg = meta["config"]
+    cfg = dict(meta["config"])
+    if args.kid_images is not None:
+        cfg["kid_images"] = args.kid_images
     x = anime = None
     if args.data is not None:
         from facetoon.metrics.features import extract_features
@@ -126,8 +131,8 @@ def main() -> int:
               f"KIDx100 {meta['kid_x100']:.2f}", flush=True)
         row = {"date": datetime.date.today().isoformat(), "snapshot_steps": steps,
                "kid_x100": meta["kid_x100"], "kid_images": cfg["kid_images"], "each": each}
-        RECORD.parent.mkdir(parents=True, exist_ok=True)
-        with RECORD.open("a") as f:
+        args.record.parent.mkdir(parents=True, exist_ok=True)
+        with args.record.open("a") as f:
             f.write(json.dumps(row) + "\n")
     if args.out is not None:
         from facetoon.io import write_image

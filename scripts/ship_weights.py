@@ -260,6 +260,9 @@ def continued(meta: dict) -> str:
     state_step = meta.get("state_step", meta["step"])
     if state_step == meta["step"]:
         return ""
+    if "snapshot_steps" in meta and state_step > meta["step"]:
+        return (f" These weights average snapshots up to step {meta['step']}; the run itself went on to step "
+                f"{state_step} (the state in `training/`), from where it continues.")
     if state_step < meta["step"]:
         return (f" The compact state in `training/` is still that of step {state_step}, older than these "
                 "weights; the session that trained them commits its state before it ends.")

@@ -240,3 +240,34 @@ def test_average_snapshots_averages_and_labels_the_weights(tmp_path: Path, monke
     bad = subprocess.run([sys.executable, str(SCRIPTS / "average_snapshots.py"), str(folders[0]),
                           str(tmp_path / "other")], capture_output=True, text=True)
     assert bad.returncode == 2 and "another architecture" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_average_snapshots_scores_on_the_validation_split(tmp_path: Path, shared: Path) -> None:
+    """With --data, the average and each snapshot are scored on the trainer's held-out images (real
+    selfie2anime files, 4 of them here) and the scores are appended to the record."""
+    import subprocess
+
+    import torch
+
+    from facetoon.models import create_model, save_pretrained
+
+    data = shared / "data" / "selfie2anime"
+    if not (data / "trainA").is_dir():
+        pytest.skip(f"{data} is absent")
+    run_cfg = {"img_size": 32, "holdout": 8, "holdout_seed": 1234, "kid_images": 8, "kid_backend": "litert"}
+    folders = []
+    for step in (1000, 2000):
+        torch.manual_seed(step)
+        folder = tmp_path / f"step_{step}"
+        save_pretrained(create_model("ugatit_generator", img_size=32, ngf=8, n_res=2, light=True), folder,
+                        meta={"step": step, "train_hours": 1.0, "config": run_cfg})
+        folders.append(folder)
+    record = tmp_path / "averages.jsonl"
+    done = subprocess.run([sys.executable, str(SCRIPTS / "average_snapshots.py"), *map(str, folders), "--data",
+                           str(data), "--each", "--kid-images", "4", "--record", str(record), "--out",
+                           str(tmp_path / "avg"), "--samples", "3"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    rows = [json.loads(line) for line in record.read_text().splitlines()]
+    assert len(rows) == 1 and rows[0]["snapshot_steps"] == [1000, 2000] and rows[0]["kid_images"] == 4
+    assert set(rows[0]["each"]) == {"1000", "2000"} and rows[0]["kid_x100"] > 0  # untrained: far from anime
+    assert (tmp_path / "avg" / "samples.jpg").is_file()
