@@ -19,7 +19,8 @@ Architecture (names of the official ``state_dict`` in brackets, see
 Every plain conv (the strided ones and those after the transposed convs included) pads by
 reflection: 3 pixels for the 7x7 convs, 1 for the 3x3 convs: so the model matches the reference
 output that comes with the weights in ``../shared`` to 1 level. (Zero padding there, as in
-the PyTorch test code Yijunmaverick/CartoonGAN-Test-Pytorch-Torch, changes the output by up to 215 levels near the borders.) The
+the PyTorch test code Yijunmaverick/CartoonGAN-Test-Pytorch-Torch, changes the output by up to
+215 levels near the borders.) The
 instance norm is the release's own: ``(x - mean) / (std + 1e-9) * scale + shift``
 with the biased standard deviation over H, W. Height and width must be multiples of 4
 (:attr:`Generator.size_multiple`). 11,129,667 parameters.
