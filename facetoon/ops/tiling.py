@@ -123,9 +123,7 @@ def plan_tiles(height: int, width: int, max_pixels: int, overlap: int, multiple:
     tw = min(width, max_pixels // th)
     th, tw = (th // multiple) * multiple, (tw // multiple) * multiple
     # only a side that is split needs room for the overlap on both ends
-    too_small = [size for size, whole in ((th, height), (tw, width))
-                 if size <= 0 or (size < whole and 2 * overlap > size)]
-    if too_small:
+    if any(size <= 0 or (size < whole and 2 * overlap > size) for size, whole in ((th, height), (tw, width))):
         raise ConfigError(
             f"tiles of {th}x{tw} pixels (from max_pixels_per_tile={max_pixels}) are too small "
             f"for tile_overlap={overlap}; raise the budget or lower the overlap")

@@ -69,9 +69,10 @@ def straight_colours(styled: np.ndarray, src: PipelineInput) -> np.ndarray:
     white a second time (a light fringe on every soft edge). So the change the models made is
     scaled by ``255 / a`` and added to the straight colour (the inverse of the compositing, up to
     rounding): pixels the models left alone come back exactly, and fully transparent ones
-    (``a == 0``: the models saw only white) keep their straight colour. Without alpha, ``styled``.
+    (``a == 0``: the models saw only white) keep their straight colour. Without alpha, or with an
+    opaque one (the models saw the straight colours), ``styled`` itself.
     """
-    if src.alpha is None:
+    if src.alpha is None or src.photo is src.straight:
         return styled
     a = src.alpha.astype(np.float32)[:, :, None]
     change = styled.astype(np.float32) - src.photo.astype(np.float32)
