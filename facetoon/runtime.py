@@ -11,7 +11,9 @@ Precision names:
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
+import platform
 from dataclasses import dataclass
 from typing import Any, Iterator, TypeVar, cast
 
@@ -42,12 +44,51 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     return dev
 
 
-def cpu_has_fast_bf16() -> bool:
-    """Whether oneDNN runs bf16 natively on this CPU (AVX512-BF16 / AMX)."""
+# x86 features with which oneDNN runs bf16 convolutions natively
+NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def _is_x86() -> bool:
+    return platform.machine().lower() in ("x86_64", "amd64", "i386", "i686")
+
+
+def x86_cpu_flags() -> frozenset[str] | None:
+    """The feature flags of an x86 CPU from ``/proc/cpuinfo``; ``None`` on other CPUs or systems."""
+    if not _is_x86():
+        return None
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "flags":
+                    return frozenset(value.split())
+    except OSError:
+        pass
+    return None
+
+
+def _onednn_accepts_bf16() -> bool:
     try:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
         return False
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_has_fast_bf16() -> bool:
+    """Whether oneDNN runs bf16 natively on this CPU (AVX512-BF16 or AMX on x86, BF16 on Arm).
+
+    oneDNN also accepts bf16 on x86 CPUs with plain AVX-512 (Skylake to Ice Lake servers, and
+    virtual machines that hide the bf16 flags) but emulates it there: the fast path ran 0.45x
+    the speed of fp32 on such a CPU (``benchmarks/results/2026-12-07-xeon-no-bf16-2core.md``).
+    On x86 the CPU flags must therefore list ``avx512_bf16`` or ``amx_bf16``; where they cannot be
+    read, the answer is no (fp32 is always correct).
+    """
+    onednn_bf16 = _onednn_accepts_bf16()
+    if not _is_x86():
+        return onednn_bf16
+    flags = x86_cpu_flags()
+    return onednn_bf16 and flags is not None and any(flag in flags for flag in NATIVE_BF16_FLAGS)
 
 
 @dataclass(frozen=True)

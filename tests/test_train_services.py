@@ -401,6 +401,46 @@ def test_runtime_resolution() -> None:
             resolve_runtime("cuda", "fp32")
 
 
+@pytest.mark.parametrize(
+    ("machine", "flags", "onednn", "expected"),
+    [
+        ("x86_64", {"avx512f", "avx512bw", "avx512vl"}, True, False),  # AVX-512 only: bf16 emulated
+        ("x86_64", {"avx512f", "avx512bw", "avx512_bf16"}, True, True),  # Zen 4, Cooper Lake
+        ("x86_64", {"avx512f", "amx_bf16", "amx_tile"}, True, True),  # Sapphire Rapids
+        ("x86_64", None, True, False),  # flags unreadable (no /proc/cpuinfo): fp32
+        ("x86_64", {"avx2", "avx512_bf16"}, False, False),  # oneDNN says no
+        ("aarch64", None, True, True),  # Arm: oneDNN's own check (BF16 extension)
+    ],
+)
+def test_fast_bf16_needs_native_bf16_on_x86(monkeypatch: pytest.MonkeyPatch, machine: str,
+                                            flags: set[str] | None, onednn: bool, expected: bool) -> None:
+    import facetoon.runtime as runtime
+
+    monkeypatch.setattr(runtime.platform, "machine", lambda: machine)
+    monkeypatch.setattr(runtime, "_onednn_accepts_bf16", lambda: onednn)
+    if flags is None:
+        monkeypatch.setattr(runtime, "open", lambda *a, **k: (_ for _ in ()).throw(OSError("no cpuinfo")),
+                            raising=False)
+    else:
+        monkeypatch.setattr(runtime, "x86_cpu_flags", lambda: frozenset(flags))
+    runtime.cpu_has_fast_bf16.cache_clear()
+    try:
+        assert runtime.cpu_has_fast_bf16() is expected
+        assert (resolve_runtime("cpu", "auto").precision == "fast") is expected
+    finally:
+        monkeypatch.undo()
+        runtime.cpu_has_fast_bf16.cache_clear()
+
+
+def test_x86_cpu_flags_reads_proc_cpuinfo() -> None:
+    from facetoon.runtime import x86_cpu_flags
+
+    if not Path("/proc/cpuinfo").exists() or os.uname().machine != "x86_64":
+        pytest.skip("needs Linux on x86_64 (/proc/cpuinfo)")
+    flags = x86_cpu_flags()
+    assert flags is not None and "sse2" in flags  # every x86_64 CPU has SSE2
+
+
 def test_single_process_needs_no_process_group(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     info = init_distributed("cpu")
