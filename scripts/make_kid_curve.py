@@ -6,7 +6,9 @@ Plots KIDx100 against the training step from the committed validation history (w
 ``facetoon train ugatit`` and merged across sessions by ``scripts/ship_weights.py``): the
 generator as trained (``kid_x100_live`` where the run kept a weight average, else ``kid_x100``)
 and, where kept, the weight average (``kid_x100``). Horizontal lines: the quality bar (40) and
-goal (15) of issue 8, and two references of ``python benchmarks/bench_kid_resolution.py``, read
+goal (15) of issue 8; where ``averages.jsonl`` sits beside the stats (written by
+``scripts/average_snapshots.py``): each snapshot average, drawn at its last snapshot's step with a
+thin line back to its first (the steps it spans); and two references of ``python benchmarks/bench_kid_resolution.py``, read
 from its table in the README: real anime faces shrunk to the training size of 128 px (the floor
 of a 128 px model) and the raw selfies. On a second axis, where ``losses_every50.csv`` sits beside
 the stats: the learning rate the trainer logged (the schedule). Where ``sessions.jsonl`` records
@@ -35,6 +37,7 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT_STATS = REPO / "training" / "ugatit-selfie2anime" / "stats.jsonl"
 LOSSES_NAME = "losses_every50.csv"
 SESSIONS_NAME = "sessions.jsonl"
+AVERAGES_NAME = "averages.jsonl"
 DEFAULT_OUT = REPO / "docs" / "figures" / "ugatit_kid_curve.png"
 
 
@@ -122,6 +125,12 @@ def main(argv: list[str] | None = None) -> int:
     if averaged:
         ax.plot([r["step"] for r in averaged], [r["kid_x100"] for r in averaged], "s", color="tab:gray",
                 label="its weight average (ema_decay), where kept")
+    averages = [r for r in read_jsonl(args.stats.parent / AVERAGES_NAME) if r.get("snapshot_steps") and "kid_x100" in r]
+    for i, r in enumerate(averages):
+        first, last_step = min(r["snapshot_steps"]), max(r["snapshot_steps"])
+        ax.plot([first, last_step], [r["kid_x100"]] * 2, "-", color="tab:brown", linewidth=0.8, alpha=0.6)
+        ax.plot([last_step], [r["kid_x100"]], "D", color="tab:brown",
+                label="uniform average of the exported snapshots (line: steps it spans)" if i == 0 else None)
     for value, label, style in ((40.0, "bar (40)", "tab:red"), (15.0, "goal (15)", "tab:green")):
         ax.axhline(value, color=style, linestyle=":", linewidth=1.5, label=label)
     for label, value in resolution_references(REPO / "README.md").items():
