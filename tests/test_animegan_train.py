@@ -526,19 +526,27 @@ def test_saved_loss_weights_are_the_presets_numbers(synthetic_run: Path, exporte
     assert dataclasses.replace(hayao) == hayao
 
 
-def test_content_and_tv_losses_are_float32_under_bf16_autocast() -> None:
-    """Like every other AnimeGAN loss term, on the CPU fast path (bf16 autocast) too."""
-    from facetoon.losses.animegan import content_loss, total_variation_loss
+def test_every_generator_loss_term_is_float32_under_autocast() -> None:
+    """Content, style (Gram), colour (YUV) and TV terms in float32 on the CPU fast path (bf16
+    autocast): autocast runs bmm / einsum in bf16 unless it is switched off around them."""
+    from facetoon.losses.animegan import color_loss, content_loss, gram_matrix, style_loss, total_variation_loss
 
     g = torch.Generator().manual_seed(0)
     a, b = torch.randn(2, 8, 16, 16, generator=g), torch.randn(2, 8, 16, 16, generator=g)
     image = torch.rand(2, 3, 32, 32, generator=g) * 2 - 1
-    want = (content_loss(a, b), total_variation_loss(image))
+    other = torch.rand(2, 3, 32, 32, generator=g) * 2 - 1
+    terms = (lambda a, b, x, y: content_loss(a, b), lambda a, b, x, y: style_loss(a, b),
+             lambda a, b, x, y: color_loss(x, y), lambda a, b, x, y: total_variation_loss(x))
+    for term in terms:
+        want = term(a, b, image, other)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            got = term(a, b, image, other)  # float32 inputs: only autocast could lower the precision
+        assert want.dtype == torch.float32 and got.dtype == torch.float32
+        assert float(got) == float(want)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        got = (content_loss(a.bfloat16(), b.bfloat16()), total_variation_loss(image.bfloat16()))
-    for w, x in zip(want, got):
-        assert w.dtype == torch.float32 and x.dtype == torch.float32
-        assert float(x) == pytest.approx(float(w), rel=1e-2)
+        assert gram_matrix(a).dtype == torch.float32
+        x = content_loss(a.bfloat16(), b.bfloat16())  # bf16 features (a bf16 network's output)
+    assert x.dtype == torch.float32 and float(x) == pytest.approx(float(content_loss(a, b)), rel=1e-2)
 
 
 def test_bad_config_values_are_one_line_errors(layout: Path, tmp_path: Path,
@@ -546,7 +554,10 @@ def test_bad_config_values_are_one_line_errors(layout: Path, tmp_path: Path,
     cases = [
         (["no_such_option=1"], "unknown AnimeGANConfig option(s): no_such_option"),
         (["version=v3"], "version must be 'v1' or 'v2'"),
-        (["holdout=-1"], "holdout and kid_images must be >= 0"),
+        (["holdout=-1"], "holdout and aug_margin must be >= 0"),
+        (["kid_images=1"], "kid_images must be 0 (no KID) or >= 2"),
+        (["n_samples=0"], "n_samples (images per sample grid) must be >= 1"),
+        (["teacher_weight=-5"], "teacher_weight must be >= 0, got -5.0"),
         (["kid_backend=tflite"], "kid_backend must be one of ['litert', 'torch'], got 'tflite'"),
         (["teacher_weight=1.0"], "teacher_weight > 0 needs teacher = PATH"),
         (["perceptual=vgg16"], "perceptual must be"),

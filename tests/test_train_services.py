@@ -95,6 +95,16 @@ def test_defaults_are_the_papers() -> None:
         ({"decay_start": 1.5}, r"decay_start must be in \[0, 1\]"),
         ({"img_size": 64, "n_layers_global": 7}, "n_layers_global=7 does not fit img_size=64"),
         ({"n_layers_local": 2}, "n_layers_local=2 does not fit"),
+        # each of these used to pass and fail later, inside the run (first batch, first sample grid
+        # or validation), or silently checkpoint every step / train against a negative loss
+        ({"aug_margin": -4}, "holdout and aug_margin must be >= 0"),
+        ({"seed": -1}, "seed must be >= 0"),
+        ({"num_workers": -1}, "num_workers must be >= 0"),
+        ({"validate_every": -5}, "validate_every must be >= 0"),
+        ({"checkpoint_minutes": 0.0}, "checkpoint_minutes must be > 0"),
+        ({"kid_images": 1}, r"kid_images must be 0 \(no KID\) or >= 2"),
+        ({"n_samples": 0}, r"n_samples \(images per sample grid\) must be >= 1"),
+        ({"cam_weight": -1000.0}, "cam_weight must be >= 0"),
     ],
 )
 def test_bad_config_values_raise_config_error(overrides: dict, message: str) -> None:
@@ -167,6 +177,22 @@ def test_checkpoints_after_the_resumed_step_are_set_aside(
         save_checkpoint({"step": step, "w": torch.zeros(3)}, tmp_path, step, keep=1)
     assert [p.name for p in list_checkpoints(tmp_path)] == ["step_00000009.pt"]
     assert len(list(folder.iterdir())) == 2
+
+
+@pytest.mark.parametrize(("best_step", "moves"), [(6, True), (4, False), (2, False)])
+def test_a_best_state_of_an_abandoned_step_is_set_aside(tmp_path: Path, best_step: int, moves: bool) -> None:
+    """best.pt / best.json of a step after the resumed one belong to the abandoned run: they move
+    with its checkpoints, so the resumed run's best is not contradicted by a state it never had."""
+    for step in (2, 4, 6):
+        save_checkpoint({"step": step}, tmp_path, step, keep=10)
+    folder = tmp_path / "checkpoints"
+    (folder / "best.pt").write_bytes(b"state")
+    (folder / "best.json").write_text(json.dumps({"step": best_step, "metric": "kid_x100", "value": 1.0}))
+    moved = set_aside_checkpoints(tmp_path, 4)
+    aside = folder / "abandoned_after_00000004"
+    assert (aside / "best.pt" in moved and aside / "best.json" in moved) is moves
+    assert (folder / "best.pt").exists() is not moves and (folder / "best.json").exists() is not moves
+    assert aside / "step_00000006.pt" in moved
 
 
 def test_bad_checkpoints_raise_weights_error(tmp_path: Path) -> None:

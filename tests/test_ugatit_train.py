@@ -293,9 +293,11 @@ def test_kid_options_fail_when_the_config_is_made() -> None:
 
     with pytest.raises(ConfigError, match=r"kid_backend must be one of \['litert', 'torch'\], got 'tflite'"):
         UGATITConfig(**{**TINY_CONFIG, "kid_backend": "tflite"})
-    for key in ("holdout", "kid_images"):
-        with pytest.raises(ConfigError, match="holdout and kid_images must be >= 0"):
-            UGATITConfig(**{**TINY_CONFIG, key: -1})
+    with pytest.raises(ConfigError, match="holdout and aug_margin must be >= 0"):
+        UGATITConfig(**{**TINY_CONFIG, "holdout": -1})
+    for value in (-1, 1):
+        with pytest.raises(ConfigError, match=r"kid_images must be 0 \(no KID\) or >= 2"):
+            UGATITConfig(**{**TINY_CONFIG, "kid_images": value})
 
 
 def test_warm_start_at_another_resolution(synthetic_run: Path, synthetic_data: Path, tmp_path: Path,
@@ -346,6 +348,22 @@ class _ScriptedValidation(UGATITTrainer):
 
     def validate(self) -> dict[str, float]:
         return {"kid_x100": self.scores[self.step], "kid_x100_std": 0.0}
+
+
+def test_too_few_held_out_images_skip_the_kid_and_the_run_goes_on(
+        synthetic_data: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """holdout = 1 leaves one image per domain, too few for a KID: the validation warns once and
+    returns nothing (it used to raise inside fit(), before that step's checkpoint was written)."""
+    import logging
+
+    cfg = UGATITConfig(**{**TINY_CONFIG, "holdout": 1, "kid_images": 2, "iterations": 4, "validate_every": 2,
+                          "checkpoint_every": 2, "sample_every": 1000})
+    trainer = UGATITTrainer(cfg, synthetic_data, tmp_path / "run")
+    with caplog.at_level(logging.WARNING, logger="facetoon.train.ugatit"):
+        assert trainer.fit() == 4
+    trainer.close()
+    assert ckpt_steps(tmp_path / "run")[-1] == 4
+    assert caplog.text.count("no validation KID: it needs at least 2 held-out images per domain") == 1
 
 
 def test_best_validation_state_is_kept_apart_and_survives_resume(synthetic_data: Path, tmp_path: Path) -> None:

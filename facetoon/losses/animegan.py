@@ -191,11 +191,19 @@ def content_loss(photo_features: Tensor, fake_features: Tensor) -> Tensor:
     return (photo_features.float() - fake_features.float()).abs().mean()
 
 
+def _full_precision(t: Tensor) -> torch.autocast:
+    """Autocast switched off on ``t``'s device: matrix products inside run in float32 (autocast
+    would run ``bmm``/``einsum`` in bf16 / fp16 whatever the inputs' dtype)."""
+    return torch.autocast(t.device.type, enabled=False)
+
+
 def gram_matrix(features: Tensor) -> Tensor:
-    """``(B, C, H, W) -> (B, C, C)``: ``F F^T / (C H W)`` (float32 accumulation)."""
+    """``(B, C, H, W) -> (B, C, C)``: ``F F^T / (C H W)``, in float32 also under autocast (fp16 would
+    overflow: unnormalised Gram entries of deep features exceed 65504)."""
     b, c, h, w = features.shape
-    f = features.float().reshape(b, c, h * w)
-    return torch.bmm(f, f.transpose(1, 2)) / (c * h * w)
+    with _full_precision(features):
+        f = features.float().reshape(b, c, h * w)
+        return torch.bmm(f, f.transpose(1, 2)) / (c * h * w)
 
 
 def style_loss(fake_features: Tensor, style_features: Tensor) -> Tensor:
@@ -207,13 +215,15 @@ def style_loss(fake_features: Tensor, style_features: Tensor) -> Tensor:
 
 
 def color_loss(photo: Tensor, fake: Tensor) -> Tensor:
-    """Colour reconstruction in YUV: L1 on Y, Huber (delta 1) on U and V; images RGB in [-1, 1]."""
+    """Colour reconstruction in YUV: L1 on Y, Huber (delta 1) on U and V; images RGB in [-1, 1]
+    (in float32 also under autocast)."""
     _check_pair(photo, fake, "color_loss")
-    p = rgb_to_yuv((photo.float() + 1.0) * 0.5)
-    g = rgb_to_yuv((fake.float() + 1.0) * 0.5)
-    return ((p[:, 0] - g[:, 0]).abs().mean()
-            + F.huber_loss(g[:, 1], p[:, 1], delta=1.0)
-            + F.huber_loss(g[:, 2], p[:, 2], delta=1.0))
+    with _full_precision(photo):
+        p = rgb_to_yuv((photo.float() + 1.0) * 0.5)
+        g = rgb_to_yuv((fake.float() + 1.0) * 0.5)
+        return ((p[:, 0] - g[:, 0]).abs().mean()
+                + F.huber_loss(g[:, 1], p[:, 1], delta=1.0)
+                + F.huber_loss(g[:, 2], p[:, 2], delta=1.0))
 
 
 def total_variation_loss(image: Tensor) -> Tensor:

@@ -52,7 +52,7 @@ from ..models.animegan import Generator, NormKind
 from ..models.discriminators import PatchDiscriminator
 from ..models.serialization import load_pretrained, save_pretrained
 from .data import Augment, PhotoStyleDataset, load_image_tensor, split_holdout
-from .loop import BaseTrainConfig, Trainer, check_kid_options
+from .loop import BaseTrainConfig, Trainer, check_data_options
 from .optim import adam, set_lr, use_fused
 from .samples import image_grid, tensor_to_uint8
 
@@ -148,9 +148,12 @@ class AnimeGANConfig(BaseTrainConfig):
         for key, term in LOSS_WEIGHT_FIELDS.items():
             if getattr(self, key) < 0:
                 setattr(self, key, getattr(preset, term))
+        if self.teacher_weight < 0:
+            raise ConfigError(f"teacher_weight must be >= 0, got {self.teacher_weight}")
         if self.teacher_weight > 0 and not self.teacher:
             raise ConfigError("teacher_weight > 0 needs teacher = PATH")
-        check_kid_options(self.holdout, self.kid_images, self.kid_backend)
+        check_data_options(holdout=self.holdout, kid_images=self.kid_images, kid_backend=self.kid_backend,
+                           n_samples=self.n_samples, aug_margin=self.aug_margin)
 
     def loss_weights(self) -> AnimeGANLossWeights:
         """The preset's weights (its discriminator terms) with this config's six loss weights."""

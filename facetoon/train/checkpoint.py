@@ -11,6 +11,7 @@ so that pruning and a later ``--resume`` see the resumed branch only.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -55,14 +56,27 @@ def save_checkpoint(state: dict[str, Any], run_dir: str | os.PathLike[str], step
     return path
 
 
+def _best_step(best_json: Path) -> int | None:
+    """The step recorded in ``checkpoints/best.json``, or ``None`` (absent or unreadable)."""
+    try:
+        return int(json.loads(best_json.read_text())["step"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def set_aside_checkpoints(run_dir: str | os.PathLike[str], after_step: int) -> list[Path]:
     """Move the checkpoints of steps after ``after_step`` (an abandoned future: the run resumed at
     ``after_step``) into a new folder ``checkpoints/abandoned_after_<after_step>/`` (suffixed ``_2``,
-    ``_3``, ... if taken); returns their new paths, oldest first, and logs a WARNING naming them."""
+    ``_3``, ... if taken), with ``best.pt`` and ``best.json`` when the best state is of such a step;
+    returns their new paths, oldest first, and logs a WARNING naming them."""
     newer = [p for p in list_checkpoints(run_dir) if int(p.stem.removeprefix("step_")) > after_step]
+    folder_in = Path(run_dir) / "checkpoints"
+    best_step = _best_step(folder_in / "best.json")
+    if best_step is not None and best_step > after_step:
+        newer += [p for p in (folder_in / "best.pt", folder_in / "best.json") if p.exists()]
     if not newer:
         return []
-    base = Path(run_dir) / "checkpoints" / f"abandoned_after_{after_step:08d}"
+    base = folder_in / f"abandoned_after_{after_step:08d}"
     folder, n = base, 1
     while folder.exists():
         n += 1

@@ -60,7 +60,7 @@ from .ema import WeightAverage
 from .logger import MetricLogger
 from .warm_start import warm_start
 
-__all__ = ["BaseTrainConfig", "Trainer", "RUNTIME_ONLY_KEYS", "CONFIG_CHANGES"]
+__all__ = ["BaseTrainConfig", "Trainer", "RUNTIME_ONLY_KEYS", "CONFIG_CHANGES", "check_data_options"]
 
 log = logging.getLogger(__name__)
 
@@ -114,17 +114,26 @@ class BaseTrainConfig:
             raise ConfigError("ema_decay must be in [0, 1)")
         if self.keep_checkpoints < 1:
             raise ConfigError("keep_checkpoints must be >= 1")
-        if self.warm_start_lr_ramp < 0:
-            raise ConfigError("warm_start_lr_ramp must be >= 0")
+        for name in ("warm_start_lr_ramp", "seed", "num_workers", "validate_every"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be >= 0")
+        if not self.checkpoint_minutes > 0:
+            raise ConfigError("checkpoint_minutes must be > 0")
 
 
-def check_kid_options(holdout: int, kid_images: int, kid_backend: str) -> None:
-    """Options of a trainer's KID validation, checked when its config is made (a typo would
-    otherwise surface at the first validation, an hour into a CPU run)."""
+def check_data_options(*, holdout: int, kid_images: int, kid_backend: str, n_samples: int,
+                       aug_margin: int) -> None:
+    """Options of a trainer's data, sample grids and KID validation, checked when its config is
+    made (a bad value would otherwise surface at the first batch, sample grid or validation, up to
+    an hour into a CPU run, and a failing validation stops the run before it saves that step)."""
     from ..metrics.features import BACKENDS
 
-    if holdout < 0 or kid_images < 0:
-        raise ConfigError("holdout and kid_images must be >= 0")
+    if holdout < 0 or aug_margin < 0:
+        raise ConfigError("holdout and aug_margin must be >= 0")
+    if kid_images < 0 or kid_images == 1:
+        raise ConfigError(f"kid_images must be 0 (no KID) or >= 2 (KID compares sets), got {kid_images}")
+    if n_samples < 1:
+        raise ConfigError(f"n_samples (images per sample grid) must be >= 1, got {n_samples}")
     if kid_backend not in BACKENDS:
         raise ConfigError(f"kid_backend must be one of {list(BACKENDS)}, got {kid_backend!r}")
 

@@ -41,7 +41,7 @@ from ..losses.ugatit import (
 from ..models.serialization import save_pretrained
 from ..models.ugatit import Discriminator, Generator
 from .data import Augment, UnpairedDataset, list_images, load_image_tensor, split_holdout
-from .loop import BaseTrainConfig, Trainer, check_kid_options
+from .loop import BaseTrainConfig, Trainer, check_data_options
 from .optim import adam, set_lr, use_fused
 from .samples import heatmap_overlay, image_grid, tensor_to_uint8
 
@@ -88,7 +88,11 @@ class UGATITConfig(BaseTrainConfig):
             raise ConfigError("img_size must be a multiple of 4")
         if not 0.0 <= self.decay_start <= 1.0:
             raise ConfigError("decay_start must be in [0, 1]")
-        check_kid_options(self.holdout, self.kid_images, self.kid_backend)
+        check_data_options(holdout=self.holdout, kid_images=self.kid_images, kid_backend=self.kid_backend,
+                           n_samples=self.n_samples, aug_margin=self.aug_margin)
+        for name in ("adv_weight", "cycle_weight", "identity_weight", "cam_weight", "lr", "weight_decay"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be >= 0")
         for name in ("n_layers_global", "n_layers_local"):
             # n_layers - 2 halvings must leave >= 3 px for the last two reflection-padded 4x4 convs
             n = getattr(self, name)
@@ -182,6 +186,7 @@ class UGATITTrainer(Trainer):
         self.dataset = UnpairedDataset(
             self.train_a, self.train_b, Augment(cfg.img_size, cfg.aug_margin, cfg.aug_flip), cfg.seed)
         self._kid_reference: np.ndarray | None = None
+        self._kid_warned = False
 
     def warm_start_targets(self) -> tuple[dict[str, nn.Module], tuple[str, ...]]:
         """``init_from`` folder layout: a2b/ and b2a/ (required), disc_ga/ disc_la/ disc_gb/ disc_lb/."""
@@ -324,16 +329,24 @@ class UGATITTrainer(Trainer):
         """KIDx100 between translated held-out selfies (A->B) and held-out anime faces (B).
 
         With a weight average (``ema_decay > 0``), ``kid_x100`` is the average's and
-        ``kid_x100_live`` the trained weights'.
+        ``kid_x100_live`` the trained weights'. ``{}`` (and one warning) when either domain has
+        fewer than 2 held-out images.
         """
         self.require_data_dir()  # a ConfigError, not an AttributeError, without data
         cfg = self.config
-        if cfg.kid_images <= 0 or not self.val_a or not self.val_b:
+        if cfg.kid_images <= 0:
+            return {}
+        files_a, files_b = self.val_a[:cfg.kid_images], self.val_b[:cfg.kid_images]
+        if len(files_a) < 2 or len(files_b) < 2:
+            if not self._kid_warned:
+                log.warning("no validation KID: it needs at least 2 held-out images per domain, got %d selfie(s) "
+                            "and %d anime face(s) (holdout = %d, or testA/testB)", len(files_a), len(files_b),
+                            cfg.holdout)
+                self._kid_warned = True
             return {}
         from ..metrics.features import extract_features
         from ..metrics.kid import validation_kid_x100
 
-        files_a, files_b = self.val_a[:cfg.kid_images], self.val_b[:cfg.kid_images]
         if self._kid_reference is None:
             self._kid_reference = extract_features(files_b, backend=cfg.kid_backend)
 
