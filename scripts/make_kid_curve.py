@@ -8,8 +8,9 @@ generator as trained (``kid_x100_live`` where the run kept a weight average, els
 and, where kept, the weight average (``kid_x100``). Horizontal lines: the quality bar (40) and
 goal (15) of issue 8; where ``averages.jsonl`` sits beside the stats (written by
 ``scripts/average_snapshots.py``): each snapshot average, drawn at its last snapshot's step with a
-thin line back to its first (the steps it spans); and two references of ``python benchmarks/bench_kid_resolution.py``, read
-from its table in the README: real anime faces shrunk to the training size of 128 px (the floor
+thin line back to its first (the steps it spans); and two references of
+``python benchmarks/bench_kid_resolution.py``, read from its table in the README: real anime faces
+shrunk to the training size of 128 px (the floor
 of a 128 px model) and the raw selfies. On a second axis, where ``losses_every50.csv`` sits beside
 the stats: the learning rate the trainer logged (the schedule). Where ``sessions.jsonl`` records
 the image size and config file of each session: a vertical line where a phase begins (the

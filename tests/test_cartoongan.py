@@ -106,6 +106,10 @@ def test_mismatching_files_are_refused(tmp_path, hayao_path):
         load_official_cartoongan(tmp_path / "list.pth")
     with pytest.raises(WeightsError, match="not found"):
         load_official_cartoongan(tmp_path / "nope.pth")
+    # a text file: torch's legacy unpickler raised a bare KeyError (101) here
+    (tmp_path / "text.pth").write_text("hello text\n")
+    with pytest.raises(WeightsError, match=r"cannot read as a torch state_dict .*KeyError"):
+        load_official_cartoongan(tmp_path / "text.pth")
 
 
 def test_convert_cli_writes_safetensors(tmp_path, hayao_path, hayao, capsys):

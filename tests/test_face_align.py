@@ -130,6 +130,9 @@ def test_padding_modes_on_a_face_cut_by_the_border(border_face: tuple[np.ndarray
     assert far_out.mean() > 0.02
     assert np.all(crops["constant"].image[far_out] == 0)
     assert np.all(align_face(img, face, padding="constant", fill=(10, 20, 30)).image[far_out] == (10, 20, 30))
+    for bad in ("white", (255, 0), (10, 20, 300), True):  # was: a numpy ValueError, or a wrong colour
+        with pytest.raises(ConfigError, match="fill: expected"):
+            align_face(img, face, padding="constant", fill=bad)  # type: ignore[arg-type]
     assert not np.array_equal(crops["reflect"].image[outside], crops["edge"].image[outside])
 
     def roughness(im: np.ndarray) -> float:

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from facetoon.errors import ConfigError
 from facetoon.face import DEFAULT_TEMPLATE, FaceTemplate, align_face, detect_faces
 
 REPO = Path(__file__).resolve().parents[1]
@@ -37,8 +38,14 @@ def test_template_shapes_and_rescaling() -> None:
     np.testing.assert_allclose(t.named_point("nose", 128)[0], (t.named[2] + 0.5) / 2 - 0.5)
     with pytest.raises(ValueError):
         t.points("bogus")
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigError, match=r"points5: expected \(5, 2\) finite numbers, got shape \(4, 2\)"):
         FaceTemplate.from_points(np.zeros((4, 2)), t.points68, t.named)
+    with pytest.raises(ConfigError, match="points68: expected"):  # a flat array is not reshaped silently
+        FaceTemplate.from_points(t.points5, t.points68.ravel(), t.named)
+    with pytest.raises(ConfigError, match="named: expected"):
+        FaceTemplate.from_points(t.points5, t.points68, np.full((5, 2), np.nan))
+    with pytest.raises(ConfigError, match="size: expected a positive integer"):
+        FaceTemplate.from_points(t.points5, t.points68, t.named, size=0)
 
 
 def test_aligning_training_selfies_changes_their_framing_little(shared: Path) -> None:

@@ -107,6 +107,20 @@ def test_cli_faces(shared: Path, tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert "missing.jpg" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(("options", "message"), [
+    (["--draw", "{tmp}/d.xyz"], "--draw: unsupported image extension '.xyz'"),
+    (["--crops", "{tmp}/crops", "--size", "4"], "--size must be an integer 8..4096, got 4"),
+])
+def test_cli_faces_checks_its_options_before_printing(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], options: list[str], message: str) -> None:
+    """A failing run prints no results first (a script reading --json would take them for a success)."""
+    src = Path(__file__).parents[1] / "examples" / "astronaut.png"
+    code = main(["faces", str(src), "--json", *(o.replace("{tmp}", str(tmp_path)) for o in options)])
+    out, err = capsys.readouterr()
+    assert code == 1 and out == "" and message in err and len(err.strip().splitlines()) == 1, err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_importing_facetoon_face_and_viz_loads_no_heavy_module() -> None:
     code = ("import sys, facetoon, facetoon.face, facetoon.viz, facetoon.cli.faces; "
             "print(sorted(m for m in ('cv2', 'dlib', 'torch', 'skimage', 'face_alignment') if m in sys.modules))")

@@ -145,6 +145,8 @@ def test_paste_back_bad_inputs(selfie_cases: list[tuple[np.ndarray, Face]]) -> N
         paste_back(img, None, a)
     with pytest.raises(InvalidImageError):
         paste_back(img, a.image, a, mask=np.zeros((4, 4, 3)))
+    with pytest.raises(InvalidImageError, match="NaN or infinite"):  # was: a black face, silently
+        paste_back(img, a.image, a, mask=np.full(a.image.shape[:2], np.nan, np.float32))
     with pytest.raises(ConfigError, match="expected an AlignedFace"):
         paste_back(img, a.image, a.matrix)  # type: ignore[arg-type]
     with pytest.raises(InvalidImageError):
@@ -154,3 +156,23 @@ def test_paste_back_bad_inputs(selfie_cases: list[tuple[np.ndarray, Face]]) -> N
     with pytest.raises(ConfigError, match="singular"):
         warp_to_image(a.image, np.zeros((2, 3)), img.shape)
     assert isinstance(a, AlignedFace)
+
+
+@pytest.mark.parametrize("border", ["reflect", "replicate", "constant"])
+def test_resample_borders_match_opencv_on_the_whole_image(border: str) -> None:
+    """Crops cut by each edge of the image (shifted, rotated, enlarged): ``resample`` reads only
+    part of the image, yet its border must extend the image's own edges, as cv2.warpAffine on the
+    whole image does. "reflect" used to mirror the cut-out part instead when more of the crop lay
+    outside the image than inside (differences up to 252)."""
+    from facetoon.face.geometry import compose, rotation_about, translation
+    from facetoon.face.warp import resample
+
+    cv_border = {"reflect": cv2.BORDER_REFLECT_101, "replicate": cv2.BORDER_REPLICATE,
+                 "constant": cv2.BORDER_CONSTANT}[border]
+    img = np.random.default_rng(0).integers(0, 256, (200, 300, 3), dtype=np.uint8)
+    for tx, ty in ((100, 20), (-250, 30), (40, 110), (50, -160)):  # crop past the left, right, top, bottom
+        for angle, scale in ((0.0, 1.0), (20.0, 1.0), (-35.0, 1.6)):
+            m = compose(translation(tx, ty), rotation_about((150, 100), angle, scale))
+            got = resample(img, m, (128, 128), border=border)
+            want = cv2.warpAffine(img, m[:2], (128, 128), flags=cv2.INTER_LINEAR, borderMode=cv_border)
+            assert np.abs(got.astype(int) - want).max() <= 1, (border, tx, ty, angle, scale)

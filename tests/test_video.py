@@ -645,6 +645,9 @@ def test_cli_video(clip, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     (["--detect-every", "0"], "--detect-every: expected an integer >= 1"),
     (["--batch-size", "0"], "--batch-size: expected an integer in 1..256"),
     (["-o", "{clip}"], "refusing to overwrite the input video"),
+    (["--smoothing", "2"], "--smoothing: expected a number in [0, 1], got 2.0"),
+    (["--fade-frames=-1"], "--fade-frames: expected an integer >= 0"),
+    (["--min-face-size=-3"], "--min-face-size must be > 0 (pixels), got -3"),
 ])
 def test_cli_video_checks_the_options_before_loading_models(
         clip, tmp_path: Path, capfd: pytest.CaptureFixture[str], options: list[str], message: str) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 from ..errors import ConfigError
 
-__all__ = ["add_stylizer_arguments", "make_stylizer"]
+__all__ = ["add_stylizer_arguments", "stylizer_options", "make_stylizer"]
 
 
 def add_stylizer_arguments(p: argparse.ArgumentParser, *, require_face: bool = False) -> None:
@@ -50,8 +50,9 @@ def add_stylizer_arguments(p: argparse.ArgumentParser, *, require_face: bool = F
                    help="fp32, fast (bf16/fp16 where supported) or auto (default)")
 
 
-def _stylizer_options(args: argparse.Namespace) -> dict[str, Any]:
-    """Constructor arguments of the options given (with --pipeline, these override the file's)."""
+def stylizer_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Constructor arguments of the options given (with --pipeline, these override the file's);
+    raises ConfigError naming the option when a value is invalid (no model is loaded)."""
     opts: dict[str, Any] = {k: getattr(args, k) for k in ("device", "precision") if getattr(args, k) is not None}
     if args.face_weights is not None:
         opts["face_model"] = args.face_weights
@@ -75,6 +76,8 @@ def _stylizer_options(args: argparse.Namespace) -> dict[str, Any]:
     if getattr(args, "require_face", False):
         opts["require_face"] = True
     if args.min_face_size is not None:
+        if not args.min_face_size > 0:
+            raise ConfigError(f"--min-face-size must be > 0 (pixels), got {args.min_face_size:g}")
         opts["detector_options"] = {"min_size": args.min_face_size}
     return opts
 
@@ -83,5 +86,5 @@ def make_stylizer(args: argparse.Namespace) -> Any:
     """The :class:`facetoon.Stylizer` the parsed options describe (loads the models)."""
     from ..pipeline import Stylizer
 
-    opts = _stylizer_options(args)
+    opts = stylizer_options(args)
     return Stylizer.from_pretrained(args.pipeline, **opts) if args.pipeline else Stylizer(**opts)

@@ -44,9 +44,16 @@ def register(subparsers: Any) -> None:
 
 def run_faces(args: argparse.Namespace) -> int:
     """Handler of ``facetoon faces``; returns the exit status."""
+    from ..errors import ConfigError
     from ..face import align_face, detect_faces
-    from ..io import read_image, write_image
+    from ..io import WRITE_FORMATS, read_image, write_image
 
+    # checked before anything is printed: a failing run must not print results (or --json) first
+    if (args.draw or args.crops) and not 8 <= args.size <= 4096:
+        raise ConfigError(f"--size must be an integer 8..4096, got {args.size}")
+    if args.draw and Path(args.draw).suffix.lower() not in WRITE_FORMATS:
+        raise ConfigError(f"--draw: unsupported image extension {Path(args.draw).suffix or '(none)'!r}; "
+                          f"supported: {', '.join(sorted(WRITE_FORMATS))}")
     image = read_image(args.image)
     faces = detect_faces(image, args.backend, max_faces=args.max_faces, min_size=args.min_size,
                          landmarks=args.landmarks, upsample=args.upsample, rotate=args.rotate)

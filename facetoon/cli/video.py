@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ._stylizer_args import add_stylizer_arguments, make_stylizer
+from ._stylizer_args import add_stylizer_arguments, make_stylizer, stylizer_options
 
 __all__ = ["register", "run_video", "default_output", "check_video_options"]
 
@@ -75,8 +75,11 @@ def check_video_options(src: Path, dst: Path, args: argparse.Namespace) -> None:
     """
     from ..errors import ConfigError, VideoError
     from ..video import check_video_job
+    from ..video.tracking import FaceTracker
 
+    stylizer_options(args)  # --min-face-size, --background-scale
     try:
+        FaceTracker(smoothing=args.smoothing, fade_frames=args.fade_frames)
         check_video_job(src, dst, codec=args.codec, crf=args.crf, preset=args.preset,
                         detect_every=args.detect_every, batch_size=args.batch_size, start=args.start,
                         duration=args.duration, audio="none" if args.no_audio else "copy",
@@ -91,7 +94,8 @@ def check_video_options(src: Path, dst: Path, args: argparse.Namespace) -> None:
 
 # parameter of stylize_video -> its option here
 _OPTION_OF = {"codec": "--codec", "crf": "--crf", "preset": "--preset", "start": "--start",
-              "duration": "--duration", "detect_every": "--detect-every", "batch_size": "--batch-size"}
+              "duration": "--duration", "detect_every": "--detect-every", "batch_size": "--batch-size",
+              "smoothing": "--smoothing", "fade_frames": "--fade-frames"}
 
 
 def run_video(args: argparse.Namespace) -> int:

@@ -42,8 +42,11 @@ def load_state_dict_file(path: str | os.PathLike[str]) -> dict[str, torch.Tensor
         raise WeightsError("weights file is empty", path=p)
     try:
         obj = torch.load(p, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile) as exc:
+    except Exception as exc:  # noqa: BLE001 - any file: the legacy unpickler raises KeyError, IndexError...
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if not isinstance(exc, (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError,
+                                zipfile.BadZipFile)):
+            first = f"{type(exc).__name__}: {first}"
         raise WeightsError(f"cannot read as a torch state_dict (truncated or not a .pth file?): {first}",
                            path=p) from None
     if not isinstance(obj, Mapping):

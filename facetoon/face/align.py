@@ -129,6 +129,22 @@ def _blur_padding(crop: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
 
+def _fill_colour(fill: Any) -> tuple[float, float, float]:
+    """``fill`` (a gray level or an RGB triple, 0..255) as three floats; ConfigError otherwise."""
+    numbers = (int, float, np.number)
+    if isinstance(fill, numbers) and not isinstance(fill, bool):
+        values: tuple[Any, ...] = (fill,) * 3
+    elif isinstance(fill, (tuple, list, np.ndarray)) and len(fill) == 3 \
+            and all(isinstance(v, numbers) and not isinstance(v, bool) for v in fill):
+        values = tuple(fill)
+    else:
+        raise ConfigError(f"fill: expected a gray level or an (R, G, B) triple of numbers 0..255, got {fill!r}")
+    r, g, b = (float(v) for v in values)
+    if not all(0.0 <= v <= 255.0 for v in (r, g, b)):
+        raise ConfigError(f"fill: expected values in 0..255, got {fill!r}")
+    return r, g, b
+
+
 def crop_with_matrix(image: Any, matrix: np.ndarray, size: int = 256, padding: Padding = DEFAULT_PADDING,
                      fill: int | tuple[int, int, int] = 0) -> tuple[np.ndarray, np.ndarray]:
     """Resample the ``size x size`` crop of ``matrix`` (image -> crop) with padding.
@@ -146,7 +162,7 @@ def crop_with_matrix(image: Any, matrix: np.ndarray, size: int = 256, padding: P
         raise ConfigError(f"matrix: expected a finite invertible (2, 3) matrix, got shape {m.shape}")
     size = int(size)
     border = {"reflect": "reflect", "blur": "replicate", "edge": "replicate", "constant": "constant"}[padding]
-    fill_value = (float(fill),) * 3 if isinstance(fill, (int, float, np.number)) else tuple(float(v) for v in fill)
+    fill_value = _fill_colour(fill)
     crop = resample(img, m, (size, size), interpolation="cubic", border=border,  # type: ignore[arg-type]
                     border_value=fill_value)
     if crop.ndim == 2:

@@ -87,12 +87,27 @@ class FaceTemplate:
     @classmethod
     def from_points(cls, points5: Sequence[Sequence[float]], points68: Sequence[Sequence[float]],
                     named: Sequence[Sequence[float]], size: int = 256, name: str = "custom") -> FaceTemplate:
-        """Build a template from nested sequences; checks the shapes."""
-        p5 = np.asarray(points5, dtype=np.float64).reshape(SCHEME_SIZES["dlib5"], 2)
-        p68 = np.asarray(points68, dtype=np.float64).reshape(SCHEME_SIZES["ibug68"], 2)
-        nm = np.asarray(named, dtype=np.float64).reshape(len(NAMES), 2)
-        for a in (p5, p68, nm):
+        """Build a template from nested sequences of ``(x, y)`` pixel positions.
+
+        Raises:
+            ConfigError: a set of points is not ``(N, 2)`` finite numbers with the scheme's ``N``
+                (5, 68 and 5), or ``size`` is not a positive integer.
+        """
+        if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size <= 0:
+            raise ConfigError(f"size: expected a positive integer (pixels), got {size!r}")
+        arrays = []
+        for what, pts, n in (("points5", points5, SCHEME_SIZES["dlib5"]),
+                             ("points68", points68, SCHEME_SIZES["ibug68"]),
+                             ("named", named, len(NAMES))):
+            try:
+                a = np.array(pts, dtype=np.float64)
+            except (TypeError, ValueError):
+                raise ConfigError(f"{what}: expected ({n}, 2) numbers, got {type(pts).__name__}") from None
+            if a.shape != (n, 2) or not np.all(np.isfinite(a)):
+                raise ConfigError(f"{what}: expected ({n}, 2) finite numbers, got shape {a.shape}")
             a.setflags(write=False)
+            arrays.append(a)
+        p5, p68, nm = arrays
         return cls(points5=p5, points68=p68, named=nm, size=int(size), name=name)
 
     def _rescale(self, pts: np.ndarray, size: int | None) -> np.ndarray:

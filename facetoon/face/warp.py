@@ -106,6 +106,15 @@ def resample(
     margin = 4.0 / factor + 2.0
     x0, y0 = max(0, int(math.floor(sx0 - margin))), max(0, int(math.floor(sy0 - margin)))
     x1, y1 = min(w, int(math.ceil(sx1 + margin)) + 1), min(h, int(math.ceil(sy1 + margin)) + 1)
+    if border == "reflect":  # reads past an edge mirror pixels inside it: keep those in the part read
+        if sx0 - margin < 0:
+            x1 = max(x1, min(w, int(math.ceil(margin - sx0)) + 1))
+        if sy0 - margin < 0:
+            y1 = max(y1, min(h, int(math.ceil(margin - sy0)) + 1))
+        if sx1 + margin > w - 1:
+            x0 = min(x0, max(0, int(math.floor(2 * (w - 1) - sx1 - margin))))
+        if sy1 + margin > h - 1:
+            y0 = min(y0, max(0, int(math.floor(2 * (h - 1) - sy1 - margin))))
     if x1 - x0 < 2 or y1 - y0 < 2:  # output entirely outside src: extrapolate from all of it
         x0, y0, x1, y1 = 0, 0, w, h
     roi = src[y0:y1, x0:x1]
@@ -238,6 +247,8 @@ def _as_alpha(mask: Any, name: str) -> np.ndarray:
     if mask.dtype == np.uint8:
         return mask.astype(np.float32) / 255.0
     if np.issubdtype(mask.dtype, np.floating):
+        if not np.all(np.isfinite(mask)):
+            raise InvalidImageError(f"{name}: holds NaN or infinite values")
         return np.clip(mask.astype(np.float32), 0.0, 1.0)
     raise InvalidImageError(f"{name}: expected a bool, uint8 or float mask, got dtype {mask.dtype}")
 

@@ -24,6 +24,7 @@ from ..blend import DEFAULT_SHAPE, FaceLayer, MaskShape, composite_faces, make_l
 from ..errors import ConfigError, InvalidImageError, NoFaceError, WeightsError
 from ..face import Face, align_face, detect_faces
 from ..face.align import PADDING_MODES
+from ..face.detect import check_detect_options
 from ..io import ImageSource, to_image
 from ..models.serialization import CONFIG_NAME, missing_weights_dir_hint, weights_dir
 from ..runtime import Runtime, resolve_runtime, to_channels_last, to_contiguous_format
@@ -165,9 +166,10 @@ class Stylizer:
             raise ConfigError(f"face_score_ratio: expected a number in [0, 1), got {face_score_ratio!r}")
         self.face_score_ratio = float(face_score_ratio)
         self.detector = detector
-        # values are checked by detect_faces itself (ConfigError), keys here: a typo fails now, not per photo
+        # keys and values checked here: a typo or a bad value fails now, not once per photo
         self.detector_options = check_option_keys("detector_options", detector_options or {}, detect_faces,
                                                   reserved=("max_faces", "backend"))
+        check_detect_options(self.detector_options)
         self.runtime: Runtime = resolve_runtime(device, precision)
 
         t0 = time.perf_counter()

@@ -40,8 +40,8 @@ def use_fused(opt: torch.optim.Optimizer) -> torch.optim.Optimizer:
     for group in opt.param_groups:
         if isinstance(opt, torch.optim.Adam) and _fusable(group["params"]):
             group["fused"], group["foreach"] = True, None
-            for p in group["params"]:  # fused kernels want the step count as a float tensor
+            for p in group["params"]:  # fused kernels want the step count as a float tensor on p's device
                 state = opt.state.get(p)
                 if state and "step" in state and torch.is_tensor(state["step"]):
-                    state["step"] = state["step"].to(dtype=torch.float32)
+                    state["step"] = state["step"].to(device=p.device, dtype=torch.float32)
     return opt
