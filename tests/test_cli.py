@@ -201,3 +201,17 @@ def test_cli_parser_does_not_import_heavy_modules() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
                          env={**os.environ, "PYTHONPATH": str(REPO)}, check=True)
     assert out.stdout.strip() == "-", f"facetoon --help imports {out.stdout.strip()}"
+
+
+def test_a_closed_stdout_ends_the_command_quietly() -> None:
+    """``facetoon faces x.jpg --json | head -c 1``: the reader goes away before the output is
+    written; the command stops with the SIGPIPE status (141) and no error line or traceback."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "facetoon", "faces", str(REPO / "examples" / "astronaut.png"), "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # nobody reads: the first write fails with EPIPE
+    err = proc.stderr.read()
+    assert proc.wait(timeout=300) == 141, err
+    assert err.strip() == "", err

@@ -150,6 +150,17 @@ def test_output_with_an_unwritable_image_extension_is_refused(weights, selfies, 
     assert not (tmp_path / "out.gif").exists()
 
 
+def test_format_contradicting_the_output_extension_is_refused(weights, selfies, tmp_path, capsys) -> None:
+    """``-o out.png --format jpg`` used to write a PNG and ignore --format; ``.jpeg`` with jpg is fine."""
+    rc = main(["stylize", str(selfies[0]), "-o", str(tmp_path / "out.png"), "--format", "jpg", *models(weights)])
+    err = capsys.readouterr().err
+    assert rc == 1 and "--format jpg contradicts the extension of -o out.png" in err
+    assert len(err.strip().splitlines()) == 1 and list(tmp_path.iterdir()) == []
+    jpeg = tmp_path / "out.jpeg"
+    assert main(["stylize", str(selfies[0]), "-o", str(jpeg), "--format", "jpg", *models(weights)]) == 0
+    assert jpeg.is_file()
+
+
 def test_never_overwrites_an_input(weights, inputs, capsys) -> None:
     before = {p.name: p.read_bytes() for p in inputs.iterdir()}
     rc = main(["stylize", str(inputs), "--suffix", "", *models(weights)])  # output == input path

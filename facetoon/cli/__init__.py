@@ -17,6 +17,7 @@ import argparse
 import contextlib
 import importlib
 import logging
+import os
 import pkgutil
 import sys
 from collections.abc import Iterator, Sequence
@@ -83,6 +84,13 @@ def _run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("facetoon: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader of stdout went away (`facetoon faces x.jpg --json | head -c 10`): stop quietly,
+        # with the status a shell gives a process killed by SIGPIPE; stdout goes to devnull so that
+        # the interpreter's final flush does not raise again
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
     except FacetoonError as exc:
         if args.debug:
             raise

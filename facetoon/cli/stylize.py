@@ -145,6 +145,9 @@ def run_stylize(args: argparse.Namespace) -> int:
         one_input = len(files) == 1 and len(args.inputs) == 1
         if one_input and out.suffix.lower() in WRITE_FORMATS and not out.is_dir():
             single = out
+            if args.format is not None and WRITE_FORMATS[out.suffix.lower()] != WRITE_FORMATS.get(f".{args.format}"):
+                raise ConfigError(f"--format {args.format} contradicts the extension of -o {out.name}; "
+                                  "give one of them", path=out)
         elif out.suffix.lower() in IMAGE_EXTENSIONS and not out.is_dir():
             raise ConfigError(f"-o: facetoon cannot write {out.suffix} images; use one of "
                               f"{', '.join(sorted(WRITE_FORMATS))} (or create the folder first to write into it)",
