@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -12,7 +13,7 @@ import pytest
 
 from facetoon.cli import main
 from facetoon.data.animegan_layout import check_animegan_layout, list_styles
-from facetoon.data.smoothing import edge_smooth, smooth_directory
+from facetoon.data.smoothing import SETTINGS_FILE, edge_smooth, smooth_directory
 from facetoon.errors import DataError, InvalidImageError
 from facetoon.io import read_image, write_image
 
@@ -65,7 +66,7 @@ def test_directory_parallel_skip_and_failures(tmp_path, anime_faces):
     out = tmp_path / "smooth"
     report = smooth_directory(src, out, workers=2)
     assert len(report.written) == 4 and not report.skipped and not report.failed
-    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in src.iterdir())
+    assert sorted(p.name for p in out.iterdir()) == sorted([SETTINGS_FILE, *(p.name for p in src.iterdir())])
     first = out / anime_faces[0].name
     assert read_image(first).shape == read_image(anime_faces[0]).shape
     mtime = first.stat().st_mtime_ns
@@ -78,7 +79,13 @@ def test_directory_parallel_skip_and_failures(tmp_path, anime_faces):
     third = smooth_directory(src, out, workers=1)
     assert [p.name for p in third.written] == [anime_faces[1].name]
     assert list(third.failed) == [src / "broken.jpg"]
-    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary files left
+    assert not [p for p in out.iterdir() if p.name.startswith(".") and p.name != SETTINGS_FILE]  # no temporary files
+    # other settings (a new training size) remake every image, and are recorded
+    fourth = smooth_directory(src, out, workers=1, size=64)
+    assert len(fourth.written) == 4 and not fourth.skipped
+    assert read_image(first).shape[:2] != read_image(anime_faces[0]).shape[:2]
+    assert json.loads((out / SETTINGS_FILE).read_text()) == {"size": 64, "kernel_size": 5}
+    assert len(smooth_directory(src, out, workers=1, size=64).skipped) == 4
     with pytest.raises(DataError, match="not found"):
         smooth_directory(tmp_path / "nope", out)
 

@@ -12,12 +12,14 @@ anime images with their edges blurred, labelled *fake*. :func:`edge_smooth` make
    else is untouched.
 
 :func:`smooth_directory` does this for a folder in parallel over processes, skips outputs that
-already exist (and are newer than their input), and writes each file atomically, so an
-interrupted run can simply be restarted.
+already exist (and are newer than their input, and were made with the same ``size`` and
+``kernel_size``, recorded in the folder's ``.facetoon-smooth.json``), and writes each file
+atomically, so an interrupted run can simply be restarted.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Iterable, Sequence
@@ -27,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._fileutil import atomic_write_bytes
 from ..errors import ConfigError, DataError, InvalidImageError
 from ..io import IMAGE_EXTENSIONS, list_images
 
@@ -74,6 +77,19 @@ def smooth_file(src: str | os.PathLike[str], dst: str | os.PathLike[str], size: 
     return write_image(edge_smooth(image, kernel_size), Path(dst), quality=95)
 
 
+#: the settings the smoothed images of a folder were made with (a change remakes them all)
+SETTINGS_FILE = ".facetoon-smooth.json"
+
+
+def _settings_changed(dst_dir: Path, settings: dict[str, int | None]) -> bool:
+    """Whether ``dst_dir`` records settings other than ``settings`` (no record: unknown, False)."""
+    try:
+        recorded = json.loads((dst_dir / SETTINGS_FILE).read_text())
+    except (OSError, ValueError):
+        return False
+    return bool(recorded != settings)
+
+
 def _is_done(src: Path, dst: Path) -> bool:
     try:
         return dst.stat().st_size > 0 and dst.stat().st_mtime >= src.stat().st_mtime
@@ -112,7 +128,8 @@ def smooth_directory(
     """Write the edge-smoothed copy of every image of ``style_dir`` to ``out_dir`` (same file names).
 
     ``workers`` processes (default: all cores; 1 runs in this process). Existing outputs newer
-    than their input are skipped unless ``overwrite``. Files that fail are collected in the
+    than their input are skipped unless ``overwrite``, or unless the folder's
+    ``.facetoon-smooth.json`` records another ``size`` or ``kernel_size``. Files that fail are collected in the
     report (the others are still written); raises :class:`DataError` if ``style_dir`` is missing
     or holds no images.
     """
@@ -125,6 +142,10 @@ def smooth_directory(
     if src_dir.resolve() == dst_dir.resolve():
         raise ConfigError(f"output folder must differ from the style folder ({src_dir})")
     dst_dir.mkdir(parents=True, exist_ok=True)
+    settings = {"size": size, "kernel_size": kernel_size}
+    if not overwrite and _settings_changed(dst_dir, settings):
+        log.warning("%s was made with other settings than %s: remaking every image", dst_dir, settings)
+        overwrite = True
     report = SmoothReport()
     todo: list[tuple[str, str, int | None, int]] = []
     for src in sources:
@@ -144,6 +165,8 @@ def smooth_directory(
         with ProcessPoolExecutor(max_workers=min(n, len(todo))) as pool:
             chunks = max(1, len(todo) // (8 * n))
             _collect(pool.map(_work, todo, chunksize=chunks), report, dst_dir, len(todo))
+    # recorded once all are made: an interrupted remake is redone in full next time
+    atomic_write_bytes(dst_dir / SETTINGS_FILE, (json.dumps(settings) + "\n").encode())
     return report
 
 
