@@ -316,7 +316,9 @@ def detect_faces(
             upright, where the landmark models are accurate (up to 3 times, until the roll
             agrees within 2 degrees). Faces found on rotated copies are always refined, then
             verified by detecting them again on that upright patch (which removes the false
-            detections rotated copies otherwise add).
+            detections rotated copies otherwise add). With 68-point landmarks, faces of the
+            upright pass are also measured from each of ``angles`` and the roll re-detected
+            best is kept (that model can take a face tilted 35-40 degrees for an upright one).
 
     Returns:
         A list of :class:`Face`, sorted by size, largest first; empty when there is no face.
