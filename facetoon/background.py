@@ -95,7 +95,7 @@ class BackgroundStylizer:
         device: torch device (``"cpu"``, ``"cuda"``...).
         precision: ``"fp32"`` (reference) or ``"fast"`` (see module docstring).
         max_pixels_per_tile: memory budget in pixels; larger images are tiled.
-        tile_overlap: overlap of neighbouring tiles in pixels.
+        tile_overlap: overlap of neighbouring tiles in pixels (> 2 * ``tile_guard``, so at least 1).
         tile_guard: pixels next to an inner tile border that get zero blending weight.
         internal_scale: in (0, 1]; below 1 enables the guided-filter speed mode.
         retain_memory: call :func:`retain_freed_memory` (process-wide; faster repeated calls,
@@ -126,10 +126,11 @@ class BackgroundStylizer:
             raise ConfigError(f"precision must be 'fp32' or 'fast', got {precision!r}")
         if not isinstance(max_pixels_per_tile, int) or max_pixels_per_tile < 64 * 64:
             raise ConfigError(f"max_pixels_per_tile must be an int >= 4096, got {max_pixels_per_tile!r}")
-        if tile_overlap < 0 or tile_guard < 0 or 2 * tile_guard >= max(tile_overlap, 1):
-            if not (tile_overlap == 0 and tile_guard == 0):
-                raise ConfigError(f"need tile_overlap > 2 * tile_guard >= 0, got overlap={tile_overlap}, "
-                                  f"guard={tile_guard}")
+        # tiles must overlap (by at least 1 px) for the blend to hide their seams; an overlap of 0
+        # made touching tiles, which failed on sizes that are multiples of the tile
+        if tile_guard < 0 or 2 * tile_guard >= tile_overlap:
+            raise ConfigError(f"need tile_overlap > 2 * tile_guard >= 0, got overlap={tile_overlap}, "
+                              f"guard={tile_guard}")
         if not 0.0 < internal_scale <= 1.0:
             raise ConfigError(f"internal_scale must be in (0, 1], got {internal_scale!r}")
         if retain_memory:

@@ -299,6 +299,11 @@ def test_bad_arguments(v2):
         BackgroundStylizer(v2, internal_scale=0)
     with pytest.raises(ConfigError):
         BackgroundStylizer(v2, tile_overlap=16, tile_guard=8)
+    # touching tiles (no overlap) used to be accepted, then failed on a 128 px image with 64 px tiles
+    with pytest.raises(ConfigError, match="need tile_overlap > 2 \\* tile_guard"):
+        BackgroundStylizer(v2, max_pixels_per_tile=64 * 64, tile_overlap=0, tile_guard=0)
+    assert BackgroundStylizer(v2, max_pixels_per_tile=64 * 64, tile_overlap=1, tile_guard=0)(
+        np.zeros((128, 128, 3), np.uint8)).shape == (128, 128, 3)
 
 
 def test_retain_freed_memory_in_a_subprocess():

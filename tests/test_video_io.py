@@ -87,6 +87,39 @@ def test_truncated_trimmed_mp4_is_still_truncated(tmp_path: Path) -> None:
     assert "\n" not in str(e.value) and partial_path(out).exists()
 
 
+def _damage_packets(src: Path, dst: Path, which: range) -> None:
+    """A copy of ``src`` whose video packets ``which`` (in file order) are overwritten with 0xFF."""
+    data = bytearray(src.read_bytes())
+    with av.open(str(src)) as container:
+        packets = [(p.pos, p.size) for p in container.demux(video=0) if p.size]
+    for i in which:
+        pos, size = packets[i]
+        data[pos:pos + size] = b"\xff" * size
+    dst.write_bytes(bytes(data))
+
+
+def test_a_damaged_packet_is_skipped_and_the_rest_of_the_video_kept(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """One damaged H.264 packet used to end the read (VideoError after frame 38 of 96, output lost);
+    the decoder recovers at the next packet, so only that frame is missing. Damage throughout is
+    still an error."""
+    import logging
+
+    src = make_clip(tmp_path / "in.mp4", [], size=(96, 64), n_frames=96, fps=24, audio=False, noise=8)
+    _damage_packets(src.path, tmp_path / "one.mp4", range(40, 41))
+    with caplog.at_level(logging.WARNING, logger="facetoon.video.reader"):
+        with VideoReader(tmp_path / "one.mp4") as reader:
+            frames = [f.index for f in reader]
+            assert reader.bad_packets == 1
+    assert len(frames) == 95 and "skipped a damaged video packet" in caplog.text
+    out = stylize_video(tmp_path / "one.mp4", tmp_path / "out.mp4", stylize_frame=invert, progress=False)
+    assert out.frames == 95 and (tmp_path / "out.mp4").is_file()
+    _damage_packets(src.path, tmp_path / "many.mp4", range(10, 90))
+    with pytest.raises(VideoError, match="corrupt or truncated video data"):
+        with VideoReader(tmp_path / "many.mp4") as reader:
+            list(reader)
+
+
 # --------------------------------------------------------------------------- colour matrices
 
 BANDS = [(200, 60, 30), (30, 160, 220), (90, 200, 70)]

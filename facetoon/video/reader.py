@@ -50,6 +50,10 @@ __all__ = ["AudioInfo", "DecodedFrame", "VideoInfo", "VideoReader", "probe_video
 
 log = logging.getLogger(__name__)
 
+# a damaged video packet is skipped (the decoder recovers at the next one); this many damaged
+# packets in a row end the read with a VideoError
+MAX_BAD_PACKETS_IN_A_ROW = 25
+
 # colour matrix of frames that do not say: the usual convention (SD: BT.601, HD: BT.709)
 _HD_HEIGHT = 720
 # FFmpeg's colour-matrix tag of a frame (AVColorSpace) -> the matrix, by the name PyAV's converter
@@ -247,6 +251,8 @@ class VideoReader:
         self.trailing_audio: list[Any] = []
         #: frames yielded so far
         self.frames_read = 0
+        #: damaged video packets skipped so far (their frames are missing from the output)
+        self.bad_packets = 0
 
     # ----------------------------------------------------------------- opening
 
@@ -369,6 +375,7 @@ class VideoReader:
         video_done = False
         trimming = self.start > 0 or self.duration is not None
         index = 0
+        bad_in_a_row = 0
         streams = [v, *self._audio]
         try:
             for packet in self._container.demux(*streams):
@@ -388,7 +395,18 @@ class VideoReader:
                     continue
                 if video_done:
                     continue
-                for frame in packet.decode():
+                try:
+                    frames = packet.decode()
+                except av.InvalidDataError as exc:
+                    self.bad_packets += 1
+                    bad_in_a_row += 1
+                    if bad_in_a_row >= MAX_BAD_PACKETS_IN_A_ROW:
+                        raise
+                    log.warning("%s: skipped a damaged video packet after frame %d: %s", self.path, index,
+                                first_line(exc))
+                    continue
+                bad_in_a_row = 0
+                for frame in frames:
                     pts = frame.pts
                     if pts is None:
                         pts = (last_pts + step) if last_pts is not None else 0
