@@ -97,9 +97,13 @@ def test_registry_config_and_round_trip(tmp_path, v2):
     assert isinstance(m, Generator) and m.config == {"version": "v1", "align_corners": True}
     save_pretrained(v2, tmp_path / "w")
     back = load_pretrained(tmp_path / "w")
+    # the weights come back bit for bit; the outputs agree to float rounding (oneDNN may pick another
+    # kernel for differently aligned weight memory: bitwise output equality failed once in the full suite)
+    want, got = v2.state_dict(), back.state_dict()
+    assert got.keys() == want.keys() and all(torch.equal(t, want[k]) for k, t in got.items())
     x = torch.rand(1, 3, 32, 40) * 2 - 1
     with torch.no_grad():
-        assert torch.equal(back(x), v2(x))
+        torch.testing.assert_close(back(x), v2(x), rtol=0, atol=1e-5)
     with pytest.raises(ConfigError):
         create_model("animegan", version="v3")
 

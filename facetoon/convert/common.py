@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import pickle
-import zipfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -43,10 +41,8 @@ def load_state_dict_file(path: str | os.PathLike[str]) -> dict[str, torch.Tensor
     try:
         obj = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any file: the legacy unpickler raises KeyError, IndexError...
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if not isinstance(exc, (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError,
-                                zipfile.BadZipFile)):
-            first = f"{type(exc).__name__}: {first}"
+        lines = str(exc).strip().splitlines()
+        first = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
         raise WeightsError(f"cannot read as a torch state_dict (truncated or not a .pth file?): {first}",
                            path=p) from None
     if not isinstance(obj, Mapping):
