@@ -24,6 +24,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # the checkout's facetoon even when it is not installed
     sys.path.insert(0, str(REPO))
+from facetoon.cpuinfo import cpu_fields as cpu_info  # noqa: E402  (the first processor's fields)
+
 SHARED = Path(os.environ.get("FACETOON_SHARED", REPO.parent / "shared"))
 ASTRONAUT = REPO / "examples" / "astronaut.png"
 
@@ -39,23 +41,6 @@ __all__ = [
 
 # ---------------------------------------------------------------------------------------------
 # the machine
-
-
-def cpu_info() -> dict[str, str]:
-    """The first processor's fields of ``/proc/cpuinfo`` (empty where there is none)."""
-    fields: dict[str, str] = {}
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if not line.strip():
-                    if fields:
-                        break
-                    continue
-                key, _, value = line.partition(":")
-                fields.setdefault(key.strip(), value.strip())
-    except OSError:
-        pass
-    return fields
 
 
 def cpu_model() -> str:

@@ -19,6 +19,7 @@ from typing import Any, Iterator, TypeVar, cast
 
 import torch
 
+from .cpuinfo import cpu_flags
 from .errors import ConfigError
 
 __all__ = ["Runtime", "resolve_device", "cpu_has_fast_bf16", "resolve_runtime", "to_channels_last",
@@ -54,17 +55,7 @@ def _is_x86() -> bool:
 
 def x86_cpu_flags() -> frozenset[str] | None:
     """The feature flags of an x86 CPU from ``/proc/cpuinfo``; ``None`` on other CPUs or systems."""
-    if not _is_x86():
-        return None
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                if key.strip() == "flags":
-                    return frozenset(value.split())
-    except OSError:
-        pass
-    return None
+    return cpu_flags() if _is_x86() else None
 
 
 def _onednn_accepts_bf16() -> bool:

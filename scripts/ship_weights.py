@@ -153,21 +153,15 @@ def machine() -> tuple[str, str]:
     """(CPU model, precision the 'fast' path runs with on it)."""
     import platform
 
-    cpu, flags = platform.processor() or platform.machine(), set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-            elif line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-                break
-    except OSError:
-        pass
+    from facetoon.cpuinfo import cpu_fields
+    from facetoon.runtime import cpu_has_fast_bf16
+
+    fields = cpu_fields()
+    cpu = fields.get("model name") or platform.processor() or platform.machine()
+    flags = set(fields.get("flags", "").split())
     isa = [f for f in ("amx_bf16", "avx512_bf16", "avx512f", "avx2") if f in flags]
     if isa:
         cpu += f" ({isa[0]})"
-    from facetoon.runtime import cpu_has_fast_bf16
-
     return cpu, "bf16 (channels_last + autocast)" if cpu_has_fast_bf16() else "fp32 (no native bf16)"
 
 

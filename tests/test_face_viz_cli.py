@@ -103,6 +103,11 @@ def test_cli_faces(shared: Path, tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert main(["faces", str(src), "--max-faces", "1"]) == 0
     text = capsys.readouterr().out
     assert "1 face(s)" in text and "#0: box" in text
+    # fewer faces into the same folder: the three older crops stay, with a warning naming them
+    assert main(["faces", str(src), "--max-faces", "1", "--crops", str(crops)]) == 0
+    err = capsys.readouterr().err
+    assert "3 crop(s) not from this image" in err and "face1.png, face2.png, face3.png" in err
+    assert sorted(p.name for p in crops.iterdir()) == written
     assert main(["faces", str(tmp_path / "missing.jpg")]) == 1
     assert "missing.jpg" in capsys.readouterr().err
 

@@ -463,6 +463,20 @@ def test_x86_cpu_flags_reads_proc_cpuinfo() -> None:
     assert flags is not None and "sse2" in flags  # every x86_64 CPU has SSE2
 
 
+def test_cpu_fields_reads_the_first_processor_block(tmp_path: Path) -> None:
+    from facetoon.cpuinfo import cpu_fields, cpu_flags
+
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nmodel name\t: First CPU\nflags\t\t: fpu sse2 amx_bf16\n\n"
+                    "processor\t: 1\nmodel name\t: Second CPU\nflags\t\t: fpu\n")
+    assert cpu_fields(info)["model name"] == "First CPU"
+    assert cpu_flags(info) == frozenset({"fpu", "sse2", "amx_bf16"})
+    assert cpu_fields(tmp_path / "missing") == {} and cpu_flags(tmp_path / "missing") is None
+    arm = tmp_path / "arm"
+    arm.write_text("processor\t: 0\nFeatures\t: fp asimd bf16\n")
+    assert cpu_flags(arm) is None  # Arm lists "Features", not x86 "flags"
+
+
 def test_single_process_needs_no_process_group(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     info = init_distributed("cpu")

@@ -88,4 +88,21 @@ def run_faces(args: argparse.Namespace) -> int:
         folder = Path(args.crops)
         for i, a in enumerate(aligned):
             write_image(a.image, folder / f"face{i}.png", protect=[args.image])
+        _warn_about_older_crops(folder, len(aligned))
     return 0
+
+
+def _warn_about_older_crops(folder: Path, count: int) -> None:
+    """Warn about ``face<N>.png`` files in ``folder`` with ``N >= count``: crops of an earlier run
+    (of another image, or with more faces) that this run did not overwrite. They are left as they
+    are: the folder may be the user's."""
+    import logging
+    import re
+
+    older = sorted((p for p in folder.glob("face*.png")
+                    if (m := re.fullmatch(r"face(\d+)\.png", p.name)) and int(m.group(1)) >= count),
+                   key=lambda p: int(p.stem[4:]))
+    if older:
+        names = ", ".join(p.name for p in older[:5]) + (", ..." if len(older) > 5 else "")
+        logging.getLogger(__name__).warning("%s: %d crop(s) not from this image, left from an earlier run: %s",
+                                            folder, len(older), names)
