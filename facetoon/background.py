@@ -138,7 +138,7 @@ class BackgroundStylizer:
         if not isinstance(model, nn.Module):
             from .models.serialization import load_pretrained
 
-            model = load_pretrained(model)
+            model = load_pretrained(model, archs=("animegan", "cartoongan"))
         self.device = torch.device(device)
         self.precision = precision
         self.max_pixels = max_pixels_per_tile

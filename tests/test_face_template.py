@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import subprocess
 import sys
@@ -46,6 +47,14 @@ def test_template_shapes_and_rescaling() -> None:
         FaceTemplate.from_points(t.points5, t.points68, np.full((5, 2), np.nan))
     with pytest.raises(ConfigError, match="size: expected a positive integer"):
         FaceTemplate.from_points(t.points5, t.points68, t.named, size=0)
+
+
+def test_template_repr_is_one_short_line() -> None:
+    """The default template is the default argument of align_face & co.: help() and signatures
+    show its repr, which must not dump 78 points."""
+    text = repr(DEFAULT_TEMPLATE)
+    assert "\n" not in text and len(text) < 120 and "5/68/5 points" in text, text
+    assert "FaceTemplate(name=" in str(inspect.signature(align_face))
 
 
 def test_aligning_training_selfies_changes_their_framing_little(shared: Path) -> None:

@@ -104,6 +104,28 @@ def test_missing_default_weights_is_a_clear_error(monkeypatch, tmp_path, face_mo
         Stylizer(face_model=tmp_path / "nowhere", background_model=None)
 
 
+def test_a_model_in_the_wrong_role_is_refused_when_loaded(tmp_path, face_model, scene_model) -> None:
+    """The face model's folder as the scene model (or the reverse) is refused at construction,
+    naming the folder and the architectures expected (it used to fail on every photo with an
+    AttributeError from deep inside the tiling code)."""
+    save_pretrained(face_model, tmp_path / "face")
+    save_pretrained(scene_model, tmp_path / "scene")
+    for make, expected in [
+        (lambda: Stylizer(face_model=face_model, background_model=tmp_path / "face"), "'animegan' or 'cartoongan'"),
+        (lambda: Stylizer(face_model=face_model, background_model="animegan",
+                          background_weights=tmp_path / "face"), "expected 'animegan'"),
+        (lambda: Stylizer(face_model=face_model, background_model="cartoongan",
+                          background_weights=tmp_path / "scene"), "expected 'cartoongan'"),
+        (lambda: Stylizer(face_model=tmp_path / "scene", background_model=None), "expected 'ugatit_generator'"),
+        (lambda: BackgroundStylizer(tmp_path / "face"), "'animegan' or 'cartoongan'"),
+    ]:
+        with pytest.raises(WeightsError) as err:
+            make()
+        msg = str(err.value)
+        assert expected in msg and "holds a" in msg and "\n" not in msg, msg
+    assert Stylizer(face_model=tmp_path / "face", background_model=tmp_path / "scene") is not None
+
+
 def test_no_weights_directory_says_how_to_get_one(monkeypatch, tmp_path, face_model) -> None:
     """A regular (non-editable) install has no weights/ beside the package: the error says to
     install editable from a checkout or to set FACETOON_WEIGHTS."""

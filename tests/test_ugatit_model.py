@@ -382,3 +382,14 @@ def test_a_hand_edited_config_json_is_a_weights_error(tmp_path: Path) -> None:
         with pytest.raises(WeightsError, match=needle) as info:
             load_pretrained(tmp_path / "g")
         assert str(config) in str(info.value) and len(str(info.value).splitlines()) == 1
+
+
+def test_create_model_documents_every_registered_architecture() -> None:
+    """create_model's docstring names the architectures a user can build; it must list them all."""
+    from facetoon.errors import ConfigError
+    from facetoon.models import list_models
+
+    for name in list_models():
+        assert f'"{name}"' in (create_model.__doc__ or ""), name
+    with pytest.raises(ConfigError, match="unknown model architecture 'nope'; known: animegan"):
+        create_model("nope")

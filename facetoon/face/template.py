@@ -84,6 +84,10 @@ class FaceTemplate:
     size: int = 256
     name: str = "custom"
 
+    def __repr__(self) -> str:  # short: it appears in help() and signatures of align_face & co.
+        return (f"FaceTemplate(name={self.name!r}, size={self.size}, points5/points68/named: "
+                f"{len(self.points5)}/{len(self.points68)}/{len(self.named)} points)")
+
     @classmethod
     def from_points(cls, points5: Sequence[Sequence[float]], points68: Sequence[Sequence[float]],
                     named: Sequence[Sequence[float]], size: int = 256, name: str = "custom") -> FaceTemplate:

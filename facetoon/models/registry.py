@@ -68,7 +68,15 @@ def get_model_class(name: str) -> type[nn.Module]:
 
 
 def create_model(name: str, **kwargs: Any) -> nn.Module:
-    """Build the architecture registered as ``name`` with randomly initialised weights."""
+    """Build the architecture registered as ``name`` with randomly initialised weights.
+
+    ``name``: one of :func:`list_models` (``"ugatit_generator"``, ``"ugatit_discriminator"``,
+    ``"animegan"``, ``"animegan_discriminator"``, ``"cartoongan"``); ``kwargs``: that class's
+    constructor options. For trained weights use :func:`facetoon.models.load_pretrained`.
+
+    Raises:
+        ConfigError: an unknown name, or arguments the class does not take.
+    """
     cls = get_model_class(name)
     try:
         return cls(**kwargs)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -180,18 +181,30 @@ def load_pretrained(
     *,
     device: str | torch.device = "cpu",
     dtype: torch.dtype = torch.float32,
+    archs: Collection[str] | None = None,
 ) -> nn.Module:
     """Build the architecture named in ``config.json`` and load its safetensors weights.
 
-    Returns the model in eval mode on ``device`` with floating tensors in ``dtype``.
-    Raises :class:`WeightsError` on a missing file, mismatching tensors, or a ``config.json`` and
-    ``model.safetensors`` from different saves (see :func:`read_config`).
+    ``name_or_path``: a weights folder (``config.json`` + ``model.safetensors``), or the name of
+    one in :func:`weights_dir` (``$FACETOON_WEIGHTS``, else the checkout's ``weights/``), e.g.
+    ``"ugatit-selfie2anime"``. ``archs``: the registry names accepted (``None``: any); a folder
+    of another architecture is refused before its weights are read.
+
+    Returns the model in eval mode on ``device`` with floating tensors in ``dtype``. The image
+    generators take and return RGB ``(B, 3, H, W)`` float tensors in [-1, 1]; the U-GAT-IT
+    generator also returns its CAM logits and attention heatmap.
+    Raises :class:`WeightsError` on a missing file, mismatching tensors, a ``config.json`` and
+    ``model.safetensors`` from different saves (see :func:`read_config`), or an architecture
+    outside ``archs``.
     """
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     folder = resolve_weights(name_or_path)
     doc = read_config(folder)
+    if archs is not None and doc["arch"] not in archs:
+        raise WeightsError(f"holds a {doc['arch']!r} model; expected {' or '.join(repr(a) for a in archs)}",
+                           path=folder)
     try:
         model = create_model(doc["arch"], **doc["config"])
     except (ConfigError, ValueError, TypeError, RuntimeError) as exc:  # e.g. a hand-edited ngf = -1

@@ -101,6 +101,18 @@ def stylize(image: ImageSource, **options: Any) -> Image.Image | np.ndarray | St
     constructor options share one Stylizer and run one at a time (see :func:`get_stylizer`).
 
         >>> out = facetoon.stylize("portrait.jpg", strength=0.8)   # doctest: +SKIP
+
+    Returns:
+        The stylized image, of the same size as the (EXIF-oriented) input: a PIL image when given
+        a path, bytes, a file object or a PIL image; a ``uint8`` RGB ``(H, W, 3)`` array (RGBA
+        ``(H, W, 4)`` when the input had an alpha channel) when given an array; a
+        :class:`StylizeResult` with ``return_details=True``. See :meth:`Stylizer.stylize`.
+
+    Raises:
+        InvalidImageError: the input is not a readable image.
+        WeightsError: the models' weights are missing or do not fit.
+        NoFaceError: no face found and ``require_face=True``.
+        ConfigError: an invalid option.
     """
     call = {k: v for k, v in options.items() if k in _CALL_OPTIONS}
     build = {k: v for k, v in options.items() if k not in _CALL_OPTIONS}

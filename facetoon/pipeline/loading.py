@@ -56,8 +56,15 @@ def model_folder(spec: str | os.PathLike[str], what: str, option: str) -> Path:
         ) from None
 
 
-def _load_folder(folder: Path) -> nn.Module:
-    return load_pretrained(folder, device="cpu", dtype=torch.float32)
+#: architectures (registry names) each role accepts from a weights folder
+FACE_ARCHS = ("ugatit_generator",)
+BACKGROUND_ARCHS = ("animegan", "cartoongan")
+
+
+def _load_folder(folder: Path, archs: tuple[str, ...]) -> nn.Module:
+    """Load ``folder``; a model of another architecture than ``archs`` (e.g. the face model given
+    as the scene model) is a WeightsError naming the folder."""
+    return load_pretrained(folder, device="cpu", dtype=torch.float32, archs=archs)
 
 
 def load_face_model(spec: ModelSpec) -> nn.Module | None:
@@ -66,7 +73,7 @@ def load_face_model(spec: ModelSpec) -> nn.Module | None:
     if not isinstance(spec, (str, os.PathLike)):
         raise ConfigError(f"face_model: expected a torch module, a weights folder or name, or None; "
                           f"got {type(spec).__name__}")
-    return _load_folder(model_folder(spec, "face model", "face_model"))
+    return _load_folder(model_folder(spec, "face model", "face_model"), FACE_ARCHS)
 
 
 def load_background_model(spec: ModelSpec, weights: str | os.PathLike[str] | None) -> nn.Module | None:
@@ -91,21 +98,21 @@ def load_background_model(spec: ModelSpec, weights: str | os.PathLike[str] | Non
             from ..convert.cartoongan import load_official_cartoongan
 
             return load_official_cartoongan(path)
-        return _load_folder(model_folder(path, "CartoonGAN", "background_weights"))
+        return _load_folder(model_folder(path, "CartoonGAN", "background_weights"), ("cartoongan",))
     if kind == "animegan":
         if weights is None:
             return _load_folder(model_folder(DEFAULT_BACKGROUND_WEIGHTS, "default background (AnimeGAN)",
-                                             "background_model"))
+                                             "background_model"), ("animegan",))
         path = Path(weights)
         if path.is_file():
             from ..convert.animegan import load_animegan_v2_port
 
             return load_animegan_v2_port(path)
-        return _load_folder(model_folder(path, "AnimeGAN", "background_weights"))
+        return _load_folder(model_folder(path, "AnimeGAN", "background_weights"), ("animegan",))
     if weights is not None:
         raise ConfigError("background_weights is only used with background_model='animegan' or "
                           "'cartoongan'")
-    return _load_folder(model_folder(spec, "background model", "background_model"))
+    return _load_folder(model_folder(spec, "background model", "background_model"), BACKGROUND_ARCHS)
 
 
 def face_size_of(model: nn.Module | None, face_size: int | None) -> int:

@@ -54,7 +54,8 @@ class StylizeResult:
         image: the output, of the type the call returns without details (PIL image for PIL,
             path or bytes input; ``uint8`` array ``(H, W, 3)`` RGB, or ``(H, W, 4)`` RGBA when
             the input had transparency, for array input).
-        faces: one :class:`FaceDetails` per stylized face, largest first.
+        faces: one :class:`FaceDetails` per stylized face: largest first when detected, in the
+            given order with ``faces=``.
         background: ``(H, W, 3)`` uint8 RGB output of the scene model at full style (the photo
             itself when there is no scene model).
         photo: ``(H, W, 3)`` uint8 RGB input as read (EXIF-rotated, gray expanded, transparency
