@@ -11,7 +11,8 @@ from typing import IO, Iterator
 
 from .errors import OutputError
 
-__all__ = ["atomic_write_bytes", "atomic_open", "create_temp", "link_no_clobber", "same_file"]
+__all__ = ["atomic_write_bytes", "atomic_open", "create_temp", "link_no_clobber", "same_file",
+           "not_a_folder", "not_a_folder_reason", "make_folder"]
 
 
 def same_file(a: Path, b: Path) -> bool:
@@ -23,6 +24,42 @@ def same_file(a: Path, b: Path) -> bool:
         return a.resolve() == b.resolve()
     except OSError:
         return False
+
+
+def not_a_folder(folder: Path) -> Path | None:
+    """What stops ``folder`` from being a folder: ``folder`` itself or the nearest of its parents
+    that exists, when that one is not a folder (a file); ``None`` when ``folder`` is a folder or can
+    be created (nothing is created here)."""
+    for p in (folder, *folder.parents):
+        if p.is_dir():
+            return None
+        if p.exists() or p.is_symlink():  # a file, or a broken symbolic link
+            return p
+    return None
+
+
+def not_a_folder_reason(blocker: Path) -> str:
+    """``"<blocker> is a file, not a folder"`` (or ``"... is not a folder"`` for a broken link)."""
+    return f"{blocker} is a file, not a folder" if blocker.is_file() else f"{blocker} is not a folder"
+
+
+def make_folder(folder: Path, target: Path | None = None) -> None:
+    """``folder.mkdir(parents=True, exist_ok=True)``, with a message that names the real problem
+    when a file stands where a folder is needed (``mkdir`` only says "File exists" or "Not a
+    directory").
+
+    Raises:
+        OutputError: ``folder`` or one of its parents is a file (named ``target`` or ``folder``).
+        OSError: the folder could not be made otherwise.
+    """
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        blocker = not_a_folder(folder)
+        if blocker is None:
+            raise
+        raise OutputError(f"cannot write: {not_a_folder_reason(blocker)}",
+                          path=folder if target is None else target) from None
 
 
 def create_temp(directory: Path, name: str, suffix: str = ".tmp") -> tuple[Path, int]:
@@ -71,7 +108,7 @@ def atomic_open(path: str | os.PathLike[str], suffix: str = ".tmp") -> Iterator[
     ``suffix`` lets libraries that pick a format from the extension see the right one.
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(target.parent, target)
     tmp, fd = create_temp(target.parent, target.name, suffix)
     try:
         with os.fdopen(fd, "wb") as f:

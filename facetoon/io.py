@@ -63,7 +63,7 @@ from typing import IO, TYPE_CHECKING, Any, Final, Literal, Union
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from ._fileutil import create_temp, link_no_clobber, same_file
+from ._fileutil import create_temp, link_no_clobber, make_folder, same_file
 from .errors import (ConfigError, DataError, FacetoonError, ImageTooLargeError, InvalidImageError, OutputError,
                      first_line)
 
@@ -552,7 +552,7 @@ def write_image(
         InvalidImageError: bad array or unsupported extension.
         ConfigError: ``quality`` out of range.
         OutputError: the target is protected, exists with ``overwrite=False``, is a folder,
-            or cannot be written.
+            has a file where a parent folder should be, or cannot be written.
     """
     target = Path(path)
     fmt = WRITE_FORMATS.get(target.suffix.lower())
@@ -585,8 +585,10 @@ def write_image(
         params = {"compression": "tiff_lzw"}
 
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
+        make_folder(target.parent, target)
         tmp, fd = create_temp(target.parent, target.name)
+    except OutputError:
+        raise
     except OSError as exc:
         raise OutputError(f"cannot write: {exc.strerror or exc}", path=target) from None
     try:

@@ -215,3 +215,35 @@ def test_a_closed_stdout_ends_the_command_quietly() -> None:
     err = proc.stderr.read()
     assert proc.wait(timeout=300) == 141, err
     assert err.strip() == "", err
+
+
+@pytest.mark.parametrize(("args", "line"), [
+    (["stylize", "x.png", "--strength", "abc"],
+     "facetoon stylize: error: argument --strength: invalid float value: 'abc' (see facetoon stylize --help)"),
+    (["stylize", "x.png", "--format", "gif"], "facetoon stylize: error: argument --format: invalid choice: 'gif'"),
+    (["faces", "x.png", "--landmarks", "7"], "facetoon faces: error: argument --landmarks: invalid choice: '7'"),
+    (["faces", "x.png", "--no-such-option"],
+     "facetoon faces: error: unrecognized arguments: --no-such-option (see facetoon faces --help)"),
+    (["no-such-command"], "facetoon: error: argument COMMAND: invalid choice: 'no-such-command'"),
+])
+def test_usage_errors_are_one_line(args: list[str], line: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Like every other error: one line naming the problem (no usage block), exit status 2."""
+    from facetoon.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    out, err = capsys.readouterr()
+    assert exit_info.value.code == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1 and err.startswith(line), err
+
+
+def test_debug_and_quiet_also_after_the_command(tmp_path: Path) -> None:
+    missing = str(tmp_path / "missing.png")
+    proc = run_cli("info", "--image", missing, "--debug")
+    assert proc.returncode != 0
+    assert "Traceback" in proc.stderr and "InvalidImageError" in proc.stderr
+    # given before the command, not undone by its absence after it
+    proc = run_cli("--debug", "-q", "info", "--image", missing)
+    assert "Traceback" in proc.stderr
+    proc = run_cli("info", "--image", str(REPO / "examples" / "astronaut.png"), "-q")
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr

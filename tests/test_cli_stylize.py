@@ -97,10 +97,8 @@ def test_single_output_file(weights, selfies, tmp_path) -> None:
     target = tmp_path / "me_anime.png"
     rc = main(["stylize", str(selfies[0]), "-o", str(target), *models(weights)])
     assert rc == 0 and target.is_file()
-    # a file name with several inputs is refused (one-line error, exit 1)
-    rc = main(["stylize", str(selfies[0]), str(selfies[1]), "-o", str(tmp_path / "two.png"),
-               *models(weights)])
-    assert rc == 1
+    # a file name with several inputs is refused (one-line error, exit 1): see
+    # test_output_file_name_with_several_inputs_is_refused
 
 
 def test_failures_are_summarised_and_the_batch_continues(weights, inputs, tmp_path, capsys) -> None:
@@ -148,6 +146,53 @@ def test_output_with_an_unwritable_image_extension_is_refused(weights, selfies, 
     err = capsys.readouterr().err
     assert "cannot write .gif" in err and ".png" in err and "Traceback" not in err
     assert not (tmp_path / "out.gif").exists()
+
+
+@pytest.mark.parametrize(("case", "message"), [
+    ("two files", "-o looks like a file name but there are 2 input images; give a folder"),
+    ("the same file twice", "-o looks like a file name but 2 inputs are given; give a folder"),
+    ("a folder of two", "-o looks like a file name but there are 2 input images; give a folder"),
+    ("an existing file", "-o names an existing file but there are 2 input images; give a folder"),
+    ("a .gif name", "-o looks like a file name but there are 2 input images; give a folder"),
+])
+def test_output_file_name_with_several_inputs_is_refused(selfies, tmp_path, capsys, case, message) -> None:
+    """Each case gets its own reason (it used to be "cannot write .png images; use one of ... .png"),
+    before any model loads (the face weights named here do not exist)."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for p in selfies[:2]:
+        shutil.copy(p, folder / p.name)
+    a, b = sorted(folder.iterdir())
+    out = tmp_path / ("out.gif" if case == "a .gif name" else "out.png")
+    if case == "an existing file":
+        out.write_bytes(b"keep me")
+    inputs = {"the same file twice": [a, a], "a folder of two": [folder]}.get(case, [a, b])
+    rc = main(["stylize", *map(str, inputs), "-o", str(out), "--face-weights", str(tmp_path / "no-weights")])
+    err = capsys.readouterr().err
+    assert rc == 1 and err.strip() == f"facetoon: error: {out}: {message}", err
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["in"] + (["out.png"] if out.exists() else []))
+    if out.exists():
+        assert out.read_bytes() == b"keep me"
+
+
+@pytest.mark.parametrize("output", ["text.jpg/out.png", "text.jpg/folder"])
+def test_output_under_a_file_is_refused(selfies, tmp_path, capsys, output) -> None:
+    (tmp_path / "text.jpg").write_bytes(b"a file")
+    out = tmp_path / output
+    rc = main(["stylize", str(selfies[0]), "-o", str(out), "--face-weights", str(tmp_path / "no-weights")])
+    err = capsys.readouterr().err
+    assert rc == 1 and len(err.strip().splitlines()) == 1, err
+    assert f"-o cannot be written: {tmp_path / 'text.jpg'} is a file, not a folder" in err
+
+
+def test_debug_shows_the_traceback_of_each_failure_and_the_batch_goes_on(
+        weights, inputs, tmp_path, capsys) -> None:
+    (inputs / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not a jpeg")
+    out = tmp_path / "out"
+    rc = main(["stylize", str(inputs), "-o", str(out), *models(weights), "--no-progress", "--debug"])
+    captured = capsys.readouterr()
+    assert rc == 1 and "2 written" in captured.out and "1 failed" in captured.out
+    assert "Traceback" in captured.err and "InvalidImageError" in captured.err and "broken.jpg" in captured.err
 
 
 def test_format_contradicting_the_output_extension_is_refused(weights, selfies, tmp_path, capsys) -> None:

@@ -126,6 +126,23 @@ def test_cli_faces_checks_its_options_before_printing(
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize(("options", "message"), [
+    (["--draw", "{tmp}/text.jpg/d.png"], "{tmp}/text.jpg/d.png: --draw cannot be written: {tmp}/text.jpg is a file"),
+    (["--crops", "{tmp}/text.jpg"], "{tmp}/text.jpg: --crops names a file, not a folder"),
+    (["--crops", "{tmp}/text.jpg/crops"], "--crops cannot be written: {tmp}/text.jpg is a file, not a folder"),
+])
+def test_cli_faces_refuses_a_file_where_a_folder_is_needed(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], options: list[str], message: str) -> None:
+    """Checked before detection, with the file named (mkdir only said "File exists", after the results)."""
+    (tmp_path / "text.jpg").write_bytes(b"a file")
+    src = Path(__file__).parents[1] / "examples" / "astronaut.png"
+    code = main(["faces", str(src), *(o.replace("{tmp}", str(tmp_path)) for o in options)])
+    out, err = capsys.readouterr()
+    assert code == 1 and out == "" and len(err.strip().splitlines()) == 1, err
+    assert message.replace("{tmp}", str(tmp_path)) in err, err
+    assert [p.name for p in tmp_path.iterdir()] == ["text.jpg"] and (tmp_path / "text.jpg").read_bytes() == b"a file"
+
+
 def test_importing_facetoon_face_and_viz_loads_no_heavy_module() -> None:
     code = ("import sys, facetoon, facetoon.face, facetoon.viz, facetoon.cli.faces; "
             "print(sorted(m for m in ('cv2', 'dlib', 'torch', 'skimage', 'face_alignment') if m in sys.modules))")

@@ -513,6 +513,25 @@ def test_write_creates_parents_and_respects_umask(tmp_path: Path) -> None:
     assert out.stat().st_mode & 0o777 == 0o666 & ~umask
 
 
+@pytest.mark.parametrize("name", ["text.jpg/x.png", "text.jpg/a/b/x.png"])
+def test_write_under_a_file_names_the_file(tmp_path: Path, name: str) -> None:
+    """A file where a parent folder should be: the message names it (mkdir only says "File exists")."""
+    (tmp_path / "text.jpg").write_bytes(b"not a folder")
+    with pytest.raises(OutputError) as err:
+        write_image(_pattern(), tmp_path / name)
+    assert str(err.value) == f"{tmp_path / name}: cannot write: {tmp_path / 'text.jpg'} is a file, not a folder"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["text.jpg"]
+    assert (tmp_path / "text.jpg").read_bytes() == b"not a folder"
+
+
+def test_atomic_write_under_a_file_names_the_file(tmp_path: Path) -> None:
+    from facetoon._fileutil import atomic_write_bytes
+
+    (tmp_path / "run").write_text("a file")
+    with pytest.raises(OutputError, match="run/settings.json: cannot write: .*run is a file, not a folder"):
+        atomic_write_bytes(tmp_path / "run" / "settings.json", b"{}")
+
+
 def test_write_failure_leaves_old_file_intact(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     target = tmp_path / "out.png"
     write_image(_pattern(seed=1), target)

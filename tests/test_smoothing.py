@@ -100,6 +100,35 @@ def test_cli(tmp_path, anime_faces):
     assert main(["prepare-smooth", str(src), str(tmp_path / "out"), "--workers", "1"]) == 1
 
 
+@pytest.mark.parametrize(("options", "message"), [
+    (["--kernel-size", "0"], "--kernel-size must be a positive odd number (e.g. 3, 5, 7), got 0"),
+    (["--kernel-size", "4"], "--kernel-size must be a positive odd number (e.g. 3, 5, 7), got 4"),
+    (["--workers", "0"], "--workers must be >= 1, got 0"),
+])
+def test_cli_checks_options_before_any_work(tmp_path, capsys, options, message):
+    """One line, and nothing made: no image smoothed, no output folder, no settings record."""
+    src = tmp_path / "style"
+    write_image(_square(), src / "a.png")
+    assert main(["prepare-smooth", str(src), str(tmp_path / "out"), *options]) == 1
+    err = capsys.readouterr().err
+    assert err.strip() == f"facetoon: error: {message}", err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(("out", "message"), [
+    ("text.jpg", "text.jpg: OUT_DIR is a file, not a folder"),
+    ("text.jpg/smooth", "text.jpg/smooth: OUT_DIR cannot be made: {tmp}/text.jpg is a file, not a folder"),
+])
+def test_cli_output_folder_that_is_a_file(tmp_path, capsys, out, message):
+    src = tmp_path / "style"
+    write_image(_square(), src / "a.png")
+    (tmp_path / "text.jpg").write_bytes(b"a file")
+    assert main(["prepare-smooth", str(src), str(tmp_path / out), "--workers", "1"]) == 1
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and message.replace("{tmp}", str(tmp_path)) in err, err
+    assert (tmp_path / "text.jpg").read_bytes() == b"a file"
+
+
 def _layout(root, style="Hayao", smooth=True, val=True):
     img = _square()
     write_image(img, root / "train_photo" / "p1.jpg")

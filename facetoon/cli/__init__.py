@@ -7,8 +7,9 @@ automatically, so adding a command means adding one file. Subcommand modules mus
 torch or dlib at module level (``facetoon --help`` stays fast); they import inside ``func``.
 
 Errors: a :class:`facetoon.errors.FacetoonError` (or any other exception) prints one line on
-stderr and exits with status 1 (2 for usage errors, 130 on Ctrl-C); ``--debug`` shows the
-traceback and enables debug logging.
+stderr and exits with status 1 (130 on Ctrl-C); a usage error (bad option or value) prints one
+line too and exits with status 2. ``--debug`` shows the traceback and enables debug logging;
+``--debug`` and ``-q`` are accepted before or after the command.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import os
 import pkgutil
 import sys
 from collections.abc import Iterator, Sequence
+from typing import NoReturn
 
 from .._version import __version__
 from ..errors import FacetoonError
@@ -30,15 +32,32 @@ __all__ = ["main", "build_parser"]
 log = logging.getLogger("facetoon")
 
 
+class _Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose usage errors are one line on stderr (exit status 2), like every
+    other error of the command line, instead of the whole usage block. The sub-parsers of the
+    commands are of this class too (``add_subparsers`` makes them of the parent's class)."""
+
+    #: the parsers of the commands by name (set on the main parser by :func:`build_parser` only)
+    commands: dict[str, argparse.ArgumentParser]
+
+    def error(self, message: str) -> NoReturn:
+        text = " ".join(message.split())
+        self.exit(2, f"{self.prog}: error: {text} (see {self.prog} --help)\n")
+
+
+def _add_global_options(p: argparse.ArgumentParser, default: object) -> None:
+    p.add_argument("--debug", action="store_true", default=default, help="show tracebacks and debug logging")
+    p.add_argument("-q", "--quiet", action="store_true", default=default, help="only print warnings and errors")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="facetoon",
         description="Turn portrait photos and videos into anime-style pictures.",
     )
     parser.add_argument("--version", action="version", version=f"facetoon {__version__}")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")
-    parser.add_argument("-q", "--quiet", action="store_true", help="only print warnings and errors")
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_global_options(parser, False)
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
         if info.name.startswith("_"):
             continue
@@ -46,6 +65,14 @@ def build_parser() -> argparse.ArgumentParser:
         register = getattr(module, "register", None)
         if register is not None:
             register(subparsers)
+    # --debug and -q also after the command (`facetoon stylize x.jpg --debug`); the default
+    # SUPPRESS leaves the value given before the command when they are not repeated after it
+    seen: set[int] = set()
+    for sub in subparsers.choices.values():
+        if id(sub) not in seen:  # aliases share their parser
+            seen.add(id(sub))
+            _add_global_options(sub, argparse.SUPPRESS)
+    parser.commands = dict(subparsers.choices)
     return parser
 
 
@@ -70,7 +97,11 @@ def _cli_logging(debug: bool, quiet: bool) -> Iterator[None]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``facetoon`` console script; returns the exit status."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # reported by the parser of the command they follow, which lists its options
+        commands: dict[str, argparse.ArgumentParser] = getattr(parser, "commands", {})
+        where = commands.get(getattr(args, "command", None) or "", parser)
+        where.error(f"unrecognized arguments: {' '.join(extra)}")
     if getattr(args, "func", None) is None:
         parser.print_help(sys.stderr)
         return 2

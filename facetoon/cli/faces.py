@@ -44,7 +44,8 @@ def register(subparsers: Any) -> None:
 
 def run_faces(args: argparse.Namespace) -> int:
     """Handler of ``facetoon faces``; returns the exit status."""
-    from ..errors import ConfigError
+    from .._fileutil import not_a_folder, not_a_folder_reason
+    from ..errors import ConfigError, OutputError
     from ..face import align_face, detect_faces
     from ..io import WRITE_FORMATS, read_image, write_image
 
@@ -54,6 +55,12 @@ def run_faces(args: argparse.Namespace) -> int:
     if args.draw and Path(args.draw).suffix.lower() not in WRITE_FORMATS:
         raise ConfigError(f"--draw: unsupported image extension {Path(args.draw).suffix or '(none)'!r}; "
                           f"supported: {', '.join(sorted(WRITE_FORMATS))}")
+    for option, given, folder in (("--draw", args.draw, Path(args.draw or ".").parent),
+                                  ("--crops", args.crops, Path(args.crops or "."))):
+        blocker = not_a_folder(folder) if given else None
+        if blocker is not None:
+            raise OutputError(f"{option} names a file, not a folder" if blocker == Path(given)
+                              else f"{option} cannot be written: {not_a_folder_reason(blocker)}", path=given)
     image = read_image(args.image)
     faces = detect_faces(image, args.backend, max_faces=args.max_faces, min_size=args.min_size,
                          landmarks=args.landmarks, upsample=args.upsample, rotate=args.rotate)

@@ -104,6 +104,45 @@ def _write_details(res: Any, folder: Path, protect: list[Path], quality: int) ->
     save(np.rint(union * 255).astype(np.uint8), "mask.png")
 
 
+def _output_target(args: argparse.Namespace, files: list[Path]) -> tuple[Path | None, Path | None]:
+    """``(single output file, output folder)`` that ``-o`` names (both ``None`` without ``-o``);
+    raises ConfigError or OutputError with the reason when ``-o`` cannot be used (nothing is
+    written and no model is loaded yet)."""
+    from .._fileutil import not_a_folder, not_a_folder_reason
+    from ..errors import ConfigError, OutputError
+    from ..io import IMAGE_EXTENSIONS, WRITE_FORMATS
+
+    if args.output is None:
+        return None, None
+    out = Path(args.output)
+    ext = out.suffix.lower()
+    if out.is_dir():
+        return None, out
+    blocker = not_a_folder(out.parent)
+    if blocker is not None:
+        raise OutputError(f"-o cannot be written: {not_a_folder_reason(blocker)}", path=out)
+    # one input named (a file, or a folder or pattern with one image; a missing one fails later)
+    one_input = len(args.inputs) == 1 and len(files) <= 1
+    if not one_input and (ext in IMAGE_EXTENSIONS or out.exists()):
+        many = f"there are {len(files)} input images" if len(files) > 1 else f"{len(args.inputs)} inputs are given"
+        if out.exists():
+            raise ConfigError(f"-o names an existing file but {many}; give a folder", path=out)
+        raise ConfigError(f"-o looks like a file name but {many}; give a folder", path=out)
+    if ext in WRITE_FORMATS:  # one input
+        if args.format is not None and WRITE_FORMATS[ext] != WRITE_FORMATS.get(f".{args.format}"):
+            raise ConfigError(f"--format {args.format} contradicts the extension of -o {out.name}; "
+                              "give one of them", path=out)
+        return out, None
+    if ext in IMAGE_EXTENSIONS:
+        raise ConfigError(f"-o: facetoon cannot write {out.suffix} images; use one of "
+                          f"{', '.join(sorted(WRITE_FORMATS))} (or create the folder first to write into it)",
+                          path=out)
+    if out.exists():
+        raise ConfigError(f"-o names an existing file that is not an image ({', '.join(sorted(WRITE_FORMATS))}); "
+                          "give a folder or an image file name", path=out)
+    return None, out
+
+
 def run_stylize(args: argparse.Namespace) -> int:
     """Handler of ``facetoon stylize``; returns the exit status (1 if any input failed)."""
     import logging
@@ -112,7 +151,7 @@ def run_stylize(args: argparse.Namespace) -> int:
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     from ..errors import ConfigError, FacetoonError, WeightsError
-    from ..io import IMAGE_EXTENSIONS, WRITE_FORMATS, iter_image_files, write_image
+    from ..io import iter_image_files, write_image
 
     if not 1 <= args.quality <= 100:
         raise ConfigError(f"--quality must be 1..100, got {args.quality}")
@@ -138,28 +177,7 @@ def run_stylize(args: argparse.Namespace) -> int:
         unique.setdefault(f.resolve(), f)
     files = list(unique.values())
 
-    single: Path | None = None
-    out_dir: Path | None = None
-    if args.output is not None:
-        out = Path(args.output)
-        one_input = len(files) == 1 and len(args.inputs) == 1
-        if one_input and out.suffix.lower() in WRITE_FORMATS and not out.is_dir():
-            single = out
-            if args.format is not None and WRITE_FORMATS[out.suffix.lower()] != WRITE_FORMATS.get(f".{args.format}"):
-                raise ConfigError(f"--format {args.format} contradicts the extension of -o {out.name}; "
-                                  "give one of them", path=out)
-        elif out.suffix.lower() in IMAGE_EXTENSIONS and not out.is_dir():
-            raise ConfigError(f"-o: facetoon cannot write {out.suffix} images; use one of "
-                              f"{', '.join(sorted(WRITE_FORMATS))} (or create the folder first to write into it)",
-                              path=out)
-        else:
-            if out.exists() and not out.is_dir():
-                raise ConfigError("-o names an existing file; with several inputs it must be a folder",
-                                  path=out)
-            if out.suffix.lower() in WRITE_FORMATS and not out.exists() and len(files) > 1:
-                raise ConfigError(f"-o looks like a file name but there are {len(files)} inputs; "
-                                  "give a folder", path=out)
-            out_dir = out
+    single, out_dir = _output_target(args, files)
 
     plan: list[tuple[Path, Path]] = []
     claimed: dict[Path, Path] = {}
@@ -184,9 +202,11 @@ def run_stylize(args: argparse.Namespace) -> int:
             raise WeightsError(f"{exc} [command line: --face-weights PATH, --background-weights PATH, "
                                "--background none]") from None
         quiet = bool(getattr(args, "quiet", False))
+        debug = bool(getattr(args, "debug", False))
+        log = logging.getLogger("facetoon")
         bar = tqdm(todo, unit="img", desc="stylize", disable=True if (quiet or args.no_progress) else None,
                    file=sys.stderr)
-        with logging_redirect_tqdm(loggers=[logging.getLogger("facetoon")]):
+        with logging_redirect_tqdm(loggers=[log]):
             for src, target in bar:
                 bar.set_postfix_str(src.name, refresh=False)
                 try:
@@ -200,13 +220,15 @@ def run_stylize(args: argparse.Namespace) -> int:
                     written += 1
                 except KeyboardInterrupt:
                     raise
-                except FacetoonError as exc:
-                    failures.append((str(src), exc.reason if exc.path == str(src) else str(exc)))
                 except Exception as exc:  # noqa: BLE001 - one bad file must not stop the batch
-                    if getattr(args, "debug", False):
-                        raise
-                    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-                    failures.append((str(src), f"{type(exc).__name__}: {first}"))
+                    if isinstance(exc, FacetoonError):
+                        reason = exc.reason if exc.path == str(src) else str(exc)
+                    else:
+                        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                        reason = f"{type(exc).__name__}: {first}"
+                    failures.append((str(src), reason))
+                    if debug:  # the traceback now, the batch goes on (the summary lists it too)
+                        log.debug("%s failed: %s", src, reason, exc_info=True)
         bar.close()
 
     where = single if single is not None else (out_dir if out_dir is not None else "beside the inputs")
