@@ -641,6 +641,11 @@ def test_cli_video(clip, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     (["--start=-1"], "--start: expected seconds >= 0"),
     (["--start", "10"], "--start: 10 s is at or after the end of the video (2.67 s)"),
     (["--duration", "0"], "--duration: expected seconds > 0"),
+    (["--duration=-1"], "--duration: expected seconds > 0, got -1.0"),
+    (["-o", "{tmp}"], "is a folder; expected an output file name"),
+    (["--codec", "vp9", "--preset", "ultrafast"], "--preset: the libvpx-vp9 encoder takes no preset"),
+    (["--codec", "av1", "--preset", "ultrafast"], "--preset: the libsvtav1 encoder rejects 'ultrafast'"),
+    (["-o", "{tmp}/v5.mov", "--codec", "vp9", "--no-audio"], "--codec: vp9 video cannot be stored in a .mov"),
     (["--no-overwrite", "-o", "{tmp}/exists.mp4"], "output file already exists"),
     (["--detect-every", "0"], "--detect-every: expected an integer >= 1"),
     (["--batch-size", "0"], "--batch-size: expected an integer in 1..256"),
@@ -666,6 +671,23 @@ def test_cli_video_checks_the_options_before_loading_models(
     assert "no-weights" not in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["exists.mp4"]
     assert (tmp_path / "exists.mp4").read_bytes() == b"keep" and clip.path.read_bytes() == before
+
+
+def test_cli_video_refuses_a_still_image(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    """A photo is not a 1-frame video: one line pointing to facetoon stylize, before any model
+    loads (the face weights named do not exist)."""
+    from PIL import Image
+
+    from facetoon.cli import main
+
+    photo = tmp_path / "selfie.jpg"
+    Image.open(ASTRONAUT).convert("RGB").save(photo)
+    code = main(["video", str(photo), "-o", str(tmp_path / "v1.mp4"), "--face-weights",
+                 str(tmp_path / "no-weights"), "--no-progress"])
+    err = capfd.readouterr().err
+    assert code == 1 and len(err.strip().splitlines()) == 1, err
+    assert "still image" in err and "facetoon stylize" in err and "no-weights" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["selfie.jpg"]
 
 
 def test_cli_video_default_output_keeps_a_writable_container(tmp_path: Path) -> None:

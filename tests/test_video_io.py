@@ -14,7 +14,7 @@ import av
 import numpy as np
 import pytest
 
-from facetoon.errors import ConfigError, VideoError
+from facetoon.errors import ConfigError, OutputError, VideoError
 from facetoon.video import VideoReader, VideoWriter, partial_path, probe_video, stylize_video
 from facetoon.video.synthetic import make_clip, read_audio_packets
 from facetoon.video.writer import check_output, crf_quantiser
@@ -248,3 +248,133 @@ def test_stylize_video_checks_settings_before_loading_a_model(tmp_path: Path, se
         check_video_job(src, out, **setting)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
     check_video_job(src, out)  # the defaults pass
+
+
+# --------------------------------------------------------------------------- what the muxer takes
+
+
+def test_a_codec_the_container_cannot_mux_is_refused_up_front(tmp_path: Path) -> None:
+    """FFmpeg's mov muxer lists VP9 and AV1 among its codecs but refuses them when it writes the
+    header ("only supported in MP4"): a real header is written in memory, so the combination is a
+    ConfigError before anything is written, naming the containers that do take the codec."""
+    for codec, family in (("vp9", "vp9"), ("av1", "av1")):
+        with pytest.raises(ConfigError, match=f"codec: {family} video cannot be stored in a .mov file") as e:
+            check_output(tmp_path / "x.mov", width=64, height=64, codec=codec)
+        assert ".mp4" in str(e.value) and ".mkv" in str(e.value) and "\n" not in str(e.value)
+        assert check_output(tmp_path / "x.mp4", width=64, height=64, codec=codec).encoder  # MP4 takes it
+    src = make_clip(tmp_path / "in.mp4", [], n_frames=6, fps=24, audio=False).path
+    with pytest.raises(ConfigError, match="vp9 video cannot be stored"):
+        stylize_video(src, tmp_path / "v5.mov", stylize_frame=keep, codec="vp9", audio="none", progress=False)
+    # audio the mov muxer lists but refuses as well (FLAC is MP4-only there): the source's audio
+    flac = make_clip(tmp_path / "flac.mkv", [], n_frames=6, fps=24, audio_codec="flac").path
+    with pytest.raises(VideoError, match="flac audio cannot be copied into a mov file"):
+        stylize_video(flac, tmp_path / "out.mov", stylize_frame=keep, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["flac.mkv", "in.mp4"]
+
+
+def test_a_failed_flush_is_an_error_that_keeps_the_partial(tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Should the muxer still refuse the stream when the encoder is flushed (here: the up-front
+    check switched off), the job fails with a VideoError and the partial file is kept; it is not
+    reported as written."""
+    import facetoon.video.writer as writer
+
+    monkeypatch.setattr(writer, "_check_muxing", lambda *a, **k: None, raising=False)
+    src = make_clip(tmp_path / "in.mp4", [], n_frames=6, fps=24, audio=False).path
+    out = tmp_path / "v5.mov"
+    with pytest.raises(VideoError, match="flushing the encoder failed") as e:
+        stylize_video(src, out, stylize_frame=keep, codec="vp9", audio="none", progress=False)
+    assert str(partial_path(out)) in str(e.value) and "\n" not in str(e.value)
+    assert not out.exists() and partial_path(out).exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_svt_av1_keeps_quiet(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    """SVT-AV1 prints some 80 ``Svt[info]`` lines per encoder by itself: only its errors remain."""
+    out = tmp_path / "x.mkv"
+    with VideoWriter(out, width=64, height=64, fps=24, time_base=Fraction(1, 24), codec="av1") as w:
+        for i in range(3):
+            w.write(np.full((64, 64, 3), 40 * i, np.uint8), i)
+    err = capfd.readouterr().err
+    assert "Svt[" not in err, err[:500]
+    with av.open(os.fspath(out)) as c:
+        assert c.streams.video[0].codec_context.codec.canonical_name == "av1" and len(list(c.decode(video=0))) == 3
+
+
+# --------------------------------------------------------------------------- presets
+
+
+def test_a_preset_the_encoder_does_not_take_is_refused(tmp_path: Path) -> None:
+    out = tmp_path / "x.mp4"
+    with pytest.raises(ConfigError, match="preset: the libvpx-vp9 encoder takes no preset") as e:
+        check_output(out, width=64, height=64, codec="vp9", preset="ultrafast")
+    assert "ultrafast" in str(e.value) and "0-13" in str(e.value)  # where presets do apply
+    with pytest.raises(ConfigError, match="preset: the mpeg4 encoder takes no preset"):
+        check_output(out, width=64, height=64, codec="mpeg4", preset="fast")
+    with pytest.raises(ConfigError, match=r"preset: the libsvtav1 encoder rejects 'ultrafast' \(SVT-AV1 "
+                                          r"presets: 0-13\)"):
+        check_output(out, width=64, height=64, codec="av1", preset="ultrafast")
+    # the defaults (no preset) suit every encoder, and a preset the encoder takes passes
+    assert check_output(out, width=64, height=64, codec="vp9").options.get("preset") is None
+    assert check_output(out, width=64, height=64, codec="av1", preset="10").options["preset"] == "10"
+    assert check_output(out, width=64, height=64, preset="fast").options["preset"] == "fast"
+    assert list(tmp_path.iterdir()) == []
+
+
+# --------------------------------------------------------------------------- inputs and outputs
+
+
+def test_start_and_duration_are_config_errors_stating_the_rule(tmp_path: Path) -> None:
+    src = make_clip(tmp_path / "in.mp4", [], n_frames=6, fps=24, audio=False).path
+    for setting, message in (({"duration": -1}, "duration: expected seconds > 0, got -1"),
+                             ({"duration": 0}, "duration: expected seconds > 0, got 0"),
+                             ({"start": -1}, "start: expected seconds >= 0, got -1"),
+                             ({"start": float("nan")}, "start: expected seconds >= 0, got nan")):
+        with pytest.raises(ConfigError, match=message):
+            stylize_video(src, tmp_path / "out.mp4", stylize_frame=keep, progress=False, **setting)
+        with pytest.raises(ConfigError, match=message):
+            VideoReader(src, **setting)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
+
+
+def test_an_output_folder_is_named_as_such(tmp_path: Path) -> None:
+    with pytest.raises(OutputError, match="is a folder; expected an output file name") as e:
+        check_output(tmp_path, width=64, height=64)
+    assert "extension" not in str(e.value)
+    (tmp_path / "clips.mp4").mkdir()
+    with pytest.raises(OutputError, match="is a folder"):
+        check_output(tmp_path / "clips.mp4", width=64, height=64)
+
+
+def _still(path: Path, frames: int = 1) -> Path:
+    from PIL import Image
+
+    images = [Image.fromarray(np.full((48, 64, 3), 100 * i, np.uint8)) for i in range(frames)]
+    images[0].save(path, save_all=frames > 1, append_images=images[1:], duration=100, loop=0)
+    return path
+
+
+@pytest.mark.parametrize("name", ["selfie.jpg", "selfie.png", "selfie.webp", "selfie.gif", "selfie.bmp",
+                                  "selfie_renamed.mp4"])
+def test_a_still_image_is_not_a_video(tmp_path: Path, name: str) -> None:
+    image = tmp_path / name
+    if name.endswith(".mp4"):  # a JPEG under a video's name
+        _still(tmp_path / "x.jpg").rename(image)
+    else:
+        _still(image)
+    with pytest.raises(VideoError, match="a still image .*not a video.*facetoon stylize") as e:
+        stylize_video(image, tmp_path / "v1.mp4", stylize_frame=keep, progress=False)
+    assert "\n" not in str(e.value) and str(image) in str(e.value)
+    assert not (tmp_path / "v1.mp4").exists()
+
+
+def test_animations_gif_and_png_are_videos_animated_webp_is_refused(tmp_path: Path) -> None:
+    """Animated GIF and APNG are decoded frame by frame like any video; this FFmpeg's WebP decoder
+    reads still images only, so an animated WebP is refused by name rather than as corrupt data."""
+    for name in ("anim.gif", "anim.png"):
+        res = stylize_video(_still(tmp_path / name, frames=3), tmp_path / f"{name}.mp4",
+                            stylize_frame=invert, progress=False)
+        assert res.complete and res.frames == 3
+    webp = _still(tmp_path / "anim.webp", frames=3)
+    with pytest.raises(VideoError, match="an animated WebP"):
+        stylize_video(webp, tmp_path / "webp.mp4", stylize_frame=keep, progress=False)

@@ -42,7 +42,9 @@ def register(subparsers: Any) -> None:
     v.add_argument("--crf", type=float, default=18.0,
                    help="quality: constant rate factor, lower is better "
                         "(default 18, visually lossless for H.264)")
-    v.add_argument("--preset", default="medium", help="encoder speed preset (x264/x265, default medium)")
+    v.add_argument("--preset", default=None,
+                   help="encoder speed preset: h264/hevc ultrafast ... placebo (default medium), av1 0-13; "
+                        "vp9 and mpeg4 take none")
     v.add_argument("--start", type=float, default=None, metavar="SECONDS", help="start at this time")
     v.add_argument("--duration", type=float, default=None, metavar="SECONDS", help="only this many seconds")
     v.add_argument("--no-audio", action="store_true", help="drop the audio (default: copied unchanged)")

@@ -545,7 +545,7 @@ def check_video_job(
     *,
     codec: str = "auto",
     crf: float | None = 18,
-    preset: str | None = "medium",
+    preset: str | None = None,
     detect_every: int = 5,
     batch_size: int = 4,
     start: float | None = None,
@@ -575,7 +575,7 @@ def stylize_video(
     stylize_frame: Callable[[np.ndarray, Sequence[TrackedFace]], np.ndarray] | None = None,
     codec: str = "auto",
     crf: float | None = 18,
-    preset: str | None = "medium",
+    preset: str | None = None,
     detect_every: int = 5,
     smoothing: float = 0.5,
     fade_frames: int = 6,
@@ -605,7 +605,9 @@ def stylize_video(
             FFmpeg encoder name.
         crf: quality, constant rate factor (lower = better and larger; H.264 default 18 is
             visually lossless).
-        preset: encoder speed preset (x264/x265: ``"ultrafast"`` ... ``"veryslow"``).
+        preset: encoder speed preset: x264/x265 ``"ultrafast"`` ... ``"placebo"``, SVT-AV1
+            ``"0"``-``"13"``; ``None`` = the encoder's default (x264/x265: ``"medium"``). VP9 and
+            MPEG-4 have none: a preset given with them is a ConfigError.
         detect_every: run the face detector on every N-th frame; faces are tracked with optical
             flow in between (1 = detect on every frame).
         smoothing: landmark smoothing strength in ``[0, 1]`` (0 = off; One-Euro filter).
@@ -625,10 +627,13 @@ def stylize_video(
         A :class:`VideoResult` (frames written, timings, throughput).
 
     Raises:
-        VideoError: the input is missing, not a video, corrupt or truncated (the frames done
-            are kept in the ``.partial`` file); the audio cannot be copied into this container.
+        VideoError: the input is missing, not a video (a still image included), corrupt or
+            truncated (the frames done are kept in the ``.partial`` file); the audio cannot be
+            copied into this container; the encoder's last packets or the file's index could not
+            be written (what was written is kept in the ``.partial`` file).
         OutputError: ``dst`` is the input, or cannot be written.
-        ConfigError: an invalid option.
+        ConfigError: an invalid option (``start`` < 0, ``duration`` <= 0, a codec the container
+            cannot hold, a preset the encoder does not take...).
         KeyboardInterrupt: re-raised after the partial file is written.
     """
     src_path, dst_path = Path(src), Path(dst)

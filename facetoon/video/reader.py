@@ -21,14 +21,20 @@ last frame are in :attr:`VideoReader.trailing_audio` once iteration ends. The wr
 them, so the sound is bit-for-bit the source's.
 
 Errors: a missing, unreadable or non-video file raises :class:`~facetoon.errors.VideoError` on
-opening; corrupt data raises it during iteration, naming the frame reached, and so does a file
-whose data ends early: its last frame (plus one frame's duration) more than 2% (at least 2 frames)
-before the video stream's declared duration, or, for containers that declare no frame count, more
-than 5% (at least 1 s) before it. The stream's duration, not its declared frame count, is the
-yardstick (an MP4 trimmed by stream copy counts frames its edit list skips); the container's
-duration also covers the audio, so alone it bounds nothing, and the frame count is used instead.
+opening. A still image is not a video either: an image demuxer's file (``jpeg_pipe``,
+``png_pipe``, ``webp_pipe``, ``image2``...) or a stream of an image codec (JPEG, PNG, GIF...) with a
+single frame is refused, pointing to ``facetoon stylize``. Animations are videos: an animated GIF or
+PNG (APNG) is read frame by frame at its own timing; an animated WebP is refused by name, as
+FFmpeg's WebP decoder reads still images only. Corrupt data raises it during iteration, naming
+the frame reached, and so does a file whose data ends early: its last frame (plus one frame's
+duration) more than 2% (at least 2 frames) before the video stream's declared duration, or, for
+containers that declare no frame count, more than 5% (at least 1 s) before it. The stream's
+duration, not its declared frame count, is the yardstick (an MP4 trimmed by stream copy counts
+frames its edit list skips); the container's duration also covers the audio, so alone it bounds
+nothing, and the frame count is used instead.
 The frames before the problem have been yielded by then. A ``start`` at or after the end is a
-:class:`~facetoon.errors.VideoError` on opening.
+:class:`~facetoon.errors.VideoError` on opening; a negative ``start`` or a ``duration`` that is not
+positive is a :class:`~facetoon.errors.ConfigError`.
 """
 
 from __future__ import annotations
@@ -44,7 +50,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import VideoError, first_line
+from ..errors import ConfigError, VideoError, first_line
 
 __all__ = ["AudioInfo", "DecodedFrame", "VideoInfo", "VideoReader", "probe_video"]
 
@@ -53,6 +59,17 @@ log = logging.getLogger(__name__)
 # a damaged video packet is skipped (the decoder recovers at the next one); this many damaged
 # packets in a row end the read with a VideoError
 MAX_BAD_PACKETS_IN_A_ROW = 25
+
+# FFmpeg's demuxers of single-image files, besides the "*_pipe" ones (jpeg_pipe, png_pipe...)
+_IMAGE_DEMUXERS = frozenset({"image2", "image2pipe"})
+# image codecs: a stream of one of them with a single frame is a picture, not a video
+_IMAGE_CODECS = frozenset({
+    "mjpeg", "jpegls", "jpeg2000", "jpegxl", "png", "apng", "gif", "webp", "bmp", "tiff", "qoi", "ppm",
+    "pgm", "pgmyuv", "pbm", "pam", "sgi", "targa", "exr", "dpx", "psd", "radiance_hdr", "pcx", "xbm",
+    "xpm", "xwd", "sunrast", "dds", "pgx", "photocd", "phm", "pfm", "vbn", "gem", "pictor", "qdraw",
+    "avif", "heif",
+})
+_IMAGE_NAMES = {"mjpeg": "JPEG", "webp": "WebP", "jpeg2000": "JPEG 2000", "jpegxl": "JPEG XL"}
 
 # colour matrix of frames that do not say: the usual convention (SD: BT.601, HD: BT.709)
 _HD_HEIGHT = 720
@@ -177,6 +194,16 @@ def _tag_seconds(value: str | None) -> float | None:
     return seconds if seconds > 0 else None
 
 
+def _animated_webp(path: Path) -> bool:
+    """Whether a WebP file is animated (its extended header, VP8X, has the animation flag)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(21)
+    except OSError:
+        return False
+    return head[:4] == b"RIFF" and head[8:16] == b"WEBPVP8X" and bool(head[20] & 0x02)
+
+
 def frame_to_rgb(frame: Any, rotation: int = 0, colorspace: str | None = None) -> np.ndarray:
     """An ``av.VideoFrame`` as an upright ``(H, W, 3)`` uint8 RGB array.
 
@@ -219,8 +246,9 @@ class VideoReader:
         threads: decoder threads (0 = FFmpeg's choice).
 
     Raises:
-        VideoError: the file is missing, is not a video, or has no decodable video stream;
-            ``start``/``duration`` are invalid, or ``start`` is at or after the end of the video.
+        VideoError: the file is missing, is not a video (a still image included), or has no
+            decodable video stream; ``start`` is at or after the end of the video.
+        ConfigError: ``start`` is not a number >= 0, or ``duration`` not a number > 0.
     """
 
     def __init__(
@@ -233,12 +261,12 @@ class VideoReader:
         threads: int = 0,
     ) -> None:
         self.path = Path(path)
-        for name, value in (("start", start), ("duration", duration)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
-                                      or not math.isfinite(value) or value < 0):
-                raise VideoError(f"{name}: expected seconds >= 0, got {value!r}")
-        if duration is not None and duration <= 0:
-            raise VideoError(f"duration: expected seconds > 0, got {duration!r}")
+        for name, value, rule in (("start", start, ">= 0"), ("duration", duration, "> 0")):
+            if value is None:
+                continue
+            if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+                    or value < 0 or (name == "duration" and value == 0)):
+                raise ConfigError(f"{name}: expected seconds {rule}, got {value!r}")
         self.start = float(start or 0.0)
         self.duration = None if duration is None else float(duration)
         self._container = _open(self.path)
@@ -266,6 +294,9 @@ class VideoReader:
             what = "only a cover picture" if c.streams.video else "no video stream"
             raise VideoError(f"{what} in this file", path=self.path)
         v = moving[0]
+        if c.format.name == "webp_pipe" and _animated_webp(self.path):
+            raise VideoError("an animated WebP, which FFmpeg cannot decode (its WebP decoder reads still "
+                             "images only); convert it to a video or a GIF first", path=self.path)
         if v.codec_context is None or v.codec_context.width <= 0 or v.codec_context.height <= 0:
             raise VideoError("the video stream has no decodable frames (unknown size or codec)",
                              path=self.path)
@@ -289,7 +320,13 @@ class VideoReader:
                       start_time=int(v.start_time or 0), frames=int(v.frames or 0), duration=duration,
                       audio=audio_info)
         # peek at the first frame: rotation and colour matrix come with decoded frames
-        rotation, cw, ch, colorspace = self._peek()
+        image_codec = v.codec_context.name in _IMAGE_CODECS
+        picture = image_codec or c.format.name in _IMAGE_DEMUXERS or c.format.name.endswith("_pipe")
+        rotation, cw, ch, colorspace, several = self._peek(second=picture)
+        if picture and not several:
+            name = v.codec_context.name
+            raise VideoError(f"a still image ({_IMAGE_NAMES.get(name, name.upper())}), not a video; stylize "
+                             "photos with `facetoon stylize` (facetoon.stylize in Python)", path=self.path)
         w, h = (ch, cw) if rotation in (90, 270) else (cw, ch)
         self._rotation = rotation
         self._colorspace = colorspace
@@ -299,16 +336,22 @@ class VideoReader:
             raise VideoError(f"start: {self.start:g} s is at or after the end of the video ({duration:.2f} s)",
                              path=self.path)
 
-    def _peek(self) -> tuple[int, int, int, str]:
-        """Decode the first frame and reopen the file; ``(rotation, coded width, height, colour matrix)``."""
+    def _peek(self, second: bool = False) -> tuple[int, int, int, str, bool]:
+        """Decode the first frame and reopen the file.
+
+        Returns ``(rotation, coded width, height, colour matrix, more)``; ``more``: with
+        ``second``, whether a second frame follows (always ``True`` without).
+        """
         import av
 
         frame = None
+        more = not second
+        packets = self._container.demux(self._video)
         try:
-            for packet in self._container.demux(self._video):
-                for frame in packet.decode():
-                    break
-                if frame is not None:
+            for packet in packets:
+                decoded = packet.decode()
+                if decoded:
+                    frame, more = decoded[0], more or len(decoded) > 1
                     break
         except av.FFmpegError as exc:
             raise VideoError(f"corrupt video data at the first frame ({first_line(exc)})", path=self.path) \
@@ -317,7 +360,15 @@ class VideoReader:
             raise VideoError("no video frame could be decoded (empty or corrupt stream)", path=self.path)
         found = (_rotation_of(frame.rotation), int(frame.width), int(frame.height),
                  _colorspace_name(frame, int(frame.height)))
-        del frame
+        del frame, decoded
+        if not more:  # a picture's file: is there a second frame (the end flushes the decoder)?
+            try:
+                for packet in packets:
+                    if packet.decode():
+                        more = True
+                        break
+            except av.FFmpegError:
+                more = True  # damaged further on: not a single picture; reading says more
         # start again from a fresh demuxer and decoder (cheaper and safer than seeking back)
         index = self._video.index
         audio = [s.index for s in self._audio]
@@ -328,7 +379,7 @@ class VideoReader:
         if self._threads:
             self._video.codec_context.thread_count = self._threads
         self._audio = [self._container.streams[i] for i in audio]
-        return found
+        return (*found, more)
 
     # ----------------------------------------------------------------- iteration
 

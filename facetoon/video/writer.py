@@ -9,13 +9,20 @@
 Codecs (``codec=``): ``"auto"`` is H.264 (libx264) for every container but WebM, which gets
 VP9; ``"h264"``, ``"hevc"`` (libx265), ``"vp9"`` (libvpx-vp9), ``"av1"`` (SVT-AV1),
 ``"mpeg4"`` or any FFmpeg encoder name. Quality is ``crf`` (constant rate factor: lower is
-better; 18 is visually lossless for H.264, the default) and ``preset`` (x264/x265 speed preset,
-default ``"medium"``). The MPEG-1/2/4 encoders have no crf: they get a fixed quantiser ``q``
+better; 18 is visually lossless for H.264, the default) and ``preset``, the encoder's speed preset:
+x264/x265 ``"ultrafast"`` ... ``"placebo"`` (their default ``"medium"``), SVT-AV1 ``"0"``-``"13"``;
+``None`` (the default) leaves the encoder's own, and an encoder without presets (VP9, MPEG-4)
+refuses one. The MPEG-1/2/4 encoders have no crf: they get a fixed quantiser ``q``
 (2 best ... 31) from it, ``q = 4 * 2 ** ((crf - 18) / 6)`` rounded and clipped, which doubles
 with every +6 as x264's quantiser step does (crf <= 12: 2; 18: 4; 24: 8; 30: 16; >= 36: 31).
 Other encoders ignore ``crf``. The encoder is opened once on a small frame before anything is
-written, so an option it rejects (a misspelt ``preset``) is a
-:class:`~facetoon.errors.ConfigError` up front (:func:`check_output`). Pixel format:
+written, so an option it rejects (a misspelt ``preset``) or does not know is a
+:class:`~facetoon.errors.ConfigError` up front (:func:`check_output`). So is a codec the container
+lists but cannot store: :func:`check_output` also writes the container's header, in memory, with
+the video stream and the audio to copy (FFmpeg's MOV muxer lists VP9, AV1 and FLAC but refuses
+them when writing; its MP4 muxer takes them). The encoders' own chatter is kept to errors: x265's
+``log-level``, and SVT-AV1's ``SVT_LOG`` environment variable set to 1 (errors) unless it is set
+already; SVT-AV1 reads it once per process, when its first encoder opens. Pixel format:
 ``yuv420p`` (plays everywhere), or ``yuv444p`` when the width or height is odd (4:2:0 needs even
 sizes). Frames are converted to YUV with the source's colour matrix and tagged with it (matrix,
 primaries and transfer of that standard, e.g. BT.2020: 9, 9, 14), limited range.
@@ -28,18 +35,21 @@ writes an empty frame for every tick between two frames), so there the stream's 
 
 Audio: the source's audio streams are added as copies (``add_stream_from_template``, no
 decoder, no encoder) and their packets are remuxed as they are. A codec the output container
-cannot hold (e.g. PCM in WebM) is a :class:`~facetoon.errors.VideoError` before anything is
-written, with the fix (another extension, or no audio).
+cannot hold (e.g. PCM in WebM, FLAC in MOV) is a :class:`~facetoon.errors.VideoError` before
+anything is written, with the fix (another extension, or no audio).
 
 Atomicity: the file is written under a hidden temporary name in the output folder.
 :meth:`VideoWriter.close` finalises it and moves it to the output name; :meth:`VideoWriter.abort`
 finalises what was written so far (a playable file) and moves it to ``<name>.partial<ext>``
-(``out.mp4`` -> ``out.partial.mp4``), or deletes it.
+(``out.mp4`` -> ``out.partial.mp4``), or deletes it. Should flushing the encoder or writing the
+container's index fail in :meth:`VideoWriter.close`, that is a :class:`~facetoon.errors.VideoError`
+naming the ``.partial`` file, which keeps what was written.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import os
 import secrets
@@ -96,12 +106,27 @@ _COLOUR_TAGS: dict[str, tuple[int, int, int]] = {
 _X26X_PRESET_NAMES = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower",
                       "veryslow", "placebo")
 _X26X_PRESETS = ", ".join(_X26X_PRESET_NAMES)
+_PRESETS_HINT = f"presets: h264/hevc {_X26X_PRESETS}; av1 0-13"
+# one extension per muxer (the first listed), for the containers named as alternatives
+_EXTENSION_OF: dict[str, str] = {
+    fmt: next(e for e, f in CONTAINERS.items() if f == fmt) for fmt in dict.fromkeys(CONTAINERS.values())
+}
 
 
 def partial_path(path: str | os.PathLike[str]) -> Path:
     """Where an interrupted run leaves its playable partial output: ``out.mp4`` -> ``out.partial.mp4``."""
     p = Path(path)
     return p.with_name(f"{p.stem}.partial{p.suffix}")
+
+
+def _quiet_encoder(encoder: str) -> None:
+    """Keep SVT-AV1 to its errors (it prints some 80 ``Svt[info]`` lines per encoder otherwise).
+
+    SVT-AV1 has no option for it: it reads the ``SVT_LOG`` environment variable (1 = errors) once,
+    when its first encoder opens in the process; a value set by the user is left as it is.
+    """
+    if encoder == "libsvtav1":
+        os.environ.setdefault("SVT_LOG", "1")
 
 
 def _container_of(path: Path) -> str:
@@ -172,20 +197,24 @@ def _encoder_options(encoder: str, crf: float | None, preset: str | None,
     elif encoder == "libsvtav1":
         if crf is not None:
             opts["crf"] = f"{crf:g}"
-        if preset and preset.isdigit():
-            opts["preset"] = preset
     elif encoder in _QUANTISER_ENCODERS:
         if crf is not None:
             q = str(crf_quantiser(crf))
             opts.update({"qmin": q, "qmax": q})
     elif crf is not None:
         log.debug("crf is not used by the %s encoder", encoder)
+    if preset and encoder not in ("libx264", "libx265"):
+        opts["preset"] = str(preset)  # refused by _check_encoder where the encoder has none
     opts.update({str(k): str(val) for k, val in (options or {}).items()})
     return opts
 
 
-def _opening_error(encoder: str, pix_fmt: str, size: tuple[int, int], opts: Mapping[str, str]) -> str | None:
-    """Why ``encoder`` does not open on ``size`` ``pix_fmt`` frames with ``opts`` (``None``: it opens)."""
+def _opening_error(encoder: str, pix_fmt: str, size: tuple[int, int], opts: Mapping[str, str],
+                   unused: list[str] | None = None) -> str | None:
+    """Why ``encoder`` does not open on ``size`` ``pix_fmt`` frames with ``opts`` (``None``: it opens).
+
+    ``unused``: filled with the options the opened encoder did not take (it has no such option).
+    """
     import av
 
     try:
@@ -198,6 +227,8 @@ def _opening_error(encoder: str, pix_fmt: str, size: tuple[int, int], opts: Mapp
         return str(exc.strerror or first_line(exc))
     except ValueError as exc:  # e.g. an unknown pixel format
         return first_line(exc)
+    if unused is not None:
+        unused.extend(cc.options)  # what avcodec_open2 left in the dictionary
     return None
 
 
@@ -207,9 +238,15 @@ def _check_encoder(encoder: str, pix_fmt: str, opts: Mapping[str, str], size: tu
     The frames are at most 256 x 256 (the frame size does not change which options are valid, and
     some encoders take 100 MB to open at 1080p), with the parity of ``size``.
     """
-    small = (min(size[0], 256 + size[0] % 2), min(size[1], 256 + size[1] % 2))
-    error = _opening_error(encoder, pix_fmt, small, opts)
+    small = _probe_size(size)
+    unused: list[str] = []
+    error = _opening_error(encoder, pix_fmt, small, opts, unused)
     if error is None:
+        if "preset" in unused:
+            raise ConfigError(f"preset: the {encoder} encoder takes no preset, got {opts['preset']!r}; leave "
+                              f"it out ({_PRESETS_HINT})")
+        if unused:
+            raise ConfigError(f"the {encoder} encoder has no option {', '.join(sorted(unused))}")
         return
     if "preset" in opts and _opening_error(encoder, pix_fmt, small, {k: v for k, v in opts.items()
                                                                      if k != "preset"}) is None:
@@ -222,6 +259,72 @@ def _check_encoder(encoder: str, pix_fmt: str, opts: Mapping[str, str], size: tu
     odd = " (4:4:4 for the odd frame size {}x{})".format(*size) if size[0] % 2 or size[1] % 2 else ""
     raise ConfigError(f"codec: the {encoder} encoder cannot encode {pix_fmt} frames{odd} ({error}); "
                       "try h264")
+
+
+def _probe_size(size: tuple[int, int]) -> tuple[int, int]:
+    """The frame size encoders are tried on: at most 256 x 256, with the parity of ``size``."""
+    return (min(size[0], 256 + size[0] % 2), min(size[1], 256 + size[1] % 2))
+
+
+def _muxing_error(container: str, encoder: str, pix_fmt: str, size: tuple[int, int],
+                  opts: Mapping[str, str], audio: Sequence[Any] = ()) -> str | None:
+    """Why a ``container`` file cannot start with this video stream and these audio copies: its
+    header is written into memory (``None``: it can)."""
+    import av
+
+    out: Any = av.open(io.BytesIO(), "w", format=container)
+    try:
+        v = out.add_stream(encoder, rate=24)
+        v.width, v.height, v.pix_fmt = size[0], size[1], pix_fmt
+        v.options = dict(opts)
+        for s in audio:
+            out.add_stream_from_template(s)
+        out.start_encoding()  # opens the encoder and writes the header: where a muxer refuses a codec
+    except av.FFmpegError as exc:
+        return str(exc.strerror or first_line(exc))
+    except ValueError as exc:  # PyAV's own refusal of a codec the container does not list
+        return first_line(exc)
+    finally:
+        with contextlib.suppress(Exception):
+            out.close()
+    return None
+
+
+def _check_muxing(path: Path, container: str, encoder: str, pix_fmt: str, size: tuple[int, int],
+                  opts: Mapping[str, str], audio: Sequence[Any]) -> None:
+    """Refuse a video codec or an audio copy that the container cannot hold.
+
+    Besides the codecs a muxer does not list, some that it lists are refused only when it writes
+    the header (MOV: VP9, AV1 and FLAC are MP4-only), so the header is written, into memory.
+
+    Raises:
+        ConfigError: the video codec (the file would not start, or end up empty).
+        VideoError: the source's audio, which is copied as is.
+    """
+    import av
+
+    small = _probe_size(size)
+
+    def takers(streams: Sequence[Any] = ()) -> str:
+        """The other extensions whose container takes the video stream and ``streams``."""
+        ok = [ext for fmt, ext in _EXTENSION_OF.items()
+              if fmt != container and _muxing_error(fmt, encoder, pix_fmt, small, opts, streams) is None]
+        return " or ".join(filter(None, [", ".join(ok[:-1]), *ok[-1:]]))
+
+    if _muxing_error(container, encoder, pix_fmt, small, opts) is not None:
+        family = getattr(av.Codec(encoder, "w"), "canonical_name", encoder)
+        others = takers()
+        raise ConfigError(f"codec: {family} video cannot be stored in a {path.suffix.lower()} file (FFmpeg's "
+                          f"{container} muxer refuses it); use {others + ', or ' if others else ''}another codec")
+    with contextlib.closing(av.open(os.devnull, "w", format=container)) as probe:
+        listed = probe.supported_codecs
+    for s in audio:
+        name = s.codec_context.name
+        if (listed and name not in listed) or _muxing_error(container, encoder, pix_fmt, small, opts, [s]):
+            others = takers([s])
+            raise VideoError(f"the source's {name} audio cannot be copied into a {container} file without "
+                             f"re-encoding; write {others or '.mkv'} instead, or drop the audio (audio='none' "
+                             "/ --no-audio)", path=path)
 
 
 @dataclass(frozen=True)
@@ -241,7 +344,7 @@ def check_output(
     height: int,
     codec: str = "auto",
     crf: float | None = 18,
-    preset: str | None = "medium",
+    preset: str | None = None,
     pix_fmt: str | None = None,
     colorspace: str = "itu709",
     audio: Sequence[Any] = (),
@@ -251,20 +354,21 @@ def check_output(
 ) -> OutputPlan:
     """Check the settings of a :class:`VideoWriter` (same arguments) without writing anything.
 
-    The extension, an existing output, ``crf``, ``colorspace``, the codec, the audio codecs the
-    container must hold, and the encoder itself, opened on a small frame with its options.
+    The output path (a file name with a known extension, not a folder), an existing output,
+    ``crf``, ``colorspace``, the codec, the encoder itself, opened on a small frame with its
+    options, and the container: its header is written in memory with that video stream and the
+    audio streams to copy.
 
     Raises:
         VideoError: bad extension, or an audio codec the container cannot hold.
-        ConfigError: bad codec, crf, colorspace, preset or encoder options.
+        ConfigError: bad codec (none such, or one the container cannot hold), crf, colorspace,
+            preset (also one given to an encoder without presets) or encoder options.
         OutputError: ``path`` is a folder, or exists and ``overwrite`` is off.
     """
-    import av
-
     path = Path(path)
-    container = _container_of(path)
     if path.is_dir():
-        raise OutputError("output path is a directory", path=path)
+        raise OutputError("is a folder; expected an output file name (e.g. out.mp4)", path=path)
+    container = _container_of(path)
     if not overwrite and path.exists():
         raise OutputError("output file already exists (overwrite is off)", path=path)
     if crf is not None and (isinstance(crf, bool) or not isinstance(crf, (int, float))
@@ -273,22 +377,19 @@ def check_output(
     if colorspace not in _COLOUR_TAGS:
         raise ConfigError(f"colorspace: expected one of {', '.join(_COLOUR_TAGS)}, got {colorspace!r}")
     encoder = resolve_codec(codec, container, source_codec)
+    _quiet_encoder(encoder)
     if pix_fmt is None:
         pix_fmt = "yuv420p" if int(width) % 2 == 0 and int(height) % 2 == 0 else "yuv444p"
-    # refuse audio the container cannot hold, before creating any file
-    with contextlib.closing(av.open(os.devnull, "w", format=container)) as probe:
-        supported = probe.supported_codecs
-    for s in audio:
-        name = s.codec_context.name
-        if supported and name not in supported:
-            raise VideoError(f"the source's {name} audio cannot be copied into a {container} file without "
-                             "re-encoding; write .mkv or .mov instead, or drop the audio (audio='none' / "
-                             "--no-audio)", path=path)
+    if preset is not None and (isinstance(preset, bool) or not isinstance(preset, (str, int))):
+        raise ConfigError(f"preset: expected a preset name or number, got {preset!r}")
     opts = _encoder_options(encoder, crf, preset, options)
     if encoder in ("libx264", "libx265") and opts.get("preset", "medium") not in _X26X_PRESET_NAMES:
         raise ConfigError(f"preset: the {encoder} encoder rejects {opts['preset']!r} (x264/x265 presets: "
                           f"{_X26X_PRESETS})")
-    _check_encoder(encoder, pix_fmt, opts, (int(width), int(height)))
+    size = (int(width), int(height))
+    _check_encoder(encoder, pix_fmt, opts, size)
+    # before creating any file: codecs the container cannot hold, the audio to copy included
+    _check_muxing(path, container, encoder, pix_fmt, size, opts, audio)
     return OutputPlan(container=container, encoder=encoder, pix_fmt=pix_fmt, options=opts)
 
 
@@ -304,8 +405,9 @@ class VideoWriter:
         codec: see the module docstring.
         crf: constant rate factor (x264/x265: 0-51, VP9/AV1: 0-63); ``None`` = the encoder's
             default.
-        preset: x264/x265/SVT-AV1 speed preset (``"ultrafast"`` ... ``"veryslow"``; SVT-AV1
-            takes ``"0"``-``"13"``).
+        preset: the encoder's speed preset: x264/x265 ``"ultrafast"`` ... ``"placebo"``, SVT-AV1
+            ``"0"``-``"13"``; ``None`` = the encoder's default (x264/x265: ``"medium"``); VP9
+            and MPEG-4 take none (:class:`ConfigError` if one is given).
         pix_fmt: pixel format; ``None`` = ``yuv420p``, or ``yuv444p`` for odd sizes.
         colorspace: colour matrix of the output (``"itu709"``, ``"itu601"``, ``"smpte170m"``,
             ``"smpte240m"``, ``"fcc"``, ``"bt2020"``: :attr:`VideoInfo.colorspace` of the source).
@@ -317,7 +419,8 @@ class VideoWriter:
 
     Raises:
         VideoError: bad extension, or an audio codec the container cannot hold.
-        ConfigError: bad codec, crf, colorspace, preset or encoder options (see :func:`check_output`).
+        ConfigError: bad codec, crf, colorspace, preset or encoder options, or a codec the
+            container cannot hold (see :func:`check_output`).
         OutputError: the output cannot be created.
     """
 
@@ -331,7 +434,7 @@ class VideoWriter:
         time_base: Fraction,
         codec: str = "auto",
         crf: float | None = 18,
-        preset: str | None = "medium",
+        preset: str | None = None,
         pix_fmt: str | None = None,
         colorspace: str = "itu709",
         audio: Sequence[Any] = (),
@@ -454,20 +557,43 @@ class VideoWriter:
     # ----------------------------------------------------------------- finishing
 
     def _finalize(self) -> None:
-        """Flush the encoder and write the container's index (the file becomes playable)."""
+        """Flush the encoder and write the container's index (the file becomes playable).
+
+        Raises:
+            VideoError: the encoder's last packets or the index could not be written (the file
+                is closed all the same).
+        """
         import av
 
         if self._closed:
             return
         self._closed = True
+        problem = None
         try:
             if self.frames_written:
                 for packet in self._video.encode(None):
                     self._out.mux(packet)
         except av.FFmpegError as exc:
-            log.warning("%s: flushing the encoder failed: %s", self.path, exc)
-        finally:
+            problem = f"flushing the encoder failed ({exc.strerror or first_line(exc)})"
+        try:
             self._out.close()
+        except (av.FFmpegError, OSError) as exc:
+            problem = problem or f"finishing the file failed ({exc.strerror or first_line(exc)})"
+        if problem:
+            raise VideoError(problem, path=self.path)
+
+    def _keep_partial(self) -> Path | None:
+        """Move the temporary file to :func:`partial_path` (``None``: nothing kept)."""
+        if self.frames_written == 0:
+            self.tmp_path.unlink(missing_ok=True)
+            return None
+        target = partial_path(self.path)
+        try:
+            os.replace(self.tmp_path, target)
+        except OSError:
+            self.tmp_path.unlink(missing_ok=True)
+            return None
+        return target
 
     def close(self) -> Path:
         """Finish the file and move it to :attr:`path`; returns the path.
@@ -476,9 +602,17 @@ class VideoWriter:
         :attr:`path` while this one was encoding (the move is atomic, see
         :func:`facetoon._fileutil.link_no_clobber`): the finished video is then kept as
         :func:`partial_path` and :class:`OutputError` is raised, naming it.
+
+        Raises:
+            VideoError: no frame was written, or flushing the encoder or writing the index failed:
+                what was written is then kept as :func:`partial_path`, which the message names.
         """
         try:
             self._finalize()
+        except VideoError as exc:
+            kept = self._keep_partial()
+            where = f"partial output: {kept}" if kept is not None else "no output kept"
+            raise VideoError(f"{exc.reason}; {where}", path=self.path) from None
         except BaseException:
             self.tmp_path.unlink(missing_ok=True)
             raise
@@ -514,19 +648,16 @@ class VideoWriter:
         """
         try:
             self._finalize()
+        except VideoError as exc:  # kept all the same: what was written is there
+            if keep_partial and self.frames_written:
+                log.warning("%s; the partial file may not play", exc)
         except Exception:  # noqa: BLE001 - best effort on the way out
             log.debug("finalising the partial file failed", exc_info=True)
             keep_partial = False
-        if not keep_partial or self.frames_written == 0:
+        if not keep_partial:
             self.tmp_path.unlink(missing_ok=True)
             return None
-        target = partial_path(self.path)
-        try:
-            os.replace(self.tmp_path, target)
-        except OSError:
-            self.tmp_path.unlink(missing_ok=True)
-            return None
-        return target
+        return self._keep_partial()
 
     def __enter__(self) -> VideoWriter:
         return self
