@@ -378,3 +378,17 @@ def test_animations_gif_and_png_are_videos_animated_webp_is_refused(tmp_path: Pa
     webp = _still(tmp_path / "anim.webp", frames=3)
     with pytest.raises(VideoError, match="an animated WebP"):
         stylize_video(webp, tmp_path / "webp.mp4", stylize_frame=keep, progress=False)
+
+
+def test_an_av1_source_is_reported_as_av1_and_kept_by_codec_source(tmp_path: Path) -> None:
+    """FFmpeg decodes AV1 with libdav1d; the reader reports the codec family ("av1"), so
+    codec="source" re-encodes AV1 (it fell back to H.264 while the decoder's name was reported)."""
+    from facetoon.video.writer import resolve_codec
+
+    src = tmp_path / "av1.mkv"
+    with VideoWriter(src, width=64, height=48, fps=24, time_base=Fraction(1, 24), codec="av1") as w:
+        for i in range(3):
+            w.write(np.full((48, 64, 3), 40 * i, np.uint8), i)
+    info = probe_video(src)
+    assert info.codec == "av1"
+    assert resolve_codec("source", "matroska", info.codec) == "libsvtav1"

@@ -52,7 +52,7 @@ import numpy as np
 
 from ..errors import ConfigError, VideoError, first_line
 
-__all__ = ["AudioInfo", "DecodedFrame", "VideoInfo", "VideoReader", "probe_video"]
+__all__ = ["AudioInfo", "DecodedFrame", "VideoInfo", "VideoReader", "codec_name", "probe_video"]
 
 log = logging.getLogger(__name__)
 
@@ -235,6 +235,13 @@ def _open(path: Path) -> Any:
         raise VideoError(f"not a readable video ({first_line(exc)})", path=path) from None
 
 
+def codec_name(context: Any) -> str:
+    """The codec family of a stream's ``av`` codec context (``"av1"``, not the ``"libdav1d"``
+    decoder FFmpeg picked for it); the context's own name where PyAV gives no family."""
+    codec = getattr(context, "codec", None)
+    return str(getattr(codec, "canonical_name", None) or context.name)
+
+
 class VideoReader:
     """Iterate over the frames of a video file (see the module docstring).
 
@@ -311,20 +318,20 @@ class VideoReader:
         own = float(v.duration * time_base) if v.duration else tagged
         self._video_duration_known = own is not None or len(c.streams) == 1
         duration = own if own is not None else (c.duration / av.time_base if c.duration else None)
-        audio_info = tuple(AudioInfo(index=s.index, codec=s.codec_context.name, sample_rate=int(s.rate or 0),
+        audio_info = tuple(AudioInfo(index=s.index, codec=codec_name(s.codec_context), sample_rate=int(s.rate or 0),
                                      channels=int(getattr(s.codec_context, "channels", 0) or 0),
                                      time_base=Fraction(s.time_base or Fraction(1, 1)))
                            for s in self._audio)
-        fields = dict(path=os.fspath(self.path), container=c.format.name, codec=v.codec_context.name,
+        fields = dict(path=os.fspath(self.path), container=c.format.name, codec=codec_name(v.codec_context),
                       fps=Fraction(fps) if fps else Fraction(0), time_base=time_base,
                       start_time=int(v.start_time or 0), frames=int(v.frames or 0), duration=duration,
                       audio=audio_info)
         # peek at the first frame: rotation and colour matrix come with decoded frames
-        image_codec = v.codec_context.name in _IMAGE_CODECS
+        image_codec = codec_name(v.codec_context) in _IMAGE_CODECS
         picture = image_codec or c.format.name in _IMAGE_DEMUXERS or c.format.name.endswith("_pipe")
         rotation, cw, ch, colorspace, several = self._peek(second=picture)
         if picture and not several:
-            name = v.codec_context.name
+            name = codec_name(v.codec_context)
             raise VideoError(f"a still image ({_IMAGE_NAMES.get(name, name.upper())}), not a video; stylize "
                              "photos with `facetoon stylize` (facetoon.stylize in Python)", path=self.path)
         w, h = (ch, cw) if rotation in (90, 270) else (cw, ch)

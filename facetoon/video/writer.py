@@ -63,6 +63,7 @@ import numpy as np
 
 from .._fileutil import link_no_clobber
 from ..errors import ConfigError, OutputError, VideoError, first_line
+from .reader import codec_name
 
 __all__ = ["CONTAINERS", "OutputPlan", "VideoWriter", "check_output", "partial_path", "resolve_codec"]
 
@@ -319,7 +320,7 @@ def _check_muxing(path: Path, container: str, encoder: str, pix_fmt: str, size: 
     with contextlib.closing(av.open(os.devnull, "w", format=container)) as probe:
         listed = probe.supported_codecs
     for s in audio:
-        name = s.codec_context.name
+        name = codec_name(s.codec_context)
         if (listed and name not in listed) or _muxing_error(container, encoder, pix_fmt, small, opts, [s]):
             others = takers([s])
             raise VideoError(f"the source's {name} audio cannot be copied into a {container} file without "
