@@ -136,9 +136,9 @@ class BackgroundStylizer:
         if retain_memory:
             retain_freed_memory()
         if not isinstance(model, nn.Module):
-            from .models.serialization import load_pretrained
+            from .models.serialization import export_model_folder, load_pretrained
 
-            model = load_pretrained(model, archs=("animegan", "cartoongan"))
+            model = load_pretrained(export_model_folder(model), archs=("animegan", "cartoongan"))
         self.device = torch.device(device)
         self.precision = precision
         self.max_pixels = max_pixels_per_tile

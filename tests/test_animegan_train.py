@@ -380,6 +380,33 @@ def test_mobilenet_perceptual_run_with_validation_kid(shared: Path, layout: Path
         assert math.isfinite(s["kid_x100"]) and s["kid_x100_std"] >= 0 and s["train_hours"] > 0
 
 
+def test_teacher_of_another_architecture_is_refused_before_training(exported: Path, layout: Path,
+                                                                   tmp_path: Path) -> None:
+    """A U-GAT-IT generator as the teacher used to pass and crash at the first adversarial step;
+    the export folder itself (not only its generator/) is a valid teacher."""
+    from facetoon.errors import WeightsError
+    from facetoon.models import create_model, save_pretrained
+
+    save_pretrained(create_model("ugatit_generator", light=True, ngf=8, n_res=1, img_size=32), tmp_path / "ugatit")
+    with pytest.raises(WeightsError, match="holds a 'ugatit_generator' model; expected 'cartoongan' or 'animegan'"):
+        tiny_trainer(layout, tmp_path / "bad", init_steps=0, iterations=1, teacher=str(tmp_path / "ugatit"),
+                     teacher_weight=1.0)
+    taught = tiny_trainer(layout, tmp_path / "whole", init_steps=0, iterations=1, teacher=str(exported),
+                          teacher_weight=1.0)
+    assert taught.teacher is not None and taught.teacher.arch == "animegan"
+
+
+def test_an_animegan_export_folder_is_a_scene_model(exported: Path) -> None:
+    """`facetoon export animegan RUN OUT`: OUT works as the scene model, like a U-GAT-IT export as
+    the face model (it used to need OUT/generator)."""
+    from facetoon.background import BackgroundStylizer
+    from facetoon.pipeline.loading import load_background_model
+
+    assert load_background_model(exported, None).arch == "animegan"
+    assert load_background_model("animegan", exported).arch == "animegan"
+    assert BackgroundStylizer(exported).model.arch == "animegan"
+
+
 def test_teacher_adds_a_distillation_term(exported: Path, layout: Path, tmp_path: Path) -> None:
     teacher = exported / "generator"
     plain = tiny_trainer(layout, tmp_path / "plain", init_steps=0, iterations=1)

@@ -84,6 +84,22 @@ def resolve_weights(name_or_path: str | os.PathLike[str]) -> Path:
     )
 
 
+#: the model folders inside a ``facetoon export`` output, in order of preference: U-GAT-IT's
+#: selfie -> anime generator, AnimeGAN's generator
+EXPORT_MODEL_FOLDERS = ("a2b", "generator")
+
+
+def export_model_folder(path: str | os.PathLike[str]) -> Path:
+    """``path`` itself, or, for a ``facetoon export`` output (no ``config.json`` of its own), its
+    model folder (``a2b/`` or ``generator/``, see :data:`EXPORT_MODEL_FOLDERS`)."""
+    path = Path(path)
+    if path.is_dir() and not (path / CONFIG_NAME).is_file():
+        for name in EXPORT_MODEL_FOLDERS:
+            if (path / name / CONFIG_NAME).is_file():
+                return path / name
+    return path
+
+
 def save_pretrained(
     model: nn.Module,
     directory: str | os.PathLike[str],

@@ -14,8 +14,8 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError, WeightsError
-from ..models.serialization import (CONFIG_NAME, load_pretrained, missing_weights_dir_hint, resolve_weights,
-                                    weights_dir)
+from ..models.serialization import (export_model_folder, load_pretrained, missing_weights_dir_hint,
+                                    resolve_weights, weights_dir)
 
 __all__ = [
     "DEFAULT_BACKGROUND_WEIGHTS",
@@ -36,10 +36,11 @@ ModelSpec = Union[nn.Module, str, "os.PathLike[str]", None]
 
 
 def model_folder(spec: str | os.PathLike[str], what: str, option: str) -> Path:
-    """Resolve a weights folder (path or name); an export folder with ``a2b/`` gives ``a2b/``."""
-    path = Path(spec)
-    if path.is_dir() and not (path / CONFIG_NAME).is_file() and (path / "a2b" / CONFIG_NAME).is_file():
-        return path / "a2b"
+    """Resolve a weights folder (path or name); a ``facetoon export`` output gives its model folder
+    (``a2b/`` of U-GAT-IT, ``generator/`` of AnimeGAN)."""
+    path = export_model_folder(spec)
+    if path != Path(spec):
+        return path
     try:
         return resolve_weights(spec)
     except WeightsError:

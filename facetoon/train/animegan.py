@@ -50,7 +50,7 @@ from ..losses.animegan import (
 )
 from ..models.animegan import Generator, NormKind
 from ..models.discriminators import PatchDiscriminator
-from ..models.serialization import load_pretrained, save_pretrained
+from ..models.serialization import export_model_folder, load_pretrained, save_pretrained
 from .data import Augment, PhotoStyleDataset, load_image_tensor, split_holdout
 from .loop import BaseTrainConfig, Trainer, check_data_options
 from .optim import adam, set_lr, use_fused
@@ -173,14 +173,16 @@ def build_perceptual(spec: str) -> nn.Module:
 
 
 def load_teacher(spec: str) -> nn.Module:
-    """A frozen teacher generator: an official CartoonGAN ``.pth`` or an exported weights folder."""
+    """A frozen teacher generator: an official CartoonGAN ``.pth``, or a CartoonGAN or AnimeGAN
+    weights folder (a ``facetoon export`` output too). Another architecture is a WeightsError here,
+    before any training step."""
     path = Path(spec)
     if path.suffix == ".pth":
         from ..convert.cartoongan import load_official_cartoongan
 
         model: nn.Module = load_official_cartoongan(path)
     else:
-        model = load_pretrained(path)
+        model = load_pretrained(export_model_folder(path), archs=("cartoongan", "animegan"))
     model.eval().requires_grad_(False)
     return model
 
