@@ -29,6 +29,7 @@ from .errors import (
     InvalidImageError,
     NoFaceError,
     OutputError,
+    TrainingError,
     VideoError,
     WeightsError,
 )
@@ -70,6 +71,7 @@ __all__ = [
     "ConfigError",
     "DataError",
     "VideoError",
+    "TrainingError",
     "OutputError",
     *_LAZY,
 ]

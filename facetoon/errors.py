@@ -20,6 +20,7 @@ __all__ = [
     "DataError",
     "VideoError",
     "OutputError",
+    "TrainingError",
 ]
 
 
@@ -69,3 +70,7 @@ class VideoError(FacetoonError):
 
 class OutputError(FacetoonError, OSError):
     """An output cannot be written (it would overwrite an input, exists, or the disk refused)."""
+
+
+class TrainingError(FacetoonError):
+    """Training cannot go on: e.g. the losses are no longer finite (the weights diverged)."""

@@ -601,6 +601,65 @@ def test_resume_with_another_number_of_processes_warns_and_records_it(
         assert rows == [{"step": 6, "key": "world_size", "old": 2, "new": 1}]
 
 
+def test_resume_on_another_number_of_files_warns_and_records_it(
+        synthetic_run: Path, synthetic_data: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Checkpoints record the training files per domain (the data order depends on their number;
+    here 5 per domain, 1 of the 6 held out):
+    resuming on a folder with one more trainB image warns and records it; the same files in
+    another folder resume silently (an info line)."""
+    import json
+    import logging
+
+    state = load_checkpoint(synthetic_run / "checkpoints" / "step_00000006.pt")
+    assert state["data"]["files"] == [5, 5] and state["data"]["dir"] == str(synthetic_data.resolve())
+    moved, grown = tmp_path / "moved", tmp_path / "grown"
+    shutil.copytree(synthetic_data, moved)
+    shutil.copytree(synthetic_data, grown)
+    first = sorted((grown / "trainB").iterdir())[0]
+    shutil.copy(first, grown / "trainB" / f"extra{first.suffix}")
+    cfg = load_config(UGATITConfig, synthetic_run / "config.toml", {})
+    checkpoint = synthetic_run / "checkpoints" / "step_00000006.pt"
+    for data, run in ((moved, tmp_path / "run_moved"), (grown, tmp_path / "run_grown")):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="facetoon.train.loop"):
+            UGATITTrainer(cfg, data, run, resume=checkpoint).close()
+        warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+        if data is moved:
+            assert not warnings and not (run / "config_changes.jsonl").exists(), warnings
+            continue
+        assert len(warnings) == 1 and "[5, 5] file(s) per domain" in warnings[0] and "[5, 6]" in warnings[0]
+        rows = [json.loads(line) for line in (run / "config_changes.jsonl").read_text().splitlines()]
+        assert rows == [{"step": 6, "key": "data_files", "old": [5, 5], "new": [5, 6]}]
+
+
+def test_diverged_losses_stop_the_run_before_a_checkpoint(synthetic_data: Path, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A step whose losses are NaN (diverged weights) raises a TrainingError naming the step and the
+    last good checkpoint; that step is logged but not saved, the earlier checkpoints stay."""
+    from facetoon.errors import TrainingError
+
+    run = tmp_path / "run"
+    trainer = _tiny_trainer(synthetic_data, run, iterations=6, checkpoint_every=2, keep_checkpoints=1,
+                            validate_every=0, sample_every=100)
+    real_step = trainer.train_step
+
+    def step_that_diverges_at_3(batch):
+        losses = real_step(batch)
+        if trainer.step + 1 >= 3:
+            losses = {**losses, "g_total": float("nan")}
+        return losses
+
+    monkeypatch.setattr(trainer, "train_step", step_that_diverges_at_3)
+    with pytest.raises(TrainingError) as err:
+        trainer.fit()
+    message = str(err.value)
+    assert "no longer finite at step 3 (g_total=nan)" in message and "step_00000002.pt" in message, message
+    assert "\n" not in message
+    assert ckpt_steps(run) == [2]
+    assert [r["step"] for r in read_losses(run)][-1] == "3" and read_losses(run)[-1]["g_total"] == "nan"
+    trainer.close()
+
+
 # ---- refusals -----------------------------------------------------------------------------------------
 def test_resume_with_a_changed_config_warns_and_records_the_change(
         synthetic_run: Path, synthetic_data: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

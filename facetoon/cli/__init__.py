@@ -20,6 +20,7 @@ import importlib
 import logging
 import os
 import pkgutil
+import re
 import sys
 from collections.abc import Iterator, Sequence
 from typing import NoReturn
@@ -125,12 +126,33 @@ def _run(args: argparse.Namespace) -> int:
     except FacetoonError as exc:
         if args.debug:
             raise
-        print(f"facetoon: error: {exc}", file=sys.stderr)
+        print(f"facetoon: error: {_message(exc)}", file=sys.stderr)
         return 1
     except Exception as exc:  # noqa: BLE001 - the CLI's promise: one line, no traceback
         if args.debug:
             raise
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        print(f"facetoon: error: {type(exc).__name__}: {first} (run with --debug for details)",
+        print(f"facetoon: error: {type(exc).__name__}: {_message(exc)} (run with --debug for details)",
               file=sys.stderr)
         return 1
+
+
+# how torch re-raises an error of a DataLoader worker (or of its pin-memory thread): the message is
+# "Caught ValueError in DataLoader worker process 0.\nOriginal Traceback (most recent call last):\n"
+# followed by the worker's whole traceback (torch/_utils.py, ExceptionWrapper.reraise)
+_EMBEDDED_TRACEBACK = "\nOriginal Traceback (most recent call last):\n"
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(?:Error|Exception|Interrupt|Exit|Warning)(?:: (.*))?$")
+
+
+def _message(exc: BaseException) -> str:
+    """One line for ``exc``: the first line of its message or, for an error torch re-raised from a
+    DataLoader worker with the worker's traceback in its message, the original error's own line
+    (``module.TypeName: message`` at the end of that traceback, without the ``module.TypeName: ``)."""
+    text = str(exc).strip()
+    if _EMBEDDED_TRACEBACK in text:
+        lines = text.splitlines()
+        for line in reversed(lines):
+            match = _EXCEPTION_LINE.match(line)
+            if match:  # the last line of the traceback that starts an exception: the original error
+                return (match.group(1) or "").strip()
+        return lines[-1].strip()
+    return text.splitlines()[0] if text else ""

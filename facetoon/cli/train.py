@@ -29,9 +29,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("--data", required=True, help="data folder (U-GAT-IT: trainA/ and trainB/)")
     p.add_argument("--out", required=True, help="run folder for checkpoints, logs, samples")
     p.add_argument("--config", help="TOML config file (a [train] table); see configs/. With --resume "
-                                    "and no --config, RUN_DIR/config.toml is used")
+                                    "and no --config, RUN_DIR/config.toml is used; with --resume FILE, the "
+                                    "config saved in that checkpoint, with --config and --set applied on top")
     p.add_argument("--resume", nargs="?", const=True, default=False, metavar="CHECKPOINT",
-                   help="continue from the latest checkpoint in RUN_DIR (or the given file)")
+                   help="continue from the latest checkpoint in RUN_DIR (or the given file, whose saved "
+                        "config is then the starting point of the config)")
     p.add_argument("--export", metavar="DIR", help="after training, export the generators to DIR")
     p.add_argument("--fp16", action="store_true", help="export weights in float16")
     p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
@@ -48,13 +50,24 @@ def run(args: argparse.Namespace) -> int:
 
     module_name, config_name, trainer_name = TRAINERS[args.model]
     module = importlib.import_module(module_name)
+    config_cls = getattr(module, config_name)
     config_file = args.config
+    base, base_source = None, None
     saved = Path(args.out) / "config.toml"
-    if config_file is None and args.resume and saved.is_file():
+    if args.resume is not True and args.resume:
+        # --resume FILE: the networks must be built as that checkpoint's were, whatever the defaults,
+        # the run folder (often a new one) or its config.toml say: start from the checkpoint's config
+        base = _checkpoint_config(config_cls, Path(args.resume))
+        if base is not None:
+            base_source = args.resume
+            log.info("--resume: using the config saved in %s (%s on top)", args.resume,
+                     f"--config {config_file} and any --set overrides" if config_file else "any --set overrides")
+    if base is None and config_file is None and args.resume and saved.is_file():
         # resuming without --config: start from the run's own resolved config, not the defaults
         config_file = saved
         log.info("--resume: using the run's config %s (plus any --set overrides)", saved)
-    config = load_config(getattr(module, config_name), config_file, parse_overrides(args.overrides))
+    config = load_config(config_cls, config_file, parse_overrides(args.overrides), base=base,
+                         base_source=base_source)
     if args.dry_run:
         for key, value in config_to_dict(config).items():
             print(f"{key} = {value!r}")
@@ -68,3 +81,26 @@ def run(args: argparse.Namespace) -> int:
     finally:
         trainer.close()
     return 0
+
+
+def _checkpoint_config(config_cls: type, checkpoint: Any) -> dict[str, Any] | None:
+    """The options of ``config_cls`` saved in ``checkpoint`` (``None`` if it saved none): what the
+    weights trained with. Options this version no longer has are dropped (with a note in the log),
+    and so are the runtime-only ones (device, precision, logging, checkpoint schedule...: they
+    describe the machine that trained, not the model; the defaults, --config and --set give them)."""
+    import dataclasses
+
+    from ..train.checkpoint import checkpoint_config
+    from ..train.loop import RUNTIME_ONLY_KEYS
+
+    saved = checkpoint_config(checkpoint)
+    if saved is None:
+        log.warning("--resume: %s holds no saved config: the config is resolved as for --resume without "
+                    "a file", checkpoint)
+        return None
+    names = {f.name for f in dataclasses.fields(config_cls)}
+    dropped = sorted(set(saved) - names)
+    if dropped:
+        log.info("--resume: options of %s that %s no longer has are dropped: %s", checkpoint,
+                 config_cls.__name__, ", ".join(dropped))
+    return {k: v for k, v in saved.items() if k in names and k not in RUNTIME_ONLY_KEYS}

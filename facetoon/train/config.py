@@ -1,10 +1,11 @@
 """Training configurations: dataclasses, read from TOML, overridable from the command line.
 
 A config is a flat dataclass whose fields are the hyper-parameters, each with its paper
-default and a comment. :func:`load_config` reads a TOML file (``[train]`` table or top level),
-applies ``key=value`` overrides (values parsed as TOML, so ``lr=2e-4``, ``light=true``,
-``name="x"`` or bare strings work) and rejects unknown keys or wrong types with a
-:class:`~facetoon.errors.ConfigError`. :func:`save_config` writes the resolved config as TOML.
+default and a comment. :func:`load_config` reads a TOML file (a ``[train]`` table, and then
+nothing else, or the options at the top level), applies ``key=value`` overrides (values parsed as
+TOML, so ``lr=2e-4``, ``light=true``, ``name="x"`` or bare strings work) and rejects unknown keys,
+stray tables or wrong types with a :class:`~facetoon.errors.ConfigError` that names the config file
+when the file is at fault. :func:`save_config` writes the resolved config as TOML.
 """
 
 from __future__ import annotations
@@ -49,34 +50,85 @@ def _coerce(cls_name: str, key: str, value: Any, annotation: Any) -> Any:
     return value
 
 
+def _read_toml(p: Path) -> dict[str, Any]:
+    """The options of the config file ``p``: its ``[train]`` table (which must then be all the file
+    holds: a misspelt table or a key beside it would otherwise be ignored without a word), or its
+    top-level keys."""
+    try:
+        doc = tomllib.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError("config file not found", path=p) from None
+    except IsADirectoryError:
+        raise ConfigError("config file is a folder", path=p) from None
+    except UnicodeDecodeError:
+        raise ConfigError("config file is not UTF-8 text", path=p) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"invalid TOML ({exc})", path=p) from None
+    if "train" not in doc:
+        tables = sorted(k for k, v in doc.items() if isinstance(v, dict))
+        if tables:
+            raise ConfigError(f"unknown table(s) {', '.join(f'[{t}]' for t in tables)} (options go in "
+                              f"a [train] table or at the top level)", path=p)
+        return doc
+    train = doc["train"]
+    if not isinstance(train, dict):
+        raise ConfigError(f"'train' must be a table ([train]), got {train!r}", path=p)
+    stray = sorted(k for k in doc if k != "train")
+    if stray:
+        names = ", ".join(f"[{k}]" if isinstance(doc[k], dict) else k for k in stray)
+        raise ConfigError(f"{names} outside the [train] table (all options go in [train])", path=p)
+    return dict(train)
+
+
 def load_config(
     cls: type[C],
     path: str | os.PathLike[str] | None = None,
     overrides: dict[str, Any] | None = None,
+    *,
+    base: dict[str, Any] | None = None,
+    base_source: str | os.PathLike[str] | None = None,
 ) -> C:
-    """Build ``cls`` from its defaults, then the TOML file at ``path``, then ``overrides``."""
-    values: dict[str, Any] = {}
+    """Build ``cls`` from its defaults, then ``base`` (e.g. the config saved in a checkpoint,
+    ``base_source``), then the TOML file at ``path``, then ``overrides``.
+
+    A :class:`~facetoon.errors.ConfigError` names the file (or ``base_source``) whose values are
+    at fault: an unknown key or a wrong type, or values the config class refuses on their own
+    (before the later sources were applied)."""
+    layers: list[tuple[str | None, dict[str, Any]]] = []
+    if base:
+        layers.append((None if base_source is None else str(base_source), dict(base)))
     if path is not None:
-        p = Path(path)
-        try:
-            doc = tomllib.loads(p.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError("config file not found", path=p) from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"invalid TOML ({exc})", path=p) from None
-        values.update(doc.get("train", doc))
-    values.update(overrides or {})
+        layers.append((str(path), _read_toml(Path(path))))
+    if overrides:
+        layers.append((None, dict(overrides)))
     hints = get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(values) - names)
-    if unknown:
-        raise ConfigError(f"unknown {cls.__name__} option(s): {', '.join(unknown)}")
-    values = {k: _coerce(cls.__name__, k, v, hints[k]) for k, v in values.items()}
+    for source, layer in layers:
+        unknown = sorted(set(layer) - names)
+        if unknown:
+            raise ConfigError(f"unknown {cls.__name__} option(s): {', '.join(unknown)}", path=source)
+        try:
+            layer.update({k: _coerce(cls.__name__, k, v, hints[k]) for k, v in layer.items()})
+        except ConfigError as exc:
+            raise ConfigError(exc.reason, path=source) from None
+    values: dict[str, Any] = {}
+    for _, layer in layers:
+        values.update(layer)
     try:
-        config = cls(**values)
+        return cls(**values)
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"invalid {cls.__name__}: {exc}") from None
-    return config
+        message = f"invalid {cls.__name__}: {exc}"
+    # the file at fault: the first source whose values, over those before it, the class refuses
+    # (a value of a later source may only be refused in combination with an earlier one)
+    so_far: dict[str, Any] = {}
+    for source, layer in layers[:-1]:
+        so_far.update(layer)
+        try:
+            cls(**so_far)
+        except (TypeError, ValueError):
+            raise ConfigError(message, path=source) from None
+    source = layers[-1][0] if layers else None
+    raise ConfigError(message, path=source) from None
 
 
 def config_to_dict(config: Any) -> dict[str, Any]:

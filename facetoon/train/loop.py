@@ -20,14 +20,18 @@ networks), ``train_step``, ``state_dict``/``load_state_dict``,
   appended to ``RUN_DIR/config_changes.jsonl``, one JSON object per key
   (``{"step", "key", "old", "new"}``, the step the run resumed at), before ``RUN_DIR/config.toml``
   is rewritten with the new config; so is a changed number of processes (``world_size``, saved in
-  the checkpoint: the data order depends on it), as the row ``{"step", "key": "world_size", ...}``;
+  the checkpoint: the data order depends on it), as the row ``{"step", "key": "world_size", ...}``,
+  and a changed number of training files per domain (``data_files``, likewise);
 * validation every ``validate_every`` steps (before that step's checkpoint); the state with the
   lowest ``best_metric`` so far is kept apart as ``checkpoints/best.pt`` (never pruned), with
   ``checkpoints/best.json`` naming its step and value;
 * optionally (``ema_decay > 0``) an exponential moving average of the generator weights
   (:mod:`facetoon.train.ema`), checkpointed with the rest; validation, samples and exports then
   use the average;
-* SIGINT/SIGTERM: finish the current step, save a checkpoint, exit cleanly.
+* SIGINT/SIGTERM: finish the current step, save a checkpoint, exit cleanly;
+* a step whose losses are not finite (NaN/inf: the weights diverged) stops the run with a
+  :class:`~facetoon.errors.TrainingError` before that step is saved, so the checkpoints kept are
+  those of finite weights.
 """
 
 from __future__ import annotations
@@ -49,7 +53,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .._fileutil import atomic_open, atomic_write_bytes
-from ..errors import ConfigError, WeightsError
+from ..errors import ConfigError, TrainingError, WeightsError
 from ..models.serialization import read_config
 from ..runtime import Runtime, resolve_runtime
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, set_aside_checkpoints
@@ -228,6 +232,7 @@ class Trainer(abc.ABC):
                 self._checkpoint_config = self._resolve_saved_config(state["config"])
                 changes = self._config_changes(self._checkpoint_config)
             changes += self._world_size_change(state.get("world_size"))
+            changes += self._data_change(state.get("data"))
         elif config.init_from:
             self._warm_start(Path(config.init_from))
         if self.dist.is_main:
@@ -276,6 +281,33 @@ class Trainer(abc.ABC):
                         "(recorded in %s)", self.step, int(saved), self.dist.world_size,
                         self.run_dir / CONFIG_CHANGES)
         return [("world_size", int(saved), self.dist.world_size)]
+
+    def data_signature(self) -> dict[str, Any] | None:
+        """What the data order depends on, saved in each checkpoint: the number of training files
+        of each domain (and, for the record, the data folder); ``None`` without data."""
+        samplers = getattr(getattr(self, "dataset", None), "samplers", None)
+        if self.data_dir is None or not samplers:
+            return None
+        return {"dir": str(self.data_dir.resolve()), "files": [int(s.n) for s in samplers]}
+
+    def _data_change(self, saved: Any) -> list[tuple[str, Any, Any]]:
+        """``[("data_files", old, new)]`` if the resumed checkpoint trained on another number of files
+        per domain (logged as a warning: the data order changes); ``[]`` otherwise, or for checkpoints
+        without the record. Another folder with the same counts is only logged."""
+        current = self.data_signature()
+        if not isinstance(saved, dict) or current is None or "files" not in saved:
+            return []
+        if list(saved["files"]) == current["files"]:
+            if saved.get("dir") != current["dir"] and self.dist.is_main:
+                log.info("--resume: the data folder is now %s (was %s), with as many files per domain",
+                         current["dir"], saved.get("dir"))
+            return []
+        if self.dist.is_main:
+            log.warning("--resume: the checkpoint (step %d) trained on %s file(s) per domain in %s, this run has "
+                        "%s in %s: each step now draws other samples, so the run no longer reproduces an "
+                        "uninterrupted one (recorded in %s)", self.step, saved["files"], saved.get("dir"),
+                        current["files"], current["dir"], self.run_dir / CONFIG_CHANGES)
+        return [("data_files", list(saved["files"]), current["files"])]
 
     def _record_config_changes(self, changes: list[tuple[str, Any, Any]]) -> None:
         """Append ``changes`` to ``RUN_DIR/config_changes.jsonl`` (before config.toml is rewritten)."""
@@ -413,7 +445,8 @@ class Trainer(abc.ABC):
         return {"step": self.step, "train_seconds": self.train_seconds, "trainer": self.state_dict(),
                 "ema": self.ema.state_dict() if self.ema is not None else None,
                 "config": dataclasses.asdict(self.config), "best": self.best,
-                "warm_started_at": self.warm_started_at, "world_size": self.dist.world_size}
+                "warm_started_at": self.warm_started_at, "world_size": self.dist.world_size,
+                "data": self.data_signature()}
 
     def save(self) -> Path | None:
         if not self.dist.is_main:
@@ -493,6 +526,14 @@ class Trainer(abc.ABC):
                     dt = time.perf_counter() - t0
                     self.step += 1
                     self.train_seconds += dt
+                    # diverged weights (NaN/inf losses) must not reach a checkpoint: the run stops
+                    # here, before this step is saved, and the earlier checkpoints stay as they are
+                    finite = all(math.isfinite(float(v)) for v in losses.values())
+                    if self._sync_flags(not finite)[0]:
+                        if main:
+                            assert logger is not None
+                            logger.log_losses(self.step, {**losses, "sec_per_step": dt})
+                        raise self._diverged(losses)
                     if main:
                         assert logger is not None and bar is not None
                         if self.step % cfg.log_every == 0:
@@ -526,7 +567,27 @@ class Trainer(abc.ABC):
                 bar.close()
             if logger is not None:
                 logger.close()
+            if main:
+                self._report_bad_files()
         return self.step
+
+    def _report_bad_files(self) -> None:
+        """Log the training images the data set skipped (unreadable or blank), once, at the end."""
+        bad: dict[Path, str] = dict(getattr(self.dataset, "bad_files", None) or {})
+        if bad:
+            listed = "; ".join(f"{path}: {reason}" for path, reason in sorted(bad.items())[:10])
+            more = f"; and {len(bad) - 10} more" if len(bad) > 10 else ""
+            log.warning("%d bad training image(s) were skipped (each replaced by the next file of its "
+                        "folder): %s%s", len(bad), listed, more)
+
+    def _diverged(self, losses: dict[str, float]) -> TrainingError:
+        """The error that stops a run whose losses are no longer finite."""
+        bad = ", ".join(f"{k}={v}" for k, v in losses.items() if not math.isfinite(float(v))) or "on another rank"
+        latest = latest_checkpoint(self.run_dir)
+        kept = f"the last checkpoint ({latest.name}) is kept" if latest is not None else "no checkpoint was written"
+        return TrainingError(f"the losses are no longer finite at step {self.step} ({bad}): the weights diverged "
+                             f"and this step is not saved; {kept}. Check the data for blank or broken images, "
+                             "or resume with a lower learning rate")
 
     def close(self) -> None:
         cleanup_distributed()

@@ -84,8 +84,20 @@ class UGATITConfig(BaseTrainConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        # sizes and counts of the networks: a 0 or a negative value would otherwise fail at the first
+        # step with a shape error from torch (or build an empty network)
+        for name in ("ngf", "ndf", "img_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.n_res < 0:
+            raise ConfigError(f"n_res (residual blocks) must be >= 0, got {self.n_res}")
         if self.img_size % 4:
             raise ConfigError("img_size must be a multiple of 4")
+        for name in ("beta1", "beta2"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ConfigError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+        if self.holdout_seed < 0:
+            raise ConfigError(f"holdout_seed must be >= 0, got {self.holdout_seed}")
         if not 0.0 <= self.decay_start <= 1.0:
             raise ConfigError("decay_start must be in [0, 1]")
         check_data_options(holdout=self.holdout, kid_images=self.kid_images, kid_backend=self.kid_backend,
