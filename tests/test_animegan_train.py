@@ -589,6 +589,16 @@ def test_bad_config_values_are_one_line_errors(layout: Path, tmp_path: Path,
         (["teacher_weight=1.0"], "teacher_weight > 0 needs teacher = PATH"),
         (["perceptual=vgg16"], "perceptual must be"),
         (["loss_preset=v9"], "unknown AnimeGAN loss preset 'v9'"),
+        (["img_size=0"], "img_size must be >= 8, got 0"),
+        (["version=v1", "img_size=30"], "img_size must be >= 8 and a multiple of 4 (v1), got 30"),
+        (["d_channels=0"], "need d_channels >= 2 and d_layers >= 1, got 0, "),
+        (["d_layers=-1"], "need d_channels >= 2 and d_layers >= 1, got 8, -1"),
+        (["d_norm=batch"], "d_norm must be 'auto', 'layer' or 'instance', got 'batch'"),
+        (["init_steps=-1"], "init_steps must be >= 0, got -1"),
+        (["beta1=1.5"], "beta1 must be in [0, 1), got 1.5"),
+        (["beta2=-0.1"], "beta2 must be in [0, 1), got -0.1"),
+        (["holdout_seed=-1"], "holdout_seed must be >= 0, got -1"),
+        (["perceptual=vgg19:"], "perceptual must be"),
     ]
     for settings, needle in cases:
         code = train(layout, tmp_path / "run", *settings)

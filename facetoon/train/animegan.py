@@ -154,6 +154,29 @@ class AnimeGANConfig(BaseTrainConfig):
             raise ConfigError("teacher_weight > 0 needs teacher = PATH")
         check_data_options(holdout=self.holdout, kid_images=self.kid_images, kid_backend=self.kid_backend,
                            n_samples=self.n_samples, aug_margin=self.aug_margin)
+        self._check_sizes_and_choices()
+
+    def _check_sizes_and_choices(self) -> None:
+        """Values the networks or the optimiser would otherwise refuse at build time or the first step
+        (after a ``--dry-run`` had passed them)."""
+        multiple = 4 if self.version == "v1" else 1  # models.animegan.Generator.size_multiple
+        if self.img_size < 8 or self.img_size % multiple:
+            raise ConfigError(f"img_size must be >= 8{' and a multiple of 4 (v1)' if multiple > 1 else ''}, "
+                              f"got {self.img_size}")
+        if self.d_channels < 2 or self.d_layers < 1:
+            raise ConfigError(f"need d_channels >= 2 and d_layers >= 1, got {self.d_channels}, {self.d_layers}")
+        if self.d_norm not in ("layer", "instance"):
+            raise ConfigError(f"d_norm must be 'auto', 'layer' or 'instance', got {self.d_norm!r}")
+        if self.init_steps < 0:
+            raise ConfigError(f"init_steps must be >= 0, got {self.init_steps}")
+        for name in ("beta1", "beta2"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ConfigError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+        if self.holdout_seed < 0:
+            raise ConfigError(f"holdout_seed must be >= 0, got {self.holdout_seed}")
+        if self.perceptual not in ("mobilenet_v2", "random") and not (
+                self.perceptual.startswith("vgg19:") and len(self.perceptual) > len("vgg19:")):
+            raise ConfigError(f"perceptual must be 'mobilenet_v2', 'vgg19:PATH' or 'random', got {self.perceptual!r}")
 
     def loss_weights(self) -> AnimeGANLossWeights:
         """The preset's weights (its discriminator terms) with this config's six loss weights."""
