@@ -209,3 +209,25 @@ def test_ugatit_training_goes_on_past_a_bad_image(tmp_path: Path, capsys: pytest
     assert code == 0, err
     assert len(read_losses(run)) == 4
     assert str(junk) in err and "bad training image" in err
+
+
+def test_an_unreadable_validation_image_is_left_out_and_the_end_of_run_lists_bad_files(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Validation and sample images (here testA/) are read at every sample grid: a broken one is
+    left out with a warning when the run starts; the bad training images are listed again at the end."""
+    a = _folder(tmp_path / "data", "trainA", 3)
+    _folder(tmp_path / "data", "trainB", 3, seed=1)
+    _folder(tmp_path / "data", "testA", 2, seed=2)
+    (a / "000a.jpg").write_bytes(JUNK)
+    bad_val = tmp_path / "data" / "testA" / "000z.jpg"
+    bad_val.write_bytes(JUNK)
+    run = tmp_path / "run"
+    settings = ["img_size=32", "ngf=8", "ndf=8", "n_res=1", "light=true", "n_layers_global=5",
+                "n_layers_local=4", "holdout=0", "kid_images=0", "n_samples=3", "precision=fp32",
+                "device=cpu", "iterations=4", "sample_every=4", "checkpoint_every=100"]
+    code = main(["train", "ugatit", "--data", str(tmp_path / "data"), "--out", str(run), "--set", *settings])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert f"{bad_val}: unreadable validation (domain A) image, left out" in err
+    assert "1 bad training image(s) were skipped" in err and str(a / "000a.jpg") in err.split("were skipped")[1]
+    assert (run / "samples" / "step_00000004.jpg").is_file()

@@ -51,7 +51,7 @@ from ..losses.animegan import (
 from ..models.animegan import Generator, NormKind
 from ..models.discriminators import PatchDiscriminator
 from ..models.serialization import export_model_folder, load_pretrained, save_pretrained
-from .data import Augment, PhotoStyleDataset, load_image_tensor, split_holdout
+from .data import Augment, PhotoStyleDataset, load_image_tensor, split_holdout, usable_images
 from .loop import BaseTrainConfig, Trainer, check_data_options
 from .optim import adam, set_lr, use_fused
 from .samples import image_grid, tensor_to_uint8
@@ -247,6 +247,8 @@ class AnimeGANTrainer(Trainer):
         train_style, self.val_style = split_holdout(layout.style_images, cfg.holdout, cfg.holdout_seed)
         smooth_of = {p.name: p for p in layout.smooth_images}
         train_smooth = [smooth_of[p.name] for p in train_style]
+        self.val_photos = usable_images(self.val_photos, "validation photo")
+        self.val_style = usable_images(self.val_style, "held-out style")
         self.dataset = PhotoStyleDataset(layout.photos, train_style, train_smooth,
                                          Augment(cfg.img_size, cfg.aug_margin, cfg.aug_flip), cfg.seed)
         self._kid_reference: np.ndarray | None = None

@@ -42,6 +42,7 @@ __all__ = [
     "StepSampler",
     "make_loader",
     "load_image_tensor",
+    "usable_images",
 ]
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,22 @@ def split_holdout(files: Sequence[Path], n_holdout: int, seed: int) -> tuple[lis
     hold = sorted(files[i] for i in order[:n_holdout])
     keep = sorted(files[i] for i in order[n_holdout:])
     return keep, hold
+
+
+def usable_images(files: Sequence[Path], what: str) -> list[Path]:
+    """``files`` without those that cannot be read, each dropped with a warning naming it and
+    ``what`` they were for (e.g. ``"validation (trainA held out)"``): validation and sample images are
+    read at every validation, so one broken file would otherwise stop the run each time."""
+    kept = []
+    for path in files:
+        try:
+            _read_rgb(Path(path))
+        except (FacetoonError, OSError, ValueError) as exc:
+            log.warning("%s: unreadable %s image, left out: %s", path, what,
+                        getattr(exc, "reason", None) or first_line(exc))
+            continue
+        kept.append(Path(path))
+    return kept
 
 
 def _read_rgb(path: Path) -> np.ndarray:

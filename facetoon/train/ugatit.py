@@ -40,7 +40,7 @@ from ..losses.ugatit import (
 )
 from ..models.serialization import save_pretrained
 from ..models.ugatit import Discriminator, Generator
-from .data import Augment, UnpairedDataset, list_images, load_image_tensor, split_holdout
+from .data import Augment, UnpairedDataset, list_images, load_image_tensor, split_holdout, usable_images
 from .loop import BaseTrainConfig, Trainer, check_data_options
 from .optim import adam, set_lr, use_fused
 from .samples import heatmap_overlay, image_grid, tensor_to_uint8
@@ -195,6 +195,8 @@ class UGATITTrainer(Trainer):
             self.val_a = list_images(root / "testA")
         if not self.val_b and (root / "testB").is_dir():
             self.val_b = list_images(root / "testB")
+        self.val_a = usable_images(self.val_a, "validation (domain A)")
+        self.val_b = usable_images(self.val_b, "validation (domain B)")
         self.dataset = UnpairedDataset(
             self.train_a, self.train_b, Augment(cfg.img_size, cfg.aug_margin, cfg.aug_flip), cfg.seed)
         self._kid_reference: np.ndarray | None = None
