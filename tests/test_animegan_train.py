@@ -380,8 +380,8 @@ def test_mobilenet_perceptual_run_with_validation_kid(shared: Path, layout: Path
         assert math.isfinite(s["kid_x100"]) and s["kid_x100_std"] >= 0 and s["train_hours"] > 0
 
 
-def test_teacher_of_another_architecture_is_refused_before_training(exported: Path, layout: Path,
-                                                                   tmp_path: Path) -> None:
+def test_teacher_of_another_architecture_is_refused_before_training(
+        exported: Path, layout: Path, tmp_path: Path) -> None:
     """A U-GAT-IT generator as the teacher used to pass and crash at the first adversarial step;
     the export folder itself (not only its generator/) is a valid teacher."""
     from facetoon.errors import WeightsError

@@ -632,8 +632,8 @@ def test_resume_on_another_number_of_files_warns_and_records_it(
         assert rows == [{"step": 6, "key": "data_files", "old": [5, 5], "new": [5, 6]}]
 
 
-def test_diverged_losses_stop_the_run_before_a_checkpoint(synthetic_data: Path, tmp_path: Path,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_diverged_losses_stop_the_run_before_a_checkpoint(
+        synthetic_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A step whose losses are NaN (diverged weights) raises a TrainingError naming the step and the
     last good checkpoint; that step is logged but not saved, the earlier checkpoints stay."""
     from facetoon.errors import TrainingError
