@@ -322,17 +322,16 @@ class VideoReader:
                                      channels=int(getattr(s.codec_context, "channels", 0) or 0),
                                      time_base=Fraction(s.time_base or Fraction(1, 1)))
                            for s in self._audio)
-        fields = dict(path=os.fspath(self.path), container=c.format.name, codec=codec_name(v.codec_context),
+        codec = codec_name(v.codec_context)
+        fields = dict(path=os.fspath(self.path), container=c.format.name, codec=codec,
                       fps=Fraction(fps) if fps else Fraction(0), time_base=time_base,
                       start_time=int(v.start_time or 0), frames=int(v.frames or 0), duration=duration,
                       audio=audio_info)
         # peek at the first frame: rotation and colour matrix come with decoded frames
-        image_codec = codec_name(v.codec_context) in _IMAGE_CODECS
-        picture = image_codec or c.format.name in _IMAGE_DEMUXERS or c.format.name.endswith("_pipe")
+        picture = codec in _IMAGE_CODECS or c.format.name in _IMAGE_DEMUXERS or c.format.name.endswith("_pipe")
         rotation, cw, ch, colorspace, several = self._peek(second=picture)
         if picture and not several:
-            name = codec_name(v.codec_context)
-            raise VideoError(f"a still image ({_IMAGE_NAMES.get(name, name.upper())}), not a video; stylize "
+            raise VideoError(f"a still image ({_IMAGE_NAMES.get(codec, codec.upper())}), not a video; stylize "
                              "photos with `facetoon stylize` (facetoon.stylize in Python)", path=self.path)
         w, h = (ch, cw) if rotation in (90, 270) else (cw, ch)
         self._rotation = rotation
