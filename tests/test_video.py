@@ -615,17 +615,23 @@ def test_two_faces_tracked_and_a_late_face_fades_in(selfies: list[Path], tmp_pat
 # --------------------------------------------------------------------------- command line
 
 
-def test_cli_video(clip, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_video(clip, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    import facetoon.cli._stylizer_args as stylizer_args
+    import facetoon.cli.video as cli_video
     from facetoon.cli import main
     from facetoon.models.serialization import save_pretrained
     from facetoon.models.ugatit import Generator
 
+    built = []  # the Stylizer's options are made once, by the check before the models load
+    options = stylizer_args.stylizer_options
+    for module in (stylizer_args, cli_video):
+        monkeypatch.setattr(module, "stylizer_options", lambda args: built.append(args) or options(args))
     torch.manual_seed(0)
     weights = save_pretrained(Generator(ngf=8, n_res=1, img_size=64, light=True), tmp_path / "face")
     out = tmp_path / "cli.mp4"
     code = main(["video", str(clip.path), "-o", str(out), "--face-weights", str(weights),
                  "--background", "none", "--duration", "0.5", "--no-progress", "--precision", "fp32"])
-    assert code == 0
+    assert code == 0 and len(built) == 1
     assert len(stream_pts(out)) == 12
     assert "wrote" in capsys.readouterr().out
     code = main(["video", str(tmp_path / "nothing.mp4"), "-o", str(out)])

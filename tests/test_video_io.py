@@ -120,6 +120,37 @@ def test_a_damaged_packet_is_skipped_and_the_rest_of_the_video_kept(
             list(reader)
 
 
+def test_partial_output_of_a_damaged_video_has_its_sound_up_to_its_last_frame(tmp_path: Path) -> None:
+    """Audio stored behind its video (here 0.5 s MP4 fragments: their video, then their audio, as
+    camera files interleave in chunks), then damage that ends the read: the audio read after the
+    last good frame used to be dropped, so the .partial file went silent 0.3 s before its video
+    ended. Now it has the source's sound up to the end of its last frame."""
+    src = make_clip(tmp_path / "in.mp4", [], size=(96, 64), n_frames=96, fps=24, noise=8)
+    chunked = tmp_path / "chunked.mp4"
+    with av.open(os.fspath(src.path)) as i, av.open(os.fspath(chunked), "w", options={
+            "movflags": "frag_keyframe+empty_moov", "frag_duration": "500000"}) as o:
+        streams = {s.index: o.add_stream_from_template(s) for s in i.streams}
+        for p in i.demux():
+            if p.dts is not None:
+                p.stream = streams[p.stream_index]
+                o.mux(p)
+    _damage_packets(chunked, tmp_path / "bad.mp4", range(44, 96))  # from 1.83 s (packets 36-47: 1.5-2 s)
+    with VideoReader(tmp_path / "bad.mp4") as reader:
+        frames = []
+        with pytest.raises(VideoError, match="corrupt or truncated video data"):
+            frames.extend(reader)
+        end = frames[-1].time + 1 / 24
+        assert reader.trailing_audio and all(p.pts * p.time_base < end for p in reader.trailing_audio)
+    out = tmp_path / "out.mp4"
+    with pytest.raises(VideoError, match="corrupt or truncated video data"):
+        stylize_video(tmp_path / "bad.mp4", out, stylize_frame=keep, progress=False)
+    with av.open(os.fspath(partial_path(out))) as c:
+        video_end = max(float(f.pts * f.time_base) for f in c.decode(video=0)) + 1 / 24
+    audio = read_audio_packets(partial_path(out))
+    assert audio == read_audio_packets(chunked)[: len(audio)]
+    assert video_end - 0.03 < audio[-1][0] < video_end  # AAC packets: 1024 samples, 23 ms
+
+
 # --------------------------------------------------------------------------- colour matrices
 
 BANDS = [(200, 60, 30), (30, 160, 220), (90, 200, 70)]
@@ -270,6 +301,29 @@ def test_a_codec_the_container_cannot_mux_is_refused_up_front(tmp_path: Path) ->
     with pytest.raises(VideoError, match="flac audio cannot be copied into a mov file"):
         stylize_video(flac, tmp_path / "out.mov", stylize_frame=keep, progress=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["flac.mkv", "in.mp4"]
+
+
+def test_the_output_checks_open_the_encoder_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """When all is well, one header written in memory with the video stream and the audio copy
+    checks the encoder too (it used to be opened alone, then with the video, then with each audio
+    stream), and stylize_video's writer takes the plan of its up-front check instead of checking
+    again."""
+    import facetoon.video.writer as writer
+
+    opened: list[str] = []
+    for name in ("_opening_error", "_muxing_error"):  # the functions that open an encoder
+        monkeypatch.setattr(writer, name, lambda *a, _n=name, _f=getattr(writer, name), **k:
+                            opened.append(_n) or _f(*a, **k))
+    src = make_clip(tmp_path / "in.mp4", [], n_frames=6, fps=24).path
+    res = stylize_video(src, tmp_path / "out.mp4", stylize_frame=keep, progress=False)
+    assert res.complete and read_audio_packets(res.path) == read_audio_packets(src)
+    assert opened == ["_muxing_error"]
+    # given a plan, the writer still refuses an output that appeared since (overwrite=False)
+    (tmp_path / "taken.mp4").write_bytes(b"keep")
+    plan = check_output(tmp_path / "x.mp4", width=64, height=64)
+    with pytest.raises(OutputError, match="output file already exists"):
+        VideoWriter(tmp_path / "taken.mp4", width=64, height=64, fps=24, time_base=Fraction(1, 24),
+                    overwrite=False, plan=plan)
 
 
 def test_a_failed_flush_is_an_error_that_keeps_the_partial(tmp_path: Path,

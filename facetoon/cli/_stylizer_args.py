@@ -82,9 +82,11 @@ def stylizer_options(args: argparse.Namespace) -> dict[str, Any]:
     return opts
 
 
-def make_stylizer(args: argparse.Namespace) -> Any:
-    """The :class:`facetoon.Stylizer` the parsed options describe (loads the models)."""
+def make_stylizer(args: argparse.Namespace, opts: dict[str, Any] | None = None) -> Any:
+    """The :class:`facetoon.Stylizer` the parsed options describe (loads the models); ``opts``:
+    :func:`stylizer_options` of ``args`` if already made."""
     from ..pipeline import Stylizer
 
-    opts = stylizer_options(args)
+    if opts is None:
+        opts = stylizer_options(args)
     return Stylizer.from_pretrained(args.pipeline, **opts) if args.pipeline else Stylizer(**opts)

@@ -67,9 +67,9 @@ def default_output(src: Path) -> Path:
     return src.with_name(f"{src.stem}_facetoon{ext}")
 
 
-def check_video_options(src: Path, dst: Path, args: argparse.Namespace) -> None:
+def check_video_options(src: Path, dst: Path, args: argparse.Namespace) -> dict[str, Any]:
     """Check the input and every video option as :func:`~facetoon.video.stylize_video` will, before
-    a model loads.
+    a model loads; returns the Stylizer's options (:func:`stylizer_options`, checked with them).
 
     Raises:
         VideoError, ConfigError, OutputError: as :func:`~facetoon.video.check_video_job`; a setting
@@ -79,7 +79,7 @@ def check_video_options(src: Path, dst: Path, args: argparse.Namespace) -> None:
     from ..video import check_video_job
     from ..video.tracking import FaceTracker
 
-    stylizer_options(args)  # --min-face-size, --background-scale
+    opts = stylizer_options(args)  # checks --min-face-size, --background-scale
     try:
         FaceTracker(smoothing=args.smoothing, fade_frames=args.fade_frames)
         check_video_job(src, dst, codec=args.codec, crf=args.crf, preset=args.preset,
@@ -92,6 +92,7 @@ def check_video_options(src: Path, dst: Path, args: argparse.Namespace) -> None:
         if name in _OPTION_OF:
             raise type(exc)(f"{_OPTION_OF[name]}{exc.reason[len(name):]}", path=exc.path) from None
         raise
+    return opts
 
 
 # parameter of stylize_video -> its option here
@@ -111,9 +112,9 @@ def run_video(args: argparse.Namespace) -> int:
 
     src = Path(args.input)
     dst = Path(args.output) if args.output else default_output(src)
-    check_video_options(src, dst, args)  # a bad input or output option fails before the models load
+    opts = check_video_options(src, dst, args)  # a bad input or output option fails before the models load
     try:
-        stylizer = make_stylizer(args)
+        stylizer = make_stylizer(args, opts)
     except WeightsError as exc:
         raise WeightsError(f"{exc} [command line: --face-weights PATH, --background-weights PATH, "
                            "--background none]") from None

@@ -46,7 +46,7 @@ from ..errors import ConfigError, FacetoonError, OutputError, VideoError
 from ..face.types import Face
 from .reader import DecodedFrame, VideoReader
 from .tracking import FaceTracker, TrackedFace
-from .writer import VideoWriter, check_output, partial_path
+from .writer import OutputPlan, VideoWriter, check_output, partial_path
 
 if TYPE_CHECKING:
     from ..pipeline import Stylizer
@@ -350,7 +350,9 @@ def process_video(
                     continue
                 if item is _END:
                     t = time.perf_counter()
-                    for packet in reader.trailing_audio:
+                    # the audio after the last frame; not after an interrupt or a failure, where
+                    # frames between the last one written and the end are missing
+                    for packet in () if run.stop.is_set() else reader.trailing_audio:
                         writer.mux_audio(packet, shift)
                     run.timings["encode"] += time.perf_counter() - t
                     return
@@ -517,8 +519,9 @@ def _check_loop_options(detect_every: int, batch_size: int) -> None:
 
 def _open_checked(src: Path, dst: Path, *, codec: str, crf: float | None, preset: str | None,
                   start: float | None, duration: float | None, audio: str, overwrite: bool,
-                  detect_every: int, batch_size: int) -> VideoReader:
-    """The source opened, once every setting of the job has been checked (no model, no file written)."""
+                  detect_every: int, batch_size: int) -> tuple[VideoReader, OutputPlan]:
+    """The source opened, once every setting of the job has been checked (no model, no file written),
+    and the output's :class:`~facetoon.video.writer.OutputPlan`."""
     if audio not in ("copy", "none"):
         raise ConfigError(f"audio: expected 'copy' or 'none', got {audio!r}")
     _check_loop_options(detect_every, batch_size)
@@ -530,13 +533,13 @@ def _open_checked(src: Path, dst: Path, *, codec: str, crf: float | None, preset
     reader = VideoReader(src, start=start, duration=duration, audio=audio == "copy")
     try:
         info = reader.info
-        check_output(dst, width=info.width, height=info.height, codec=codec, crf=crf, preset=preset,
-                     colorspace=info.colorspace, audio=reader.audio_streams, source_codec=info.codec,
-                     overwrite=overwrite)
+        plan = check_output(dst, width=info.width, height=info.height, codec=codec, crf=crf, preset=preset,
+                            colorspace=info.colorspace, audio=reader.audio_streams, source_codec=info.codec,
+                            overwrite=overwrite)
     except BaseException:
         reader.close()
         raise
-    return reader
+    return reader, plan
 
 
 def check_video_job(
@@ -562,9 +565,10 @@ def check_video_job(
         VideoError, ConfigError, OutputError: as :func:`stylize_video`; the message starts with
             the parameter's name where one is at fault (``"crf: ..."``).
     """
-    _open_checked(Path(src), Path(dst), codec=codec, crf=crf, preset=preset, start=start,
-                  duration=duration, audio=audio, overwrite=overwrite, detect_every=detect_every,
-                  batch_size=batch_size).close()
+    reader, _ = _open_checked(Path(src), Path(dst), codec=codec, crf=crf, preset=preset, start=start,
+                              duration=duration, audio=audio, overwrite=overwrite, detect_every=detect_every,
+                              batch_size=batch_size)
+    reader.close()
 
 
 def stylize_video(
@@ -645,9 +649,9 @@ def stylize_video(
     if stylize_frame is not None and (stylizer is not None or options):
         raise ConfigError("stylize_frame replaces the Stylizer: pass no stylizer and no Stylizer options")
     # the input and every output setting are checked before any model is loaded
-    reader = _open_checked(src_path, dst_path, codec=codec, crf=crf, preset=preset, start=start,
-                           duration=duration, audio=audio, overwrite=overwrite,
-                           detect_every=detect_every, batch_size=batch_size)
+    reader, plan = _open_checked(src_path, dst_path, codec=codec, crf=crf, preset=preset, start=start,
+                                 duration=duration, audio=audio, overwrite=overwrite,
+                                 detect_every=detect_every, batch_size=batch_size)
     try:
         engine = _frame_stylizer(stylizer, stylize_frame, options)
         info = reader.info
@@ -657,7 +661,7 @@ def stylize_video(
         writer = VideoWriter(dst_path, width=info.width, height=info.height, fps=info.fps,
                              time_base=info.time_base, codec=codec, crf=crf, preset=preset,
                              colorspace=info.colorspace, audio=reader.audio_streams, source_codec=info.codec,
-                             overwrite=overwrite)
+                             overwrite=overwrite, plan=plan)
         return process_video(reader, writer, engine, tracker, detect_every=detect_every,
                              batch_size=batch_size, progress=progress, shift_time=bool(start))
     finally:

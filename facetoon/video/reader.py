@@ -17,8 +17,9 @@ variable-frame-rate video keeps its timing when the writer reuses them.
 
 Audio is not decoded: the packets of every audio stream are passed along untouched, each
 attached to the first video frame decoded after it (``DecodedFrame.audio``); packets after the
-last frame are in :attr:`VideoReader.trailing_audio` once iteration ends. The writer remuxes
-them, so the sound is bit-for-bit the source's.
+last frame are in :attr:`VideoReader.trailing_audio` once iteration ends (after corrupt data, those
+that start before the end of the last good frame). The writer remuxes them, so the sound is
+bit-for-bit the source's.
 
 Errors: a missing, unreadable or non-video file raises :class:`~facetoon.errors.VideoError` on
 opening. A still image is not a video either: an image demuxer's file (``jpeg_pipe``,
@@ -282,7 +283,8 @@ class VideoReader:
         except BaseException:
             self.close()
             raise
-        #: audio packets demuxed after the last video frame (filled when iteration ends)
+        #: audio packets demuxed after the last video frame (filled when iteration ends, also by
+        #: corrupt data: then only those starting before the last good frame's end)
         self.trailing_audio: list[Any] = []
         #: frames yielded so far
         self.frames_read = 0
@@ -487,6 +489,10 @@ class VideoReader:
                 if video_done and not self._audio:
                     break
         except av.FFmpegError as exc:
+            if last_pts is not None:  # the audio read since the last good frame, up to that frame's end
+                end = float((last_pts + step) * tb) - 1e-6
+                self.trailing_audio = [p for p in pending
+                                       if float((p.dts if p.pts is None else p.pts) * p.time_base) < end]
             at = f"{float(last_pts * tb):.2f} s" if last_pts is not None else "the start"
             raise VideoError(f"corrupt or truncated video data after frame {index} ({at}): "
                              f"{first_line(exc)}",

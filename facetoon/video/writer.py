@@ -268,9 +268,13 @@ def _probe_size(size: tuple[int, int]) -> tuple[int, int]:
 
 
 def _muxing_error(container: str, encoder: str, pix_fmt: str, size: tuple[int, int],
-                  opts: Mapping[str, str], audio: Sequence[Any] = ()) -> str | None:
+                  opts: Mapping[str, str], audio: Sequence[Any] = (), unused: list[str] | None = None) -> str | None:
     """Why a ``container`` file cannot start with this video stream and these audio copies: its
-    header is written into memory (``None``: it can)."""
+    header is written into memory (``None``: it can).
+
+    ``unused``: filled, when it can, with the options the encoder did not take (as by
+    :func:`_opening_error`: writing the header opens the encoder).
+    """
     import av
 
     out: Any = av.open(io.BytesIO(), "w", format=container)
@@ -281,6 +285,8 @@ def _muxing_error(container: str, encoder: str, pix_fmt: str, size: tuple[int, i
         for s in audio:
             out.add_stream_from_template(s)
         out.start_encoding()  # opens the encoder and writes the header: where a muxer refuses a codec
+        if unused is not None:
+            unused.extend(v.codec_context.options)  # what avcodec_open2 left in the dictionary
     except av.FFmpegError as exc:
         return str(exc.strerror or first_line(exc))
     except ValueError as exc:  # PyAV's own refusal of a codec the container does not list
@@ -292,11 +298,13 @@ def _muxing_error(container: str, encoder: str, pix_fmt: str, size: tuple[int, i
 
 
 def _check_muxing(path: Path, container: str, encoder: str, pix_fmt: str, size: tuple[int, int],
-                  opts: Mapping[str, str], audio: Sequence[Any]) -> None:
+                  opts: Mapping[str, str], audio: Sequence[Any], muxes: bool = False) -> None:
     """Refuse a video codec or an audio copy that the container cannot hold.
 
     Besides the codecs a muxer does not list, some that it lists are refused only when it writes
-    the header (MOV: VP9, AV1 and FLAC are MP4-only), so the header is written, into memory.
+    the header (MOV: VP9, AV1 and FLAC are MP4-only), so the header is written, into memory: for
+    the video stream, then for each audio copy. ``muxes``: a header with all of them was written
+    already, so only the audio codecs the muxer does not list are left to refuse.
 
     Raises:
         ConfigError: the video codec (the file would not start, or end up empty).
@@ -312,16 +320,19 @@ def _check_muxing(path: Path, container: str, encoder: str, pix_fmt: str, size: 
               if fmt != container and _muxing_error(fmt, encoder, pix_fmt, small, opts, streams) is None]
         return " or ".join(filter(None, [", ".join(ok[:-1]), *ok[-1:]]))
 
-    if _muxing_error(container, encoder, pix_fmt, small, opts) is not None:
+    if not muxes and _muxing_error(container, encoder, pix_fmt, small, opts) is not None:
         family = getattr(av.Codec(encoder, "w"), "canonical_name", encoder)
         others = takers()
         raise ConfigError(f"codec: {family} video cannot be stored in a {path.suffix.lower()} file (FFmpeg's "
                           f"{container} muxer refuses it); use {others + ', or ' if others else ''}another codec")
+    if not audio:
+        return
     with contextlib.closing(av.open(os.devnull, "w", format=container)) as probe:
         listed = probe.supported_codecs
     for s in audio:
         name = codec_name(s.codec_context)
-        if (listed and name not in listed) or _muxing_error(container, encoder, pix_fmt, small, opts, [s]):
+        if (listed and name not in listed) or (
+                not muxes and _muxing_error(container, encoder, pix_fmt, small, opts, [s])):
             others = takers([s])
             raise VideoError(f"the source's {name} audio cannot be copied into a {container} file without "
                              f"re-encoding; write {others or '.mkv'} instead, or drop the audio (audio='none' "
@@ -388,9 +399,15 @@ def check_output(
         raise ConfigError(f"preset: the {encoder} encoder rejects {opts['preset']!r} (x264/x265 presets: "
                           f"{_X26X_PRESETS})")
     size = (int(width), int(height))
-    _check_encoder(encoder, pix_fmt, opts, size)
+    # the header written in memory with the video stream and the audio copies opens the encoder as
+    # it will be used: if that works and the encoder took every option, it is the only opening;
+    # else the encoder, then each stream, is tried alone, for an error that names the culprit
+    unused: list[str] = []
+    muxes = _muxing_error(container, encoder, pix_fmt, _probe_size(size), opts, audio, unused) is None
+    if not muxes or unused:
+        _check_encoder(encoder, pix_fmt, opts, size)
     # before creating any file: codecs the container cannot hold, the audio to copy included
-    _check_muxing(path, container, encoder, pix_fmt, size, opts, audio)
+    _check_muxing(path, container, encoder, pix_fmt, size, opts, audio, muxes)
     return OutputPlan(container=container, encoder=encoder, pix_fmt=pix_fmt, options=opts)
 
 
@@ -417,6 +434,8 @@ class VideoWriter:
         options: extra encoder options (``{"tune": "film"}``...), strings.
         threads: encoder threads (0 = the encoder's choice).
         overwrite: replace an existing output (``False``: :class:`OutputError` if it exists).
+        plan: what :func:`check_output` returned for these same settings: its checks are not run
+            again (``None``: they are run here).
 
     Raises:
         VideoError: bad extension, or an audio codec the container cannot hold.
@@ -443,15 +462,19 @@ class VideoWriter:
         options: Mapping[str, str] | None = None,
         threads: int = 0,
         overwrite: bool = True,
+        plan: OutputPlan | None = None,
     ) -> None:
         import av
 
         self.path = Path(path)
         self.width, self.height = int(width), int(height)
         audio = list(audio)
-        plan = check_output(self.path, width=self.width, height=self.height, codec=codec, crf=crf,
-                            preset=preset, pix_fmt=pix_fmt, colorspace=colorspace, audio=audio,
-                            source_codec=source_codec, options=options, overwrite=overwrite)
+        if plan is None:
+            plan = check_output(self.path, width=self.width, height=self.height, codec=codec, crf=crf,
+                                preset=preset, pix_fmt=pix_fmt, colorspace=colorspace, audio=audio,
+                                source_codec=source_codec, options=options, overwrite=overwrite)
+        elif not overwrite and self.path.exists():  # it may have appeared since the plan was made
+            raise OutputError("output file already exists (overwrite is off)", path=self.path)
         self.container_format, self.encoder, self.pix_fmt = plan.container, plan.encoder, plan.pix_fmt
         if pix_fmt is None and self.pix_fmt == "yuv444p":
             log.warning("%s: odd frame size %dx%d; encoding 4:4:4 (yuv444p), which some players do "
