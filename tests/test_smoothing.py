@@ -14,7 +14,7 @@ import pytest
 from facetoon.cli import main
 from facetoon.data.animegan_layout import check_animegan_layout, list_styles
 from facetoon.data.smoothing import SETTINGS_FILE, edge_smooth, smooth_directory
-from facetoon.errors import DataError, InvalidImageError
+from facetoon.errors import ConfigError, DataError, InvalidImageError, OutputError
 from facetoon.io import read_image, write_image
 
 
@@ -167,3 +167,27 @@ def test_layout_errors_name_what_is_missing(tmp_path):
     assert check_animegan_layout(tmp_path / "two", "Shinkai").style == "Shinkai"
     with pytest.raises(DataError, match="not found"):
         check_animegan_layout(tmp_path / "missing")
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"kernel_size": 4}, "kernel_size must be a positive odd number (e.g. 3, 5, 7), got 4"),
+    ({"size": 4}, "size must be >= 8, got 4"),
+    ({"workers": 0}, "workers must be >= 1, got 0"),
+])
+def test_directory_checks_settings_before_any_work(tmp_path, kwargs, message):
+    """A library caller gets a ConfigError up front, not a report in which every image failed."""
+    src = tmp_path / "style"
+    write_image(_square(), src / "a.png")
+    with pytest.raises(ConfigError) as info:
+        smooth_directory(src, tmp_path / "out", **kwargs)
+    assert str(info.value) == message
+    assert not (tmp_path / "out").exists()
+
+
+def test_directory_output_folder_that_is_a_file(tmp_path):
+    """A file where the output folder should be is named (mkdir alone says "File exists")."""
+    src = tmp_path / "style"
+    write_image(_square(), src / "a.png")
+    (tmp_path / "text.jpg").write_bytes(b"a file")
+    with pytest.raises(OutputError, match=r"text\.jpg is a file, not a folder"):
+        smooth_directory(src, tmp_path / "text.jpg" / "smooth")

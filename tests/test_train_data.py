@@ -6,6 +6,8 @@ Tiny synthetic folders (32 px training size, a few 40 px PNGs), no network, no `
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,8 +18,8 @@ from PIL import Image
 from facetoon.cli import main
 from facetoon.errors import DataError
 from facetoon.train.data import (
-    Augment, PhotoStyleDataset, StepSampler, UnpairedDataset, list_images, make_loader, split_holdout)
-from train_helpers import one_thread, read_losses  # noqa: F401 (one_thread: an autouse fixture)
+    Augment, DomainSampler, PhotoStyleDataset, StepSampler, UnpairedDataset, list_images, make_loader, split_holdout)
+from train_helpers import REPO, one_thread, read_losses, subprocess_env  # noqa: F401 (one_thread: an autouse fixture)
 
 SIZE = 32
 SEED = 3
@@ -231,3 +233,35 @@ def test_an_unreadable_validation_image_is_left_out_and_the_end_of_run_lists_bad
     assert f"{bad_val}: unreadable validation (domain A) image, left out" in err
     assert "1 bad training image(s) were skipped" in err and str(a / "000a.jpg") in err.split("were skipped")[1]
     assert (run / "samples" / "step_00000004.jpg").is_file()
+
+
+@pytest.mark.slow
+def test_ddp_end_of_run_lists_the_bad_files_of_every_rank(tmp_path: Path) -> None:
+    """Each rank's data set finds its own bad files: rank 0 reports those of both ranks at the end.
+    Batch 1, 2 ranks, 2 steps: rank r draws samples r and r + 2 of one pass over 4 files, so the
+    file of sample 1 of trainA (blank) only rank 1 meets, that of sample 0 of trainB (junk) only rank 0."""
+    data = tmp_path / "data"
+    a, b = _folder(data, "trainA", 4), _folder(data, "trainB", 4, seed=1)
+    bad_a = list_images(a)[DomainSampler(4, 0, 0)(1)]
+    Image.new("RGB", (40, 40), (90, 30, 200)).save(bad_a)
+    bad_b = list_images(b)[DomainSampler(4, 0, 1)(0)]
+    bad_b.write_bytes(JUNK)
+    run = tmp_path / "run"
+    settings = ["img_size=32", "ngf=8", "ndf=8", "n_res=1", "light=true", "n_layers_global=5",
+                "n_layers_local=4", "holdout=0", "kid_images=0", "n_samples=1", "precision=fp32",
+                "device=cpu", "seed=0", "batch_size=1", "iterations=2", "sample_every=100", "checkpoint_every=100"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "facetoon",
+         "-q", "train", "ugatit", "--data", str(data), "--out", str(run), "--set", *settings],
+        cwd=REPO, env=subprocess_env(), capture_output=True, text=True, timeout=600)
+    err = proc.stderr
+    assert proc.returncode == 0, err[-3000:]
+    assert len(read_losses(run)) == 2
+    # each rank warns when it first meets its own bad file ...
+    assert err.count(f"{bad_a}: bad training image, skipped: blank image (one colour)") == 1
+    assert err.count(f"{bad_b}: bad training image, skipped") == 1
+    # ... and the end of the run (rank 0) lists both
+    reports = [line for line in err.splitlines() if "bad training image(s) were skipped" in line]
+    assert len(reports) == 1, err[-3000:]
+    assert "2 bad training image(s) were skipped" in reports[0]
+    assert f"{bad_a}: blank image (one colour)" in reports[0] and str(bad_b) in reports[0]

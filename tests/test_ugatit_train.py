@@ -699,7 +699,8 @@ def test_resume_with_only_runtime_settings_changed_warns_nothing(
     shutil.copytree(synthetic_run, run)
     runtime = {"device": "auto", "precision": "auto", "num_workers": 1, "log_every": 2, "sample_every": 1,
                "n_samples": 1, "checkpoint_every": 1, "checkpoint_minutes": 1.0, "keep_checkpoints": 5,
-               "validate_every": 0, "tensorboard": False, "init_from": str(tmp_path / "ignored-on-resume")}
+               "validate_every": 0, "kid_images": 2, "kid_backend": "torch", "tensorboard": False,
+               "init_from": str(tmp_path / "ignored-on-resume")}
     assert set(runtime) == RUNTIME_ONLY_KEYS
     cfg = load_config(UGATITConfig, run / "config.toml", runtime)
     with caplog.at_level(logging.WARNING, logger="facetoon.train.loop"):

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._fileutil import atomic_write_bytes
+from .._fileutil import atomic_write_bytes, make_folder
 from ..errors import ConfigError, DataError, InvalidImageError
 from ..io import IMAGE_EXTENSIONS, list_images
 
@@ -130,9 +130,20 @@ def smooth_directory(
     ``workers`` processes (default: all cores; 1 runs in this process). Existing outputs newer
     than their input are skipped unless ``overwrite``, or unless the folder's
     ``.facetoon-smooth.json`` records another ``size`` or ``kernel_size``. Files that fail are collected in the
-    report (the others are still written); raises :class:`DataError` if ``style_dir`` is missing
-    or holds no images.
+    report (the others are still written).
+
+    Raises:
+        ConfigError: bad ``workers``, ``size`` or ``kernel_size`` (checked before any work), or
+            ``out_dir`` is the style folder.
+        DataError: ``style_dir`` is missing or holds no images.
+        OutputError: a file stands where ``out_dir`` or one of its parents should be.
     """
+    if workers is not None and workers < 1:
+        raise ConfigError(f"workers must be >= 1, got {workers}")
+    if size is not None and size < 8:
+        raise ConfigError(f"size must be >= 8, got {size}")
+    if kernel_size < 1 or kernel_size % 2 == 0:
+        raise ConfigError(f"kernel_size must be a positive odd number (e.g. 3, 5, 7), got {kernel_size}")
     src_dir, dst_dir = Path(style_dir), Path(out_dir)
     if not src_dir.is_dir():
         raise DataError("style folder not found", path=src_dir)
@@ -141,7 +152,7 @@ def smooth_directory(
         raise DataError(f"no images ({', '.join(sorted(IMAGE_EXTENSIONS))}) in the style folder", path=src_dir)
     if src_dir.resolve() == dst_dir.resolve():
         raise ConfigError(f"output folder must differ from the style folder ({src_dir})")
-    dst_dir.mkdir(parents=True, exist_ok=True)
+    make_folder(dst_dir)
     settings = {"size": size, "kernel_size": kernel_size}
     if not overwrite and _settings_changed(dst_dir, settings):
         log.warning("%s was made with other settings than %s: remaking every image", dst_dir, settings)
@@ -155,8 +166,6 @@ def smooth_directory(
         else:
             todo.append((str(src), str(dst), size, kernel_size))
     n = workers if workers is not None else (os.cpu_count() or 1)
-    if n < 1:
-        raise ConfigError(f"workers must be >= 1, got {workers}")
     log.info("edge-smoothing %d images (%d already done) with %d worker(s)",
              len(todo), len(report.skipped), n)
     if n == 1 or len(todo) <= 1:

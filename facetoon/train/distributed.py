@@ -14,11 +14,12 @@ import datetime
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
 
-__all__ = ["DistInfo", "init_distributed", "cleanup_distributed", "flag_tensor", "any_rank"]
+__all__ = ["DistInfo", "init_distributed", "cleanup_distributed", "flag_tensor", "any_rank", "all_ranks"]
 
 
 @dataclass(frozen=True)
@@ -70,3 +71,13 @@ def any_rank(flags: Sequence[bool], info: DistInfo, device: torch.device) -> lis
     t = flag_tensor(flags, device)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return [bool(v > 0) for v in t.tolist()]
+
+
+def all_ranks(obj: Any, info: DistInfo) -> list[Any]:
+    """``obj`` of every rank, in rank order (pickled; every rank must call this); ``[obj]`` without a
+    process group."""
+    if not info.enabled or not dist.is_initialized():
+        return [obj]
+    gathered: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(gathered, obj)
+    return gathered

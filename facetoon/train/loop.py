@@ -59,7 +59,7 @@ from ..runtime import Runtime, resolve_runtime
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, set_aside_checkpoints
 from .config import save_config
 from .data import StepSampler, make_loader
-from .distributed import DistInfo, any_rank, cleanup_distributed, init_distributed
+from .distributed import DistInfo, all_ranks, any_rank, cleanup_distributed, init_distributed
 from .ema import WeightAverage
 from .logger import MetricLogger
 from .warm_start import warm_start
@@ -70,12 +70,15 @@ log = logging.getLogger(__name__)
 
 #: Config keys a resume may change without a warning: they say where and how the run executes or
 #: what it writes beside training (device and arithmetic, data-loading processes, logs, sample
-#: grids, checkpoints, validation schedule, the warm-start source a resume ignores), not the data
-#: order, the schedule, the model or the losses. ``precision`` is one of them although it changes
-#: the rounding, because a run moves between machines with and without native bf16.
+#: grids, checkpoints, validation schedule and metric (``kid_images``, ``kid_backend``: the KID's
+#: sample and feature extractor, which training never sees; the held-out split is ``holdout``), the
+#: warm-start source a resume ignores), not the data order, the schedule, the model or the losses.
+#: ``precision`` is one of them although it changes the rounding, because a run moves between
+#: machines with and without native bf16.
 RUNTIME_ONLY_KEYS = frozenset({
     "device", "precision", "num_workers", "log_every", "sample_every", "n_samples", "checkpoint_every",
-    "checkpoint_minutes", "keep_checkpoints", "validate_every", "tensorboard", "init_from",
+    "checkpoint_minutes", "keep_checkpoints", "validate_every", "kid_images", "kid_backend", "tensorboard",
+    "init_from",
 })
 #: the run folder's record of config changes made on resume (see the module docstring)
 CONFIG_CHANGES = "config_changes.jsonl"
@@ -515,6 +518,7 @@ class Trainer(abc.ABC):
             bar = tqdm(total=cfg.iterations, initial=self.step, unit="step", dynamic_ncols=True,
                        mininterval=0.5 if tty else 60.0, smoothing=0.05, desc=type(self).__name__)
         last_save = time.monotonic()
+        bad: dict[Path, str] | None = None  # every rank's bad files, gathered where all ranks are
         try:
             with _StopRequest() as stop:
                 for batch in loader:
@@ -530,6 +534,7 @@ class Trainer(abc.ABC):
                     # here, before this step is saved, and the earlier checkpoints stay as they are
                     finite = all(math.isfinite(float(v)) for v in losses.values())
                     if self._sync_flags(not finite)[0]:
+                        bad = self._gather_bad_files()  # every rank stops here
                         if main:
                             assert logger is not None
                             logger.log_losses(self.step, {**losses, "sec_per_step": dt})
@@ -562,18 +567,29 @@ class Trainer(abc.ABC):
                     if stop_now:
                         log.warning("stopped at step %d; resume with --resume", self.step)
                         break
+            bad = self._gather_bad_files()  # not in `finally`: an error on one rank would leave it alone there
         finally:
             if bar is not None:
                 bar.close()
             if logger is not None:
                 logger.close()
             if main:
-                self._report_bad_files()
+                self._report_bad_files(self._own_bad_files() if bad is None else bad)
         return self.step
 
-    def _report_bad_files(self) -> None:
-        """Log the training images the data set skipped (unreadable or blank), once, at the end."""
-        bad: dict[Path, str] = dict(getattr(self.dataset, "bad_files", None) or {})
+    def _own_bad_files(self) -> dict[Path, str]:
+        """The training images this rank's data set skipped (unreadable or blank) -> reason."""
+        return dict(getattr(self.dataset, "bad_files", None) or {})
+
+    def _gather_bad_files(self) -> dict[Path, str]:
+        """The skipped training images of every rank -> reason: a collective, so every rank must call it."""
+        found: dict[Path, str] = {}
+        for bad in reversed(all_ranks(self._own_bad_files(), self.dist)):  # rank 0's reason wins
+            found.update(bad)
+        return found
+
+    def _report_bad_files(self, bad: dict[Path, str]) -> None:
+        """Log the skipped training images ``bad`` (path -> reason), once, at the end."""
         if bad:
             listed = "; ".join(f"{path}: {reason}" for path, reason in sorted(bad.items())[:10])
             more = f"; and {len(bad) - 10} more" if len(bad) > 10 else ""
