@@ -1,7 +1,8 @@
-"""Video reading and writing details: stream-copy trims (MP4 edit lists), colour tags, encoder
-quality settings.
+"""Video reading and writing details: stream-copy trims (MP4 edit lists), colour tags, HDR transfer
+characteristics, encoder quality settings.
 
-Clips are real files made here with PyAV (libx264; AAC sound where the audio matters).
+Clips are real files made here with PyAV (libx264, 10-bit libx265 for HDR; AAC sound where the
+audio matters).
 """
 
 from __future__ import annotations
@@ -216,6 +217,112 @@ def test_unknown_colour_matrix_is_a_config_error(tmp_path: Path) -> None:
         VideoWriter(tmp_path / "x.mp4", width=64, height=64, fps=24, time_base=Fraction(1, 24),
                     colorspace="ycgco")
     assert list(tmp_path.iterdir()) == []
+
+
+# --------------------------------------------------------------------------- transfer characteristics (HDR)
+
+PQ_WARNING = "HDR video (PQ / SMPTE ST 2084 transfer)"
+
+
+def make_10bit_clip(path: Path, tags: tuple[int, int, int], n_frames: int = 8) -> Path:
+    """A 64x48 10-bit HEVC clip (yuv420p10le, as phones record HDR) of ``n_frames`` grey-blue frames,
+    converted with the BT.2020 matrix and tagged ``tags`` (colorspace, primaries, transfer), limited
+    range; the tags are checked to read back from the file."""
+    with av.open(os.fspath(path), "w") as out:
+        v = out.add_stream("libx265", rate=24)
+        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p10le"
+        v.options = {"crf": "20", "preset": "ultrafast", "x265-params": "log-level=error"}
+        cc = v.codec_context
+        cc.colorspace, cc.color_primaries, cc.color_trc = tags
+        cc.color_range = 1  # limited
+        for i in range(n_frames):
+            image = np.full((48, 64, 3), (60 + 10 * i, 120, 180), np.uint8)
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame = frame.reformat(format="yuv420p10le", dst_colorspace="bt2020", dst_color_range="MPEG")
+            frame.pts = i
+            for p in v.encode(frame):
+                out.mux(p)
+        for p in v.encode(None):
+            out.mux(p)
+    assert frame_tags(path) == tags
+    return path
+
+
+@pytest.mark.parametrize("tags, name", [
+    ((1, 1, 1), "bt709"),
+    ((9, 9, 14), "bt2020-10"),
+    ((9, 9, 16), "pq"),
+    ((9, 9, 18), "hlg"),
+    ((9, 9, 2), "unknown"),   # untagged transfer
+])
+def test_the_transfer_characteristic_is_read_by_name(tmp_path: Path, tags: tuple[int, int, int],
+                                                     name: str) -> None:
+    src = make_10bit_clip(tmp_path / "in.mp4", tags)
+    info = probe_video(src)
+    assert info.transfer == name
+    assert info.colorspace == ("itu709" if tags[0] == 1 else "bt2020")
+
+
+def test_a_pq_source_is_stylized_with_one_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """HDR PQ frames are stylized untouched (no tone mapping in this FFmpeg: no zscale), with one
+    warning per file that says so and gives an ffmpeg command converting the clip to SDR; the
+    job's up-front check (as the CLI runs it) and the job itself open the file twice. HLG and
+    SDR sources get no warning."""
+    import logging
+
+    from facetoon.video import check_video_job
+
+    pq = make_10bit_clip(tmp_path / "pq.mp4", (9, 9, 16))
+    with caplog.at_level(logging.WARNING, logger="facetoon.video.reader"):
+        check_video_job(pq, tmp_path / "pq_out.mp4")
+        res = stylize_video(pq, tmp_path / "pq_out.mp4", stylize_frame=keep, progress=False)
+    assert res.complete and res.frames == 8
+    warnings = [r.getMessage() for r in caplog.records
+                if PQ_WARNING in r.getMessage() and r.levelno == logging.WARNING]
+    assert len(warnings) == 1, caplog.text
+    assert str(pq) in warnings[0] and "\n" not in warnings[0]
+    assert "zscale=t=linear" in warnings[0] and "tonemap=tonemap=hable" in warnings[0]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="facetoon.video.reader"):
+        for tags in ((9, 9, 18), (9, 9, 14)):
+            src = make_10bit_clip(tmp_path / f"trc{tags[2]}.mp4", tags)
+            stylize_video(src, tmp_path / f"trc{tags[2]}_out.mp4", stylize_frame=keep, progress=False)
+    assert PQ_WARNING not in caplog.text and "HDR" not in caplog.text
+
+
+def test_an_hlg_source_keeps_its_transfer_tag(tmp_path: Path) -> None:
+    """HLG is stylized as SDR (it is made to look right so) and its values stay HLG-coded: the
+    output is tagged HLG (18), not BT.2020 SDR (14); the matrix and primaries stay BT.2020. SDR
+    sources keep their tags: BT.2020 SDR (9, 9, 14), and an untagged clip gets today's (BT.601
+    at 320x240)."""
+    hlg = make_10bit_clip(tmp_path / "hlg.mp4", (9, 9, 18))
+    out = tmp_path / "hlg_out.mp4"
+    stylize_video(hlg, out, stylize_frame=keep, progress=False)
+    assert frame_tags(out) == (9, 9, 18)
+    assert probe_video(out).transfer == "hlg"
+    sdr = make_10bit_clip(tmp_path / "sdr2020.mp4", (9, 9, 14))
+    stylize_video(sdr, tmp_path / "sdr2020_out.mp4", stylize_frame=keep, progress=False)
+    assert frame_tags(tmp_path / "sdr2020_out.mp4") == (9, 9, 14)
+    plain = make_clip(tmp_path / "plain.mp4", [], n_frames=6, fps=24, audio=False).path
+    assert probe_video(plain).transfer == "unknown"
+    stylize_video(plain, tmp_path / "plain_out.mp4", stylize_frame=keep, progress=False)
+    assert frame_tags(tmp_path / "plain_out.mp4") == (6, 6, 6)
+
+
+def test_the_transfer_argument_is_checked(tmp_path: Path) -> None:
+    """The writer's transfer is a name of VideoInfo.transfer (None or "unknown": the standard's)."""
+    for bad in ("hdr10", "smpte2084", 16):
+        with pytest.raises(ConfigError, match="transfer: expected None or one of"):
+            check_output(tmp_path / "x.mp4", width=64, height=48, colorspace="bt2020", transfer=bad)
+    with pytest.raises(ConfigError, match="transfer: expected None or one of"):
+        VideoWriter(tmp_path / "x.mp4", width=64, height=48, fps=24, time_base=Fraction(1, 24), transfer="hdr")
+    assert list(tmp_path.iterdir()) == []
+    for transfer, trc in (("pq", 16), ("unknown", 14), (None, 14)):
+        out = tmp_path / f"{transfer}.mp4"
+        with VideoWriter(out, width=64, height=48, fps=24, time_base=Fraction(1, 24), colorspace="bt2020",
+                         transfer=transfer) as w:
+            w.write(np.full((48, 64, 3), 90, np.uint8), 0)
+        assert frame_tags(out) == (9, 9, trc)
 
 
 # --------------------------------------------------------------------------- encoder settings

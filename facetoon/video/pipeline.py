@@ -534,8 +534,8 @@ def _open_checked(src: Path, dst: Path, *, codec: str, crf: float | None, preset
     try:
         info = reader.info
         plan = check_output(dst, width=info.width, height=info.height, codec=codec, crf=crf, preset=preset,
-                            colorspace=info.colorspace, audio=reader.audio_streams, source_codec=info.codec,
-                            overwrite=overwrite)
+                            colorspace=info.colorspace, transfer=info.transfer, audio=reader.audio_streams,
+                            source_codec=info.codec, overwrite=overwrite)
     except BaseException:
         reader.close()
         raise
@@ -660,8 +660,8 @@ def stylize_video(
                  f", rotated {info.rotation} deg" if info.rotation else "", len(info.audio))
         writer = VideoWriter(dst_path, width=info.width, height=info.height, fps=info.fps,
                              time_base=info.time_base, codec=codec, crf=crf, preset=preset,
-                             colorspace=info.colorspace, audio=reader.audio_streams, source_codec=info.codec,
-                             overwrite=overwrite, plan=plan)
+                             colorspace=info.colorspace, transfer=info.transfer, audio=reader.audio_streams,
+                             source_codec=info.codec, overwrite=overwrite, plan=plan)
         return process_video(reader, writer, engine, tracker, detect_every=detect_every,
                              batch_size=batch_size, progress=progress, shift_time=bool(start))
     finally:

@@ -12,6 +12,14 @@ a phone video recorded in portrait comes out as a portrait frame. ``VideoInfo.wi
 are the upright (displayed) size; ``VideoInfo.rotation`` says what was applied. Flips in the
 display matrix are not applied (they do not occur in camera files).
 
+Colour: the frames are converted to RGB with the source's colour matrix (``VideoInfo.colorspace``);
+its transfer characteristic is recorded (``VideoInfo.transfer``) but not undone, so the RGB values
+keep the source's coding. That suits SDR and HLG (designed to look right taken as SDR; the
+writer keeps its tag). HDR PQ (SMPTE ST 2084, HDR10) frames look dark and flat taken as SDR, and
+FFmpeg's tone mapping needs ``zscale`` (libzimg), missing from PyAV's FFmpeg: such a file is read
+all the same, with a warning (once per file and process) that gives an ``ffmpeg`` command line
+converting it to SDR first.
+
 Timestamps are the source's own: ``frame.pts`` in units of ``VideoInfo.time_base``, so a
 variable-frame-rate video keeps its timing when the writer reuses them.
 
@@ -43,6 +51,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import shlex
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -53,7 +62,8 @@ import numpy as np
 
 from ..errors import ConfigError, VideoError, first_line
 
-__all__ = ["AudioInfo", "DecodedFrame", "VideoInfo", "VideoReader", "codec_name", "probe_video"]
+__all__ = ["TRANSFER_NAMES", "AudioInfo", "DecodedFrame", "VideoInfo", "VideoReader", "codec_name",
+           "probe_video"]
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +96,28 @@ _MATRIX_OF_TAG: dict[int, str] = {
     9: "bt2020",     # BT.2020 non-constant luminance
     10: "bt2020",    # BT.2020 constant luminance
 }
+# FFmpeg's transfer characteristic tag of a frame (AVColorTransferCharacteristic) -> its name
+# (FFmpeg's own, av_color_transfer_name, but for the HDR ones: "pq", "hlg"); others are "unknown"
+TRANSFER_NAMES: dict[int, str] = {
+    1: "bt709",
+    4: "bt470m",          # gamma 2.2
+    5: "bt470bg",         # gamma 2.8
+    6: "smpte170m",       # BT.601
+    7: "smpte240m",
+    8: "linear",
+    9: "log100",
+    10: "log316",
+    11: "iec61966-2-4",   # xvYCC
+    12: "bt1361e",
+    13: "iec61966-2-1",   # sRGB
+    14: "bt2020-10",      # BT.2020 SDR, 10 bits
+    15: "bt2020-12",      # BT.2020 SDR, 12 bits
+    16: "pq",             # SMPTE ST 2084 (HDR10): FFmpeg's "smpte2084"
+    17: "smpte428",
+    18: "hlg",            # ARIB STD-B67, hybrid log-gamma: FFmpeg's "arib-std-b67"
+}
+# the PQ files warned about in this process: (real path, size, modification time)
+_PQ_WARNED: set[tuple[str, int, int]] = set()
 
 
 @dataclass(frozen=True)
@@ -117,6 +149,10 @@ class VideoInfo:
         duration: duration of the video stream in seconds (``None`` when unknown).
         audio: the audio streams.
         colorspace: FFmpeg colour matrix used to convert the frames to RGB (``"itu601"``...).
+        transfer: the source's transfer characteristic, read from its first frame: FFmpeg's
+            name (``"bt709"``, ``"smpte170m"``, ``"bt2020-10"``, ``"iec61966-2-1"`` (sRGB)...),
+            ``"pq"`` for SMPTE ST 2084 (HDR10), ``"hlg"`` for ARIB STD-B67 (hybrid log-gamma), or
+            ``"unknown"`` (untagged). Not undone: the RGB frames keep the source's coding.
     """
 
     path: str
@@ -134,6 +170,7 @@ class VideoInfo:
     duration: float | None
     audio: tuple[AudioInfo, ...] = ()
     colorspace: str = "itu601"
+    transfer: str = "unknown"
 
     @property
     def expected_frames(self) -> int:
@@ -181,6 +218,39 @@ def _colorspace_name(frame: Any, height: int) -> str:
     if known is not None:
         return known
     return "itu709" if height >= _HD_HEIGHT else "itu601"
+
+
+def _transfer_name(frame: Any) -> str:
+    """Transfer characteristic of a decoded frame, by name (see :attr:`VideoInfo.transfer`)."""
+    try:
+        tag = int(frame.color_trc)
+    except (AttributeError, TypeError, ValueError):
+        return "unknown"
+    return TRANSFER_NAMES.get(tag, "unknown")
+
+
+def _warn_hdr(path: Path, transfer: str) -> None:
+    """A PQ source: warn, once per file and process, that its frames are not tone mapped."""
+    if transfer == "hlg":
+        log.debug("%s: HDR video (HLG transfer), read as is: HLG is made to look right taken as SDR", path)
+    if transfer != "pq":
+        return
+    try:
+        st = path.stat()
+        key = (os.path.realpath(path), st.st_size, st.st_mtime_ns)
+    except OSError:
+        key = (os.path.realpath(path), 0, 0)
+    if key in _PQ_WARNED:
+        return
+    _PQ_WARNED.add(key)
+    sdr = path.with_name(f"{path.stem}_sdr.mp4")
+    log.warning(
+        "%s: HDR video (PQ / SMPTE ST 2084 transfer): its frames are stylized as they are, without tone "
+        "mapping; taken as SDR they look dark and flat, so the result will be poor. Convert the clip to "
+        "SDR first, e.g.: ffmpeg -i %s -vf \"zscale=t=linear:npl=100,format=gbrpf32le,zscale=p=bt709,"
+        "tonemap=tonemap=hable:desat=0,zscale=t=bt709:m=bt709:r=tv,format=yuv420p\" -c:v libx264 -crf 18 "
+        "-c:a copy %s (an ffmpeg built with libzimg, for zscale)",
+        path, shlex.quote(os.fspath(path)), shlex.quote(os.fspath(sdr)))
 
 
 def _tag_seconds(value: str | None) -> float | None:
@@ -329,9 +399,9 @@ class VideoReader:
                       fps=Fraction(fps) if fps else Fraction(0), time_base=time_base,
                       start_time=int(v.start_time or 0), frames=int(v.frames or 0), duration=duration,
                       audio=audio_info)
-        # peek at the first frame: rotation and colour matrix come with decoded frames
+        # peek at the first frame: rotation, colour matrix and transfer come with decoded frames
         picture = codec in _IMAGE_CODECS or c.format.name in _IMAGE_DEMUXERS or c.format.name.endswith("_pipe")
-        rotation, cw, ch, colorspace, several = self._peek(second=picture)
+        rotation, cw, ch, colorspace, transfer, several = self._peek(second=picture)
         if picture and not several:
             raise VideoError(f"a still image ({_IMAGE_NAMES.get(codec, codec.upper())}), not a video; stylize "
                              "photos with `facetoon stylize` (facetoon.stylize in Python)", path=self.path)
@@ -339,15 +409,16 @@ class VideoReader:
         self._rotation = rotation
         self._colorspace = colorspace
         self.info = VideoInfo(width=w, height=h, coded_width=cw, coded_height=ch, rotation=rotation,
-                              colorspace=colorspace, **fields)
+                              colorspace=colorspace, transfer=transfer, **fields)
         if self.start > 0 and duration and self.start >= duration:
             raise VideoError(f"start: {self.start:g} s is at or after the end of the video ({duration:.2f} s)",
                              path=self.path)
+        _warn_hdr(self.path, transfer)
 
-    def _peek(self, second: bool = False) -> tuple[int, int, int, str, bool]:
+    def _peek(self, second: bool = False) -> tuple[int, int, int, str, str, bool]:
         """Decode the first frame and reopen the file.
 
-        Returns ``(rotation, coded width, height, colour matrix, more)``; ``more``: with
+        Returns ``(rotation, coded width, height, colour matrix, transfer, more)``; ``more``: with
         ``second``, whether a second frame follows (always ``True`` without).
         """
         import av
@@ -367,7 +438,7 @@ class VideoReader:
         if frame is None:
             raise VideoError("no video frame could be decoded (empty or corrupt stream)", path=self.path)
         found = (_rotation_of(frame.rotation), int(frame.width), int(frame.height),
-                 _colorspace_name(frame, int(frame.height)))
+                 _colorspace_name(frame, int(frame.height)), _transfer_name(frame))
         del frame, decoded
         if not more:  # a picture's file: is there a second frame (the end flushes the decoder)?
             try:

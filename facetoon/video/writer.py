@@ -25,7 +25,9 @@ them when writing; its MP4 muxer takes them). The encoders' own chatter is kept 
 already; SVT-AV1 reads it once per process, when its first encoder opens. Pixel format:
 ``yuv420p`` (plays everywhere), or ``yuv444p`` when the width or height is odd (4:2:0 needs even
 sizes). Frames are converted to YUV with the source's colour matrix and tagged with it (matrix,
-primaries and transfer of that standard, e.g. BT.2020: 9, 9, 14), limited range.
+primaries and transfer of that standard, e.g. BT.2020: 9, 9, 14), limited range; ``transfer``
+replaces the standard's transfer with the source's (:attr:`VideoInfo.transfer`: an HLG source's
+output is tagged HLG, 18, as its values stay HLG-coded).
 
 Timestamps: frames are encoded with the ``pts`` they are given, in ``time_base`` (the source's
 stream time base), so variable frame rates survive. MP4/MOV keep the time base exactly;
@@ -63,7 +65,7 @@ import numpy as np
 
 from .._fileutil import link_no_clobber
 from ..errors import ConfigError, OutputError, VideoError, first_line
-from .reader import codec_name
+from .reader import TRANSFER_NAMES, codec_name
 
 __all__ = ["CONTAINERS", "OutputPlan", "VideoWriter", "check_output", "partial_path", "resolve_codec"]
 
@@ -102,6 +104,8 @@ _COLOUR_TAGS: dict[str, tuple[int, int, int]] = {
     "fcc": (4, 4, 4),           # FCC matrix, BT.470M primaries, gamma 2.2
     "bt2020": (9, 9, 14),       # BT.2020 non-constant luminance, BT.2020 primaries and transfer
 }
+# transfer characteristic name (VideoInfo.transfer) -> FFmpeg tag (AVColorTransferCharacteristic)
+_TRANSFER_TAGS: dict[str, int] = {name: tag for tag, name in TRANSFER_NAMES.items()}
 # x264's and x265's preset names (both libraries' documented list); checked before the encoder
 # opens, as x264 prints its own error to the terminal when it parses an unknown one
 _X26X_PRESET_NAMES = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower",
@@ -359,6 +363,7 @@ def check_output(
     preset: str | None = None,
     pix_fmt: str | None = None,
     colorspace: str = "itu709",
+    transfer: str | None = None,
     audio: Sequence[Any] = (),
     source_codec: str | None = None,
     options: Mapping[str, str] | None = None,
@@ -367,14 +372,14 @@ def check_output(
     """Check the settings of a :class:`VideoWriter` (same arguments) without writing anything.
 
     The output path (a file name with a known extension, not a folder), an existing output,
-    ``crf``, ``colorspace``, the codec, the encoder itself, opened on a small frame with its
-    options, and the container: its header is written in memory with that video stream and the
-    audio streams to copy.
+    ``crf``, ``colorspace``, ``transfer``, the codec, the encoder itself, opened on a small frame
+    with its options, and the container: its header is written in memory with that video stream
+    and the audio streams to copy.
 
     Raises:
         VideoError: bad extension, or an audio codec the container cannot hold.
         ConfigError: bad codec (none such, or one the container cannot hold), crf, colorspace,
-            preset (also one given to an encoder without presets) or encoder options.
+            transfer, preset (also one given to an encoder without presets) or encoder options.
         OutputError: ``path`` is a folder, or exists and ``overwrite`` is off.
     """
     path = Path(path)
@@ -388,6 +393,9 @@ def check_output(
         raise ConfigError(f"crf: expected a number in 0..63, got {crf!r}")
     if colorspace not in _COLOUR_TAGS:
         raise ConfigError(f"colorspace: expected one of {', '.join(_COLOUR_TAGS)}, got {colorspace!r}")
+    if transfer is not None and (not isinstance(transfer, str)
+                                 or transfer != "unknown" and transfer not in _TRANSFER_TAGS):
+        raise ConfigError(f"transfer: expected None or one of {', '.join(_TRANSFER_TAGS)}, got {transfer!r}")
     encoder = resolve_codec(codec, container, source_codec)
     _quiet_encoder(encoder)
     if pix_fmt is None:
@@ -429,6 +437,9 @@ class VideoWriter:
         pix_fmt: pixel format; ``None`` = ``yuv420p``, or ``yuv444p`` for odd sizes.
         colorspace: colour matrix of the output (``"itu709"``, ``"itu601"``, ``"smpte170m"``,
             ``"smpte240m"``, ``"fcc"``, ``"bt2020"``: :attr:`VideoInfo.colorspace` of the source).
+        transfer: transfer characteristic the output is tagged with (``"hlg"``, ``"pq"``,
+            ``"bt709"``...: :attr:`VideoInfo.transfer` of the source); ``None`` or ``"unknown"``:
+            that of ``colorspace``'s standard. A tag only: the values are not converted.
         audio: source audio streams (``av`` streams) to copy.
         source_codec: the source's video codec name (for ``codec="source"``).
         options: extra encoder options (``{"tune": "film"}``...), strings.
@@ -439,7 +450,7 @@ class VideoWriter:
 
     Raises:
         VideoError: bad extension, or an audio codec the container cannot hold.
-        ConfigError: bad codec, crf, colorspace, preset or encoder options, or a codec the
+        ConfigError: bad codec, crf, colorspace, transfer, preset or encoder options, or a codec the
             container cannot hold (see :func:`check_output`).
         OutputError: the output cannot be created.
     """
@@ -457,6 +468,7 @@ class VideoWriter:
         preset: str | None = None,
         pix_fmt: str | None = None,
         colorspace: str = "itu709",
+        transfer: str | None = None,
         audio: Sequence[Any] = (),
         source_codec: str | None = None,
         options: Mapping[str, str] | None = None,
@@ -471,8 +483,8 @@ class VideoWriter:
         audio = list(audio)
         if plan is None:
             plan = check_output(self.path, width=self.width, height=self.height, codec=codec, crf=crf,
-                                preset=preset, pix_fmt=pix_fmt, colorspace=colorspace, audio=audio,
-                                source_codec=source_codec, options=options, overwrite=overwrite)
+                                preset=preset, pix_fmt=pix_fmt, colorspace=colorspace, transfer=transfer,
+                                audio=audio, source_codec=source_codec, options=options, overwrite=overwrite)
         elif not overwrite and self.path.exists():  # it may have appeared since the plan was made
             raise OutputError("output file already exists (overwrite is off)", path=self.path)
         self.container_format, self.encoder, self.pix_fmt = plan.container, plan.encoder, plan.pix_fmt
@@ -480,6 +492,7 @@ class VideoWriter:
             log.warning("%s: odd frame size %dx%d; encoding 4:4:4 (yuv444p), which some players do "
                         "not support", self.path, self.width, self.height)
         self.colorspace = colorspace
+        self.transfer = None if transfer == "unknown" else transfer
         self.time_base = Fraction(time_base)
         # the encoded stream's time base; write() rescales pts from time_base to it
         self._rate = Fraction(fps).limit_denominator(1_000_000) if fps else Fraction(30)
@@ -521,9 +534,11 @@ class VideoWriter:
             v.codec_context.thread_count = int(threads)
         v.options = dict(options)
         # tagged with the matrix the frames are converted with (write()), and its standard's
-        # primaries and transfer
+        # primaries and transfer (or the source's transfer: the values keep its coding)
         cc: Any = v.codec_context
         cc.colorspace, cc.color_primaries, cc.color_trc = _COLOUR_TAGS[self.colorspace]
+        if self.transfer is not None:
+            cc.color_trc = _TRANSFER_TAGS[self.transfer]
         cc.color_range = ColorRange.MPEG
         self._video: Any = v
 
