@@ -1,7 +1,9 @@
 """facetoon: portrait photos and videos to anime.
 
 Importing ``facetoon`` is cheap: torch, dlib and the models are imported only when a function
-that needs them is first used (attributes below resolve lazily).
+that needs them is first used (attributes below resolve lazily). The subpackages resolve lazily
+too: ``facetoon.io.set_max_pixels`` or ``facetoon.models.save_pretrained`` work after a plain
+``import facetoon``, importing the subpackage on first access.
 
     >>> import facetoon
     >>> out = facetoon.stylize("portrait.jpg")   # doctest: +SKIP
@@ -61,6 +63,12 @@ _LAZY: dict[str, str] = {
     "load_pretrained": "facetoon.models",
 }
 
+# public submodules, imported on first attribute access (``facetoon.io``, ``facetoon.models``, ...)
+_SUBMODULES: tuple[str, ...] = (
+    "background", "blend", "cli", "convert", "cpuinfo", "data", "errors", "face", "io", "layers",
+    "losses", "metrics", "models", "ops", "pipeline", "runtime", "train", "video", "viz",
+)
+
 __all__ = [
     "__version__",
     "FacetoonError",
@@ -78,6 +86,8 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:  # importing sets the attribute: later accesses skip this function
+        return importlib.import_module(f"{__name__}.{name}")
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'facetoon' has no attribute {name!r}")
@@ -87,11 +97,15 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(__all__)
+    return sorted({*__all__, *_SUBMODULES})
 
 
 if TYPE_CHECKING:  # pragma: no cover
     # noqa: F401 below: names re-exported lazily through __getattr__
+    from . import (  # noqa: F401
+        background, blend, cli, convert, cpuinfo, data, face, io, layers, losses, metrics, models, ops,
+        pipeline, runtime, train, video, viz,
+    )
     from .face import AlignedFace, Face, align_face, detect_faces, paste_back  # noqa: F401
     from .io import iter_image_files, read_image, read_image_with_alpha, write_image  # noqa: F401
     from .models import create_model, list_models, load_pretrained  # noqa: F401

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import logging
 import re
 import shutil
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facetoon.errors import DataError, InvalidImageError
+from facetoon.errors import ConfigError, DataError, InvalidImageError
 from facetoon.metrics.kid import kid, kid_between_folders, mmd2_unbiased, polynomial_kernel, validation_kid_x100
 
 # ------------------------------------------------------------------ the estimator (no data needed)
@@ -113,6 +114,110 @@ def test_kid_bad_inputs(a_shape: tuple[int, ...], b_shape: tuple[int, ...], kwar
         kid(np.full((4, 2), np.nan), np.ones((4, 2)))
 
 
+def test_kid_of_image_paths_says_to_extract_features_first() -> None:
+    paths = ["a.jpg", "b.jpg", "c.jpg"]
+    with pytest.raises(ConfigError, match=r"features_a: kid\(\) takes numeric \(N, D\) feature arrays.*Extractor"):
+        kid(paths, np.ones((3, 4)))
+    with pytest.raises(ConfigError, match="features_b: .*FeatureExtractor"):
+        kid(np.ones((3, 4)), [Path(p) for p in paths])
+
+
+# ------------------------------------------------------------------ input conversion (no model needed)
+
+
+def _asymmetric(h: int = 30, w: int = 50) -> np.ndarray:
+    y, x = np.mgrid[0:h, 0:w]
+    return np.dstack([x * 255 // w, y * 255 // h, (x * y) % 256]).astype(np.uint8)
+
+
+def test_pil_inputs_are_read_like_their_files(tmp_path: Path) -> None:
+    """A PIL image gives the pixels of its file: EXIF orientation applied, transparency over
+    white (not dropped), 16-bit gray scaled (not clipped)."""
+    from PIL import Image
+
+    from facetoon.io import read_image
+    from facetoon.metrics.features import to_model_input
+
+    rgb = _asymmetric()
+    exif = Image.Image().getexif()
+    exif[274] = 6  # rotate 90 degrees clockwise to view
+    Image.fromarray(rgb).save(tmp_path / "exif6.png", exif=exif)
+    alpha = np.tile(np.linspace(0, 255, rgb.shape[1]).astype(np.uint8), (rgb.shape[0], 1))
+    Image.fromarray(np.dstack([rgb, alpha])).save(tmp_path / "rgba.png")
+    Image.fromarray((rgb[:, :, 0].astype(np.uint16) * 257)).save(tmp_path / "gray16.png")  # mode I;16
+    differ = []
+    for name in ("exif6.png", "rgba.png", "gray16.png"):
+        path = tmp_path / name
+        with Image.open(path) as im:
+            from_pil = to_model_input(im)
+        if not np.array_equal(from_pil, to_model_input(path)):
+            differ.append(name)
+        np.testing.assert_array_equal(to_model_input(path), to_model_input(read_image(path)), err_msg=name)
+    assert not differ, f"PIL image and file differ: {differ}"
+    assert read_image(tmp_path / "exif6.png").shape == (50, 30, 3)  # the file is read upright
+
+
+def test_tensor_inputs_must_be_in_minus_one_to_one(caplog: pytest.LogCaptureFixture) -> None:
+    import torch
+
+    from facetoon.metrics.features import _iter_images
+
+    t = torch.rand(2, 3, 8, 8)
+    with pytest.raises(InvalidImageError, match=r"values must lie in \[-1, 1\], got \[.*pass 2 \* x - 1"):
+        _iter_images(t * 255)
+    with pytest.raises(InvalidImageError, match="NaN"):
+        _iter_images(torch.full((1, 3, 4, 4), float("nan")))
+    logger = logging.getLogger("facetoon.metrics.features")
+    logger.addHandler(caplog.handler)  # the CLI tests may have stopped propagation of "facetoon"
+    try:
+        with caplog.at_level(logging.WARNING, logger="facetoon.metrics.features"):
+            n, images = _iter_images(t)  # [0, 1]: accepted, but most likely a mistake
+            assert n == 2 and len(list(images)) == 2
+            # one warning per call (the record may reach caplog's handler twice: here and via root)
+            warned = {id(r) for r in caplog.records if "expected [-1, 1]: pass 2 * x - 1" in r.getMessage()}
+            assert len(warned) == 1
+            caplog.clear()
+            _iter_images(t * 2 - 1)
+            _iter_images([t[0] * 2 - 1, t[1] * 2 - 1])
+            assert caplog.text == ""
+    finally:
+        logger.removeHandler(caplog.handler)
+
+
+def test_generator_outputs_lists_of_tensors_and_single_images() -> None:
+    """A U-GAT-IT generator's (image, cam_logit, heatmap) output counts as its image (as the
+    Stylizer reads it); a list of (3, H, W) tensors, one (3, H, W) tensor and one (H, W, 3) array
+    (what to_image returns for a batch of one) are images too."""
+    import torch
+
+    import facetoon
+    from facetoon.io import to_image
+    from facetoon.metrics.features import _iter_images
+
+    gen = facetoon.create_model("ugatit_generator", light=True, ngf=8, n_res=1, img_size=32).eval()
+    with torch.no_grad():
+        out = gen(torch.rand(2, 3, 32, 32) * 2 - 1)
+    assert isinstance(out, tuple) and len(out) == 3
+
+    def arrays(images: object) -> list[np.ndarray]:
+        n, it = _iter_images(images)
+        result = list(it)
+        assert len(result) == n
+        return result
+
+    want = list(to_image(out[0]))
+    for form in (out, out[0], list(out[0]), [out[0][:1], out[0][1:]]):
+        got = arrays(form)
+        assert len(got) == 2 and all(np.array_equal(g, w) for g, w in zip(got, want))
+    single = to_image(out[0][:1])
+    assert single.shape == (32, 32, 3)  # to_image drops the batch axis of one image (documented)
+    assert all(np.array_equal(g, want[0]) for g in (arrays(single)[0], arrays(out[0][0])[0]))
+    with pytest.raises(InvalidImageError, match=r"pass output\[0\]"):
+        arrays(list(out[1:]))
+    with pytest.raises(InvalidImageError, match="mix tensors"):
+        arrays([out[0][0], single])
+
+
 # ------------------------------------------------------------------ real images
 
 
@@ -193,8 +298,11 @@ def test_input_forms_give_the_same_features(tflite: Path, anime_files: list[Path
     assert np.array_equal(by_path, ext(files, batch_size=2))
     with pytest.raises(InvalidImageError, match="uint8"):
         ext([arrays[0].astype(np.float32)])
+    assert np.array_equal(by_path, ext(list(tensor)))
+    assert np.array_equal(by_path[:1], ext(tensor[0]))  # one (3, H, W) image
+    assert np.array_equal(by_path[:1], ext(arrays[0]))  # one (H, W, 3) image
     with pytest.raises(InvalidImageError, match=r"\(N, 3, H, W\)"):
-        ext(tensor[0])
+        ext(tensor[:, :2])
 
 
 @pytest.mark.shared

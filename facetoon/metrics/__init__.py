@@ -15,6 +15,7 @@ The CLI equivalent: ``facetoon eval kid A_DIR B_DIR``.
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 from .kid import KIDReport, KIDResult, kid, kid_between_folders, mmd2_unbiased, polynomial_kernel
@@ -32,9 +33,16 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name in ("extract_features", "FeatureExtractor", "list_images", "get_extractor"):
-        from . import features
+# names of facetoon.metrics.features, which is imported on first access (it imports PIL)
+_FEATURE_NAMES = ("extract_features", "FeatureExtractor", "list_images", "get_extractor")
 
-        return getattr(features, name)
+
+def __getattr__(name: str) -> Any:
+    if name == "features" or name in _FEATURE_NAMES:
+        features = importlib.import_module(f"{__name__}.features")
+        return features if name == "features" else getattr(features, name)
     raise AttributeError(f"module 'facetoon.metrics' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*__all__, *_FEATURE_NAMES, "features", "kid"})

@@ -11,16 +11,26 @@ Two backends compute them from the same 224 x 224 uint8 pixels:
 * ``"torch"`` — the float PyTorch port :class:`facetoon.models.mobilenet_v2.MobileNetV2Features`,
   batched; no TFLite runtime needed once converted (see ``cache``).
 
-Inputs accepted by :func:`extract_features` and :class:`FeatureExtractor`: a sequence of image
-paths, PIL images or (H, W, 3) uint8 RGB arrays; an (N, H, W, 3) uint8 array; or an
-(N, 3, H, W) float torch tensor in [-1, 1] (facetoon's generator output convention), which is
-rounded to uint8 first as if saved to a PNG.
+Inputs accepted by :func:`extract_features` and :class:`FeatureExtractor`:
+
+* a sequence of image paths, PIL images (both converted as :func:`facetoon.io.read_image` does:
+  EXIF orientation applied, transparency composited over white, 16-bit scaled) or (H, W, 3) /
+  (H, W) uint8 RGB arrays;
+* an (N, H, W, 3) uint8 RGB array, or one (H, W, 3) uint8 RGB image (what
+  :func:`facetoon.io.to_image` returns for a batch of one);
+* a float torch tensor (N, 3, H, W) or (3, H, W), or a sequence of them, RGB in **[-1, 1]**
+  (facetoon's generator output convention), rounded to uint8 first as if saved to a PNG. Values
+  outside [-1, 1] raise :class:`InvalidImageError`; a tensor without any negative value is logged
+  as likely [0, 1] images (pass ``2 * x - 1``);
+* a U-GAT-IT generator's ``(image, cam_logit, heatmap)`` output: its image, as
+  :class:`facetoon.pipeline.Stylizer` reads it.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import math
 import os
 import warnings
 from collections.abc import Iterator, Sequence
@@ -52,11 +62,13 @@ IMAGE_SIZE = 224
 
 
 def to_model_input(image: Any) -> np.ndarray:
-    """One image (path, PIL image or (H, W, 3)/(H, W) uint8 RGB array) -> (224, 224, 3) uint8 RGB."""
-    if isinstance(image, (str, os.PathLike)):
-        pil = Image.fromarray(read_image(image))  # EXIF-oriented RGB, typed errors
-    elif isinstance(image, Image.Image):
-        pil = image.convert("RGB")
+    """One image (path, PIL image or (H, W, 3)/(H, W) uint8 RGB array) -> (224, 224, 3) uint8 RGB.
+
+    Paths and PIL images are converted by :func:`facetoon.io.read_image` (EXIF orientation,
+    alpha over white, 16-bit scaled), so a file and the PIL image opened from it give the same pixels.
+    """
+    if isinstance(image, (str, os.PathLike, Image.Image)):
+        pil = Image.fromarray(read_image(image))  # RGB uint8 as read_image reads it, typed errors
     elif isinstance(image, np.ndarray):
         if image.dtype != np.uint8:
             raise InvalidImageError(f"image arrays must be uint8 RGB, got dtype {image.dtype}")
@@ -66,7 +78,9 @@ def to_model_input(image: Any) -> np.ndarray:
             raise InvalidImageError(f"image arrays must be (H, W, 3) RGB, got shape {image.shape}")
         pil = Image.fromarray(np.ascontiguousarray(image))
     else:
-        raise InvalidImageError(f"cannot use a {type(image).__name__} as an image")
+        raise InvalidImageError(
+            f"cannot use a {type(image).__name__} as an image (expected a path, a PIL image or an "
+            "(H, W, 3) uint8 RGB array; tensors as (N, 3, H, W) in [-1, 1] or a list of (3, H, W))")
     if pil.width < 2 or pil.height < 2:
         raise InvalidImageError(f"image is too small ({pil.width} x {pil.height})")
     if pil.size != (IMAGE_SIZE, IMAGE_SIZE):
@@ -78,30 +92,79 @@ def _is_torch_tensor(x: Any) -> bool:
     return type(x).__module__.startswith("torch") and hasattr(x, "detach")
 
 
-def _iter_images(images: Any) -> tuple[int, Iterator[Any]]:
-    """(count, iterator of single images) for every accepted input form."""
-    if _is_torch_tensor(images):
-        import torch
+# values this far outside [-1, 1] (half a uint8 level) are refused rather than clamped
+_RANGE_TOLERANCE = 1.0 / 255.0
+_TENSOR_FORMS = ("image tensors must be float (N, 3, H, W) or (3, H, W) RGB in [-1, 1] (for a U-GAT-IT "
+                 "generator's (image, cam_logit, heatmap) output pass output[0])")
 
-        if images.ndim != 4 or images.shape[1] != 3:
-            raise InvalidImageError(
-                f"image tensors must be (N, 3, H, W) RGB in [-1, 1], got {tuple(images.shape)}")
-        if not images.is_floating_point():
-            raise InvalidImageError(f"image tensors must be float in [-1, 1], got dtype {images.dtype}")
-        t = images.detach().float().cpu()
-        q = ((t.clamp(-1.0, 1.0) + 1.0) * 127.5).round().to(torch.uint8)
-        arr = q.permute(0, 2, 3, 1).numpy()
-        return len(arr), iter(arr)
+
+def _tensors_to_uint8(tensors: Sequence[Any]) -> list[np.ndarray]:
+    """Float tensors, each (N, 3, H, W) or (3, H, W) RGB in [-1, 1] -> their images as (H, W, 3)
+    uint8 RGB, ``round((v + 1) * 127.5)`` as :func:`facetoon.io.to_image` (and a saved PNG) has them.
+
+    Raises :class:`InvalidImageError` for another shape or dtype, NaN/inf, or values outside
+    [-1, 1]; logs one warning when no value at all is negative (most likely [0, 1] images).
+    """
+    import torch
+
+    images: list[np.ndarray] = []
+    low = math.inf
+    for t in tensors:
+        if t.ndim == 3:
+            t = t[None]
+        if t.ndim != 4 or t.shape[1] != 3:
+            raise InvalidImageError(f"{_TENSOR_FORMS}, got shape {tuple(t.shape)}")
+        if not t.is_floating_point():
+            raise InvalidImageError(f"{_TENSOR_FORMS}, got dtype {t.dtype}")
+        x = t.detach().to("cpu", torch.float32)
+        if x.numel():
+            if not bool(torch.isfinite(x).all()):
+                raise InvalidImageError("image tensor contains NaN or infinite values")
+            lo, hi = float(x.min()), float(x.max())
+            if lo < -1.0 - _RANGE_TOLERANCE or hi > 1.0 + _RANGE_TOLERANCE:
+                raise InvalidImageError(
+                    f"image tensor values must lie in [-1, 1], got [{lo:.4g}, {hi:.4g}] "
+                    "(for [0, 1] images pass 2 * x - 1; for 0..255 pass x / 127.5 - 1)")
+            low = min(low, lo)
+        q = ((x.clamp(-1.0, 1.0) + 1.0) * 127.5).round().to(torch.uint8)
+        images.extend(q.permute(0, 2, 3, 1).numpy())
+    if 0.0 <= low < math.inf:
+        log.warning("image tensors have no negative value (min %.3g): [0, 1] images? "
+                    "expected [-1, 1]: pass 2 * x - 1", low)
+    return images
+
+
+def _is_ugatit_output(x: Any) -> bool:
+    """A U-GAT-IT generator's ``(image (B, 3, H, W), cam_logit (B, 1), heatmap)`` tuple."""
+    return (isinstance(x, (tuple, list)) and len(x) == 3 and all(_is_torch_tensor(t) for t in x)
+            and x[0].ndim == 4 and x[1].ndim == 2)
+
+
+def _iter_images(images: Any) -> tuple[int, Iterator[Any]]:
+    """(count, iterator of single images) for every accepted input form (module docstring)."""
+    if _is_ugatit_output(images):  # as the Stylizer reads a face model's output
+        images = images[0]
+    if _is_torch_tensor(images):
+        arrays = _tensors_to_uint8([images])
+        return len(arrays), iter(arrays)
     if isinstance(images, np.ndarray):
+        if images.ndim == 3 and images.shape[2] == 3:  # one (H, W, 3) image, e.g. from to_image
+            return 1, iter([images])
         if images.ndim != 4:
             raise InvalidImageError(
-                f"an image batch array must be (N, H, W, 3) uint8, got shape {images.shape}")
+                "an image array must be an (N, H, W, 3) uint8 batch or one (H, W, 3) uint8 image, "
+                f"got shape {images.shape}")
         return len(images), iter(images)
     if isinstance(images, (str, os.PathLike)):
         raise InvalidImageError(
             "pass a sequence of image paths (or use list_images for a folder)", path=images)
     if not isinstance(images, Sequence):
         images = list(images)
+    if any(_is_torch_tensor(x) for x in images):
+        if not all(_is_torch_tensor(x) for x in images):
+            raise InvalidImageError("a sequence of images must not mix tensors with other image forms")
+        arrays = _tensors_to_uint8(images)
+        return len(arrays), iter(arrays)
     return len(images), iter(images)
 
 
@@ -210,7 +273,8 @@ class FeatureExtractor:
             return self._model(self._model.normalize_uint8(x)).float().cpu().numpy()
 
     def __call__(self, images: Any, *, batch_size: int = 32, progress: bool = False) -> np.ndarray:
-        """Images (see the module docstring) -> (N, 1280) float32 features, in input order."""
+        """Images (see the module docstring; tensors RGB in [-1, 1]) -> (N, 1280) float32 features,
+        in input order (N = 1 for a single (H, W, 3) array or (3, H, W) tensor)."""
         if batch_size < 1:
             raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
         count, items = _iter_images(images)
@@ -251,7 +315,8 @@ def extract_features(
     batch_size: int = 32,
     progress: bool = False,
 ) -> np.ndarray:
-    """(N, 1280) float32 pooled MobileNetV2 features of ``images`` (paths, PIL, uint8 arrays or
-    an (N, 3, H, W) tensor in [-1, 1]), resized to 224 x 224 bicubic as uint8 first.
+    """(N, 1280) float32 pooled MobileNetV2 features of ``images`` (paths, PIL images, uint8 RGB
+    arrays, or float RGB tensors (N, 3, H, W) in [-1, 1]: see the module docstring), resized to
+    224 x 224 bicubic as uint8 first.
     """
     return get_extractor(backend, model_path)(images, batch_size=batch_size, progress=progress)

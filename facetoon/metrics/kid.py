@@ -61,10 +61,19 @@ class KIDResult(NamedTuple):
         return f"KIDx100 = {self.mean_x100:.2f} ± {self.std_x100:.2f}"
 
 
+_USE_EXTRACTOR = "compute features of images with facetoon.metrics.FeatureExtractor (or extract_features) first"
+
+
 def _as_features(x: Any, name: str) -> np.ndarray:
-    arr = np.asarray(x, dtype=np.float64)
+    """(N, D) float64 features, or :class:`ConfigError` naming ``name`` (e.g. for image paths)."""
+    try:
+        arr = np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{name}: kid() takes numeric (N, D) feature arrays, got a {type(x).__name__} "
+                          f"that is not one ({str(exc).splitlines()[0]}); {_USE_EXTRACTOR}") from None
     if arr.ndim != 2:
-        raise ConfigError(f"{name}: features must be a 2-D (N, D) array, got shape {arr.shape}")
+        raise ConfigError(f"{name}: features must be a 2-D (N, D) array, got shape {arr.shape}; "
+                          f"{_USE_EXTRACTOR}")
     if not np.isfinite(arr).all():
         raise ConfigError(f"{name}: features contain NaN or infinite values")
     return arr
@@ -122,7 +131,9 @@ def kid(
         :class:`KIDResult` ``(mean, std)`` in raw units; ``.mean_x100`` is the reported KIDx100.
 
     Raises:
-        ValueError: bad shapes, fewer than 2 features per set, or a subset larger than a set.
+        ConfigError (a ValueError): not numeric (N, D) arrays (e.g. image paths: extract features
+            with :class:`facetoon.metrics.FeatureExtractor` first), NaN/inf, bad shapes, fewer
+            than 2 features per set, or a subset larger than a set.
     """
     a = _as_features(features_a, "features_a")
     b = _as_features(features_b, "features_b")
