@@ -1,13 +1,20 @@
 """Debug drawings for notebooks: faces, landmarks, the alignment template and crop grids.
 
-Every function takes an image (``(H, W, 3)`` uint8 RGB, or ``(H, W)`` gray) and returns a **new**
-``(H, W, 3)`` uint8 RGB array; the input is never modified. Colours are RGB tuples. OpenCV is
-imported when a function is called, so importing this module is cheap.
+Every function takes an image the way :func:`facetoon.detect_faces` does (``(H, W, 3)`` uint8
+RGB or ``(H, W)`` gray array, or anything :func:`facetoon.io.read_image` reads: path, bytes, PIL
+image, float ``[0, 1]`` or 16-bit array) and returns a **new** ``(H, W, 3)`` uint8 RGB array; the
+input is never modified. Colours are RGB tuples. Faces are what the library returns: a
+:class:`~facetoon.face.Face` (:func:`facetoon.detect_faces`), a
+:class:`~facetoon.pipeline.FaceDetails` (``Stylizer.stylize(..., return_details=True).faces``),
+or a list of either. OpenCV is imported when a function is called, so importing this module is
+cheap.
 
     >>> import facetoon, facetoon.viz as viz
     >>> faces = facetoon.detect_faces(img)                               # doctest: +SKIP
     >>> viz.draw_faces(img, faces)                                       # doctest: +SKIP
     >>> viz.draw_crop_grid(img, facetoon.align_face(img, faces[0]))      # doctest: +SKIP
+    >>> res = facetoon.Stylizer().stylize(img, return_details=True)     # doctest: +SKIP
+    >>> viz.draw_faces(img, res.faces), viz.draw_crop_grid(img, res.faces[0])  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -17,10 +24,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import InvalidImageError
+from .errors import ConfigError
+from .face._image import as_image, as_rgb
 
 if TYPE_CHECKING:
     from .face import AlignedFace, Face, FaceTemplate
+    from .pipeline.results import FaceDetails
 
 __all__ = [
     "caption",
@@ -47,17 +56,29 @@ _SHIFT = 4  # sub-pixel drawing: coordinates are multiplied by 2**_SHIFT
 
 
 def _canvas(image: Any) -> np.ndarray:
-    """A fresh RGB uint8 copy to draw on."""
-    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim not in (2, 3) or image.size == 0:
-        raise InvalidImageError(f"image: expected a uint8 (H, W) or (H, W, 3) array, got {type(image).__name__}"
-                                + (f" {image.dtype} {image.shape}" if isinstance(image, np.ndarray) else ""))
-    if image.ndim == 2:
-        return np.repeat(image[:, :, None], 3, axis=2)
-    if image.shape[2] == 1:
-        return np.repeat(image, 3, axis=2)
-    if image.shape[2] != 3:
-        raise InvalidImageError(f"image: expected 1 or 3 channels, got shape {image.shape}")
-    return np.ascontiguousarray(image).copy()
+    """A fresh ``(H, W, 3)`` RGB uint8 copy to draw on, of anything :func:`facetoon.detect_faces`
+    reads (:class:`~facetoon.errors.InvalidImageError` otherwise)."""
+    img = as_image(image, "image")
+    return as_rgb(img) if img.ndim == 2 else np.array(img, order="C")
+
+
+def _faces(faces: Any) -> list[Face]:
+    """The :class:`Face` list of a Face, a FaceDetails (anything with a ``.face`` Face), or a
+    sequence of those."""
+    from .face import Face
+
+    def one(item: Any, name: str) -> Face:
+        face = item if isinstance(item, Face) else getattr(item, "face", None)
+        if not isinstance(face, Face):
+            raise ConfigError(f"{name}: expected a facetoon.face.Face (detect_faces) or a FaceDetails "
+                              f"(Stylizer.stylize(..., return_details=True).faces), got {type(item).__name__}")
+        return face
+
+    if isinstance(faces, Face) or isinstance(getattr(faces, "face", None), Face):
+        return [one(faces, "faces")]
+    if isinstance(faces, (str, bytes, np.ndarray)) or not isinstance(faces, Iterable):
+        raise ConfigError(f"faces: expected a Face, a FaceDetails or a list of them, got {type(faces).__name__}")
+    return [one(item, f"faces[{i}]") for i, item in enumerate(faces)]
 
 
 def _thickness(img: np.ndarray, thickness: int | None) -> int:
@@ -91,11 +112,11 @@ def _label(img: np.ndarray, text: str, org: tuple[float, float], color: Color, s
     cv2.putText(img, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, color, 1, cv2.LINE_AA)
 
 
-def caption(image: np.ndarray, text: str, *, scale: float | None = None) -> np.ndarray:
+def caption(image: Any, text: str, *, scale: float | None = None) -> np.ndarray:
     """The image with ``text`` in white on a black box at its top-left corner (figure panels).
 
     Args:
-        image: ``(H, W, 3)`` uint8 RGB or ``(H, W)`` gray.
+        image: ``(H, W, 3)`` uint8 RGB, ``(H, W)`` gray, or anything else the module doc lists.
         text: one line of ASCII text (OpenCV's Hershey font).
         scale: font scale; default ``max(0.45, W / 700)``, readable from 128 px to 2k px wide.
     """
@@ -111,7 +132,7 @@ def caption(image: np.ndarray, text: str, *, scale: float | None = None) -> np.n
     return out
 
 
-def draw_boxes(image: np.ndarray, boxes: Iterable[Sequence[float]], *, color: Color = GREEN,
+def draw_boxes(image: Any, boxes: Iterable[Sequence[float]], *, color: Color = GREEN,
                thickness: int | None = None, labels: Sequence[str] | None = None) -> np.ndarray:
     """Draw ``(x0, y0, x1, y1)`` boxes (continuous pixel coordinates), optionally labelled."""
     img = _canvas(image)
@@ -123,7 +144,7 @@ def draw_boxes(image: np.ndarray, boxes: Iterable[Sequence[float]], *, color: Co
     return img
 
 
-def draw_landmarks(image: np.ndarray, landmarks: np.ndarray, *, color: Color = RED,
+def draw_landmarks(image: Any, landmarks: np.ndarray, *, color: Color = RED,
                    radius: float | None = None) -> np.ndarray:
     """Draw ``(N, 2)`` landmark points."""
     img = _canvas(image)
@@ -132,18 +153,29 @@ def draw_landmarks(image: np.ndarray, landmarks: np.ndarray, *, color: Color = R
     return img
 
 
-def draw_faces(image: np.ndarray, faces: Sequence[Face], *, boxes: bool = True, landmarks: bool = True,
-               points: bool = True, labels: bool = True, thickness: int | None = None) -> np.ndarray:
+def draw_faces(image: Any, faces: Face | FaceDetails | Iterable[Face | FaceDetails], *, boxes: bool = True,
+               landmarks: bool = True, points: bool = True, labels: bool = True,
+               thickness: int | None = None) -> np.ndarray:
     """Draw each face's box (green), landmarks (red) and named points (estimated ones hollow).
 
     Labels show the index in ``faces`` (0 = largest), the score and the roll angle.
+
+    Args:
+        image: the photo the faces were found in (see the module doc for the accepted inputs).
+        faces: a :class:`~facetoon.face.Face`, a :class:`~facetoon.pipeline.FaceDetails`, or a
+            list of either (``detect_faces(...)``, ``result.faces``).
+
+    Raises:
+        InvalidImageError: ``image`` is not an image.
+        ConfigError: ``faces`` holds something else.
     """
     import cv2
 
+    items = _faces(faces)
     img = _canvas(image)
     t = _thickness(img, thickness)
     radius = max(1.0, max(img.shape[:2]) / 350)
-    for i, face in enumerate(faces):
+    for i, face in enumerate(items):
         if boxes:
             label = [f"#{i} {face.score:.2f} {face.angle:+.0f}deg"] if labels else None
             img = draw_boxes(img, [face.box], color=GREEN, thickness=t, labels=label)
@@ -159,7 +191,7 @@ def draw_faces(image: np.ndarray, faces: Sequence[Face], *, boxes: bool = True, 
     return img
 
 
-def draw_template(template: FaceTemplate | None = None, size: int = 256, image: np.ndarray | None = None,
+def draw_template(template: FaceTemplate | None = None, size: int = 256, image: Any = None,
                   *, scheme: str = "ibug68") -> np.ndarray:
     """Draw a template's landmarks (``scheme``: ``"ibug68"``, ``"dlib5"`` or ``"named"``) at ``size``.
 
@@ -178,25 +210,41 @@ def draw_template(template: FaceTemplate | None = None, size: int = 256, image: 
     return img
 
 
-def draw_crop_grid(image: np.ndarray, aligned: AlignedFace | np.ndarray, size: int | None = None, *,
+def draw_crop_grid(image: Any, aligned: AlignedFace | FaceDetails | np.ndarray, size: int | None = None, *,
                    grid: int = 4, color: Color = CYAN, thickness: int | None = None) -> np.ndarray:
     """Draw the aligned crop's outline and a ``grid x grid`` grid, projected onto the image.
 
     Args:
-        aligned: an :class:`AlignedFace`, or its ``(2, 3)`` forward matrix (image -> crop)
-            together with ``size``.
+        image: the photo the face was aligned in (see the module doc for the accepted inputs).
+        aligned: an :class:`AlignedFace` (:func:`facetoon.align_face`), a
+            :class:`~facetoon.pipeline.FaceDetails` (its ``.aligned``), or the ``(2, 3)``
+            forward matrix (image -> crop) together with ``size``.
         size: crop side, needed with a bare matrix.
+
+    Raises:
+        InvalidImageError: ``image`` is not an image.
+        ConfigError: ``aligned`` is none of the above, or a matrix comes without ``size``.
     """
-    from .face import AlignedFace
+    from .face import AlignedFace, Face
     from .face.geometry import apply_affine, invert_affine
 
-    img = _canvas(image)
+    if isinstance(getattr(aligned, "aligned", None), AlignedFace):  # FaceDetails
+        aligned = aligned.aligned  # type: ignore[union-attr]
     if isinstance(aligned, AlignedFace):
         inv, n = aligned.inverse, aligned.size
     else:
+        if isinstance(aligned, Face):
+            raise ConfigError("aligned: got a Face, which has no crop: pass facetoon.align_face(image, face) "
+                              "or a FaceDetails")
+        m = np.asarray(aligned, dtype=np.float64) if isinstance(aligned, (np.ndarray, list, tuple)) else None
+        if m is None or m.shape != (2, 3) or not np.all(np.isfinite(m)):
+            got = f"shape {m.shape}" if m is not None else type(aligned).__name__
+            raise ConfigError(f"aligned: expected an AlignedFace, a FaceDetails or a finite (2, 3) matrix, got {got}")
         if size is None:
-            raise ValueError("size: needed when `aligned` is a matrix")
-        inv, n = invert_affine(np.asarray(aligned, dtype=np.float64)), int(size)
+            raise ConfigError("size: needed with a bare (2, 3) matrix as `aligned` (the crop side in pixels); "
+                              "or pass the AlignedFace itself")
+        inv, n = invert_affine(m), int(size)
+    img = _canvas(image)
     t = _thickness(img, thickness)
     lo, hi = -0.5, n - 0.5
     for k in range(grid + 1):

@@ -30,6 +30,7 @@ from facetoon.blend import (  # noqa: E402
     seam_score,
 )
 from facetoon.blend.harmonize import band_weights, lab_stats, lab_to_rgb, rgb_to_lab  # noqa: E402
+from facetoon.blend.mask import as_alpha, as_support  # noqa: E402
 from facetoon.face import align_face, detect_faces, paste_back, warp_to_image  # noqa: E402
 from facetoon.io import read_image  # noqa: E402
 
@@ -369,3 +370,77 @@ def test_poisson_blend_keeps_scene_outside_and_is_in_place() -> None:
     edge[:30, :40] = True
     out = poisson_blend(face, scene, edge)
     assert out.shape == scene.shape
+
+
+# ----------------------------------------------------------------------------- mask conventions
+
+
+def _disc(size: int = 64, radius: int = 20, width: float = 6.0) -> tuple[np.ndarray, np.ndarray]:
+    """A binary disc (bool) and its feathered float32 alpha."""
+    region = np.zeros((size, size), np.uint8)
+    cv2.circle(region, (size // 2, size // 2), radius, 1, -1)
+    return region > 0, feather(region, width)
+
+
+def test_as_alpha_reads_every_mask_kind_one_way() -> None:
+    disc, soft = _disc()
+    ones = disc.astype(np.float32)
+    assert np.array_equal(as_alpha(disc, "m"), ones)
+    assert np.array_equal(as_alpha(disc.astype(np.uint8), "m"), ones)            # 0/1 uint8
+    assert np.array_equal(as_alpha(disc.astype(np.uint8) * 255, "m"), ones)      # 0/255 uint8
+    q = np.rint(soft * 255).astype(np.uint8)
+    assert np.array_equal(as_alpha(q, "m"), q.astype(np.float32) / np.float32(255))  # 0..255 uint8
+    assert np.array_equal(as_alpha(soft[:, :, None], "m"), soft)                 # (h, w, 1)
+    assert as_alpha(soft * 1.1 - 0.05, "m").min() == 0.0                         # overshoot clipped
+    assert np.array_equal(as_support(soft, "m"), soft > 0)
+    for bad, message in [(soft * 255, "must lie in \\[0, 1\\]"), (soft * 2 - 1, "must lie in"),
+                         (disc.astype(np.int64), "dtype int64"), (np.full((4, 4), np.nan), "NaN"),
+                         (np.zeros((4, 4, 3)), "expected an \\(h, w\\) mask"), ([[0, 1]], "got list")]:
+        with pytest.raises(InvalidImageError, match="^mask: .*" + message):
+            as_alpha(bad, "mask")
+    with pytest.raises(InvalidImageError, match="expected shape \\(8, 8\\)"):
+        as_support(disc, "support", (8, 8))
+
+
+def test_poisson_blend_reads_support_masks_of_every_dtype() -> None:
+    """Was: uint8 0/1 -> IndexError (``~support`` = 254/255 used as a fancy index; at 1080p a
+    12 GB index array), float -> TypeError."""
+    rng = np.random.default_rng(2)
+    scene = np.clip(rng.normal(120, 20, (64, 64, 3)), 0, 255).astype(np.uint8)
+    face = np.clip(scene.astype(int) + 50, 0, 255).astype(np.uint8)
+    disc, soft = _disc()
+    ref = poisson_blend(face, scene, disc)
+    assert np.array_equal(ref[~disc], scene[~disc].astype(np.float32))
+    for support in (disc.astype(np.uint8), disc.astype(np.uint8) * 255, disc.astype(np.float32)):
+        assert np.array_equal(poisson_blend(face, scene, support), ref), support.dtype
+    # a soft mask: its support is where it is > 0
+    assert np.array_equal(poisson_blend(face, scene, soft), poisson_blend(face, scene, soft > 0))
+    with pytest.raises(InvalidImageError, match="^support: .*must lie in"):
+        poisson_blend(face, scene, disc * 255.0)
+    with pytest.raises(InvalidImageError, match="^support: expected shape"):
+        poisson_blend(face, scene, disc[:10])
+    with pytest.raises(InvalidImageError, match="^scene: "):
+        poisson_blend(face, scene[:10], disc)
+
+
+def test_harmonize_and_seam_score_read_uint8_masks_as_0_to_255() -> None:
+    """Was: harmonize used a uint8 0..255 alpha as is (results up to 80 levels off, silently);
+    seam_score read a uint8 0/1 mask as 0..1/255 (no contour: a neutral score, silently)."""
+    rng = np.random.default_rng(3)
+    scene = np.clip(rng.normal(110, 15, (64, 64, 3)), 0, 255).astype(np.uint8)
+    face = np.clip(scene.astype(int) + (40, -20, 25), 0, 255).astype(np.uint8)
+    disc, soft = _disc()
+    q = np.rint(soft * 255).astype(np.uint8)
+    ref = harmonize(face, scene, q.astype(np.float32) / np.float32(255), width=6.0)
+    assert np.abs(ref - face).max() > 10  # it does something
+    assert np.array_equal(harmonize(face, scene, q, width=6.0), ref)
+    assert np.array_equal(harmonize(face, scene, q, width=6.0, available=np.ones((64, 64), bool)), ref)
+    with pytest.raises(InvalidImageError, match="^alpha: "):
+        harmonize(face, scene, soft * 255, width=6.0)
+    with pytest.raises(ConfigError, match="available"):
+        harmonize(face, scene, soft, width=6.0, available=np.ones((8, 8), bool))
+    hard = np.where(disc[..., None], face, scene)
+    ref_score = seam_score(hard, disc, face=face, scene=scene)
+    assert ref_score.band_pixels > 0
+    for mask in (disc.astype(np.uint8), disc.astype(np.uint8) * 255, disc.astype(np.float32)):
+        assert seam_score(hard, mask, face=face, scene=scene) == ref_score, mask.dtype

@@ -91,3 +91,34 @@ def test_gradcheck(fn):
 def test_module_equals_function(module, fn):
     x = torch.rand(2, 3, 4, 4)
     assert torch.equal(module(x), fn(x))
+
+
+@pytest.mark.parametrize("fn", [color.rgb_to_yuv, color.rgb_to_lab, color.RgbToYuv(), color.RgbToLab()])
+def test_rgb_outside_0_1_is_refused(fn):
+    """A [-1, 1] model tensor (facetoon.io.to_tensor) gave wrong colours silently."""
+    from facetoon.io import to_tensor
+
+    img = np.random.default_rng(0).integers(0, 256, (6, 7, 3), dtype=np.uint8)
+    x = to_tensor(img)
+    message = r"^rgb_to_(yuv|lab)\(image\): expected RGB in \[0, 1\].*\(x \+ 1\) / 2"
+    with pytest.raises(InvalidImageError, match=message):
+        fn(x)
+    if fn is color.rgb_to_lab or isinstance(fn, color.RgbToLab):  # it would clamp values above 1
+        with pytest.raises(InvalidImageError, match="x / 255"):
+            fn((x + 1) * 127.5)
+    else:  # linear: values above 1 pass through, scaled alike
+        assert torch.allclose(fn((x + 1) * 127.5), fn((x + 1) / 2) * 255, atol=1e-3)
+    ok = fn((x + 1) / 2)  # the conversion the message suggests
+    assert ok.shape == x.shape and torch.isfinite(ok).all()
+    # rounding-level excursions (interpolation, float arithmetic) are accepted
+    assert torch.isfinite(fn(torch.tensor([-5e-4, 0.5, 1 + 5e-4]).view(3, 1, 1))).all()
+
+
+def test_internal_callers_pass_0_1():
+    """facetoon.losses' colour loss maps its [-1, 1] tensors (tanh outputs reach +-1) to [0, 1]."""
+    from facetoon.losses.animegan import color_loss
+
+    photo = torch.rand(2, 3, 8, 8) * 2 - 1
+    fake = torch.tanh(torch.randn(2, 3, 8, 8) * 30)  # saturates at exactly -1 and 1
+    assert fake.min() == -1 and fake.max() == 1
+    assert torch.isfinite(color_loss(photo, fake))

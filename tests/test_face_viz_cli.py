@@ -13,7 +13,7 @@ from PIL import Image
 
 from facetoon import viz
 from facetoon.cli import main
-from facetoon.errors import InvalidImageError
+from facetoon.errors import ConfigError, InvalidImageError
 from facetoon.face import DEFAULT_TEMPLATE, align_face, detect_faces
 from facetoon.face.geometry import apply_affine
 
@@ -52,7 +52,9 @@ def test_draw_helpers(photo: np.ndarray) -> None:
     (x, y), = np.round(DEFAULT_TEMPLATE.named_point("nose", 128)).astype(int)
     assert np.any(tpl[y, x] != 128)
     with pytest.raises(InvalidImageError):
-        viz.draw_boxes(np.zeros((4, 4), np.float32), [])
+        viz.draw_boxes(np.zeros((4, 4, 2), np.uint8), [])
+    with pytest.raises(InvalidImageError, match="^image: "):
+        viz.draw_boxes(None, [])
 
 
 def test_caption_draws_a_box_top_left_only(photo: np.ndarray) -> None:
@@ -84,8 +86,44 @@ def test_draw_crop_grid_follows_the_inverse_matrix(photo: np.ndarray) -> None:
             assert changed[max(0, y - 1):y + 2, max(0, x - 1):x + 2].any()
     same = viz.draw_crop_grid(photo, a.matrix, size=a.size, grid=4)
     assert np.array_equal(same, out)
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigError, match="^size: needed"):
         viz.draw_crop_grid(photo, a.matrix)
+
+
+def test_viz_takes_what_detect_faces_and_the_pipeline_take_and_return(shared: Path, photo: np.ndarray) -> None:
+    """Was: FaceDetails -> AttributeError, a single Face -> TypeError, a FaceDetails in
+    draw_crop_grid -> a ValueError about a matrix; paths, PIL and float images refused."""
+    from facetoon.pipeline import FaceDetails
+
+    faces = detect_faces(photo)
+    aligned = [align_face(photo, f) for f in faces]
+    details = [FaceDetails(face=f, aligned=a, stylized=a.image, heatmap=None, crop_mask=a.mask,
+                           mask=np.zeros(photo.shape[:2], np.float32)) for f, a in zip(faces, aligned)]
+    ref = viz.draw_faces(photo, faces)
+    assert np.array_equal(viz.draw_faces(photo, details), ref)
+    assert np.array_equal(viz.draw_faces(photo, tuple(faces)), ref)
+    assert np.array_equal(viz.draw_faces(photo, faces[0]), viz.draw_faces(photo, faces[:1]))
+    assert np.array_equal(viz.draw_faces(photo, details[0]), viz.draw_faces(photo, faces[:1]))
+    path = shared / "fixtures" / "four_faces.jpg"
+    with Image.open(path) as im:
+        for image in (path, str(path), im, photo / 255.0, photo[:, :, :1]):
+            out = viz.draw_faces(image, faces)
+            assert out.shape == photo.shape and out.dtype == np.uint8
+    assert np.array_equal(viz.draw_faces(path, faces), ref)
+    assert np.array_equal(viz.draw_faces(photo / 255.0, faces), ref)
+    grid = viz.draw_crop_grid(photo, aligned[0])
+    assert np.array_equal(viz.draw_crop_grid(photo, details[0]), grid)
+    assert np.array_equal(viz.draw_crop_grid(path, aligned[0]), grid)
+    with pytest.raises(ConfigError, match=r"^faces\[1\]: expected a facetoon.face.Face .* got str"):
+        viz.draw_faces(photo, [faces[0], "face"])
+    with pytest.raises(ConfigError, match="^faces: .* got ndarray"):
+        viz.draw_faces(photo, faces[0].landmarks)
+    with pytest.raises(ConfigError, match="align_face"):
+        viz.draw_crop_grid(photo, faces[0])
+    with pytest.raises(ConfigError, match=r"^aligned: .*got shape \(3, 3\)"):
+        viz.draw_crop_grid(photo, np.eye(3), size=256)
+    with pytest.raises(InvalidImageError, match="^image: "):
+        viz.draw_faces(photo * 2.0, faces)  # a float image outside [0, 1]
 
 
 def test_cli_faces(shared: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -128,6 +128,25 @@ def test_paste_back_composites_only_inside_the_crop(shared: Path) -> None:
     assert np.abs(half[inside][:, 0] - expected).max() <= 1.0
 
 
+def test_paste_back_reads_masks_like_every_facetoon_function(shared: Path) -> None:
+    """A uint8 0/1 mask is 0/1 (was: read as 0..1/255, so nothing was pasted, silently), as in
+    facetoon.blend; a float mask clearly outside [0, 1] is refused."""
+    img = _rgb(shared / "fixtures" / "four_faces.jpg")
+    a = align_face(img, detect_faces(img)[0])
+    red = np.zeros((256, 256, 3), np.uint8)
+    red[:, :, 0] = 255
+    disc = np.zeros((256, 256), np.uint8)
+    cv2.circle(disc, (128, 128), 80, 1, -1)
+    ref = paste_back(img, red, a, mask=disc > 0)
+    assert not np.array_equal(ref, img)
+    for mask in (disc, disc * 255, disc.astype(np.float32)):
+        assert np.array_equal(paste_back(img, red, a, mask=mask), ref), mask.dtype
+    with pytest.raises(InvalidImageError, match="^mask: .*must lie in"):
+        paste_back(img, red, a, mask=disc * 255.0)
+    with pytest.raises(InvalidImageError, match="^mask: .*dtype int64"):
+        paste_back(img, red, a, mask=disc.astype(np.int64))
+
+
 def test_paste_back_accepts_gray_images(selfie_cases: list[tuple[np.ndarray, Face]]) -> None:
     img, face = selfie_cases[3]
     gray = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)

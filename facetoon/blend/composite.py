@@ -34,7 +34,7 @@ from ..face.geometry import compose, translation
 from ..face.types import AlignedFace
 from ..face.warp import crop_to_image_matrix, image_region, resample
 from .harmonize import harmonize as harmonize_colours
-from .mask import DEFAULT_SHAPE, MaskShape, crop_face_mask, face_outline
+from .mask import DEFAULT_SHAPE, MaskShape, as_support, crop_face_mask, face_outline
 
 __all__ = ["BLEND_MODES", "FaceLayer", "CompositeResult", "make_layer", "composite_faces", "poisson_blend"]
 
@@ -118,15 +118,26 @@ def poisson_blend(face: np.ndarray, scene: np.ndarray, support: np.ndarray, pad:
 
     Args:
         face, scene: ``(h, w, 3)`` RGB, uint8 or float in ``[0, 255]``.
-        support: ``(h, w)`` bool, where the face's gradients are kept; the scene gives the
-            boundary values.
+        support: ``(h, w)`` mask of where the face's gradients are kept; the scene gives the
+            boundary values. Read by :func:`facetoon.blend.mask.as_support`: bool, uint8 (0/1 or
+            0..255) or float in ``[0, 1]``; inside = non-zero (threshold a soft mask first,
+            e.g. ``alpha > 0.02``, for a narrower support).
         pad: pixels of reflected margin added around, so the support never touches the border.
 
     Returns:
         ``(h, w, 3)`` float32; equal to ``scene`` outside ``support``.
+
+    Raises:
+        InvalidImageError: ``face`` and ``scene`` are not RGB arrays of one shape, or
+            ``support`` is not a mask of their ``(h, w)``.
     """
     import cv2
 
+    for name, x in (("face", face), ("scene", scene)):
+        if not isinstance(x, np.ndarray) or x.ndim != 3 or x.shape[2] != 3 or x.shape != np.shape(face):
+            raise InvalidImageError(f"{name}: expected an (h, w, 3) RGB array (face and scene of one shape), "
+                                    f"got {getattr(x, 'shape', type(x).__name__)}")
+    support = as_support(support, "support", face.shape)
     sc = np.clip(np.rint(scene), 0, 255).astype(np.uint8)
     if not support.any():
         return sc.astype(np.float32)

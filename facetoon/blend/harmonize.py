@@ -14,8 +14,9 @@ the face mask fades out, both renderings of the *same* pixels are available: the
    the two renderings also agree locally where the transition happens.
 
 ``amount`` scales both corrections (0 = the face as the model drew it). Arrays are ``float32``
-RGB in ``[0, 255]`` (``uint8`` accepted), masks ``float32`` in ``[0, 1]``; all of the same
-``(h, w)`` — callers pass the region around one face, not the whole photo.
+RGB in ``[0, 255]`` (``uint8`` accepted), masks alphas read by
+:func:`facetoon.blend.mask.as_alpha` (float ``[0, 1]``, uint8 ``0..255`` or 0/1, bool); all of
+the same ``(h, w)`` — callers pass the region around one face, not the whole photo.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ConfigError
+from .mask import as_alpha
 
 __all__ = ["ColourStats", "rgb_to_lab", "lab_to_rgb", "band_weights", "lab_stats", "harmonize"]
 
@@ -61,7 +63,7 @@ def band_weights(alpha: np.ndarray, available: np.ndarray | None = None, outside
     """Weights of the pixels where both renderings are compared: the mask's transition band.
 
     Args:
-        alpha: ``(h, w)`` soft face mask.
+        alpha: ``(h, w)`` soft face mask; masks are read by :func:`~facetoon.blend.mask.as_alpha`.
         available: ``(h, w)`` where the warped face crop has real pixels (1) or none (0).
         outside: also include pixels up to this many pixels outside the mask (where the crop
             still has pixels).
@@ -69,6 +71,7 @@ def band_weights(alpha: np.ndarray, available: np.ndarray | None = None, outside
     Returns:
         ``(h, w)`` float32 in ``{0, 1}``.
     """
+    alpha = as_alpha(alpha, "alpha")
     band = (alpha > _LOW) & (alpha < _HIGH)
     if outside > 0:
         import cv2
@@ -77,7 +80,7 @@ def band_weights(alpha: np.ndarray, available: np.ndarray | None = None, outside
         dist = cv2.distanceTransform(zero, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
         band |= (zero > 0) & (dist <= outside)
     if available is not None:
-        band &= available > 0.999
+        band &= as_alpha(available, "available", alpha.shape) > 0.999
     return band.astype(np.float32)
 
 
@@ -139,10 +142,11 @@ def harmonize(
     Args:
         face: ``(h, w, 3)`` the stylized face warped into the photo frame, RGB ``[0, 255]``.
         background: ``(h, w, 3)`` the stylized scene at the same pixels, RGB ``[0, 255]``.
-        alpha: ``(h, w)`` soft face mask in ``[0, 1]``.
+        alpha: ``(h, w)`` soft face mask, read by :func:`~facetoon.blend.mask.as_alpha`: float
+            in ``[0, 1]``, uint8 ``0..255`` (or 0/1 when it holds only those) or bool.
         width: the feather width of the mask in pixels; sets the band and the smoothing scale.
         available: ``(h, w)`` 1 where the warped crop has pixels (inside the crop square and the
-            photo); the band is limited to it.
+            photo), a mask read like ``alpha``; the band is limited to where it is ~1.
         amount: strength of the correction in ``[0, 1]``.
         max_gain: clamp of the per-channel contrast gain.
         local: also apply the smoothed local offset near the boundary.
@@ -150,6 +154,10 @@ def harmonize(
 
     Returns:
         ``(h, w, 3)`` float32 RGB in ``[0, 255]``.
+
+    Raises:
+        InvalidImageError: a mask of another dtype or range (see ``alpha``).
+        ConfigError: bad settings, or the arrays' shapes differ.
     """
     import cv2
 
@@ -157,9 +165,14 @@ def harmonize(
         raise ConfigError(f"amount: expected a value in [0, 1], got {amount!r}")
     if max_gain < 1.0:
         raise ConfigError(f"max_gain: expected >= 1, got {max_gain!r}")
-    if face.shape != background.shape or face.shape[:2] != alpha.shape:
+    alpha = as_alpha(alpha, "alpha")
+    if available is not None:
+        available = as_alpha(available, "available")
+    if face.shape != background.shape or face.shape[:2] != alpha.shape \
+            or (available is not None and available.shape != alpha.shape):
         raise ConfigError(f"harmonize: shapes differ: face {face.shape}, background {background.shape}, "
-                          f"alpha {alpha.shape}")
+                          f"alpha {alpha.shape}"
+                          + ("" if available is None else f", available {available.shape}"))
     out = np.asarray(face, dtype=np.float32)
     if amount == 0.0:
         return out.copy()

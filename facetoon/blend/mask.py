@@ -5,6 +5,21 @@ Convention: a mask is a ``float32`` array in ``[0, 1]`` (1 = take the face). Cro
 are ``(H, W)`` in the frame of the photo (warped with the crop's inverse matrix). Points are
 ``(x, y)`` with pixel centres at integers.
 
+Masks given to facetoon
+-----------------------
+Every public function that takes a mask reads it with :func:`as_alpha` (a soft **alpha**:
+opacity per pixel) or :func:`as_support` (a binary **support**: where something applies), so
+all accept the same inputs, ``(h, w)`` or ``(h, w, 1)``:
+
+* ``bool``: ``False`` / ``True`` = 0 / 1;
+* ``uint8``: ``0..255`` = opacity ``v / 255`` — except a mask holding only the values 0 and 1
+  (the usual binary mask of OpenCV code, and of :func:`face_region`), which is read as 0 / 1;
+* float (16, 32 or 64 bits): ``[0, 1]``; up to 0.25 outside (interpolation overshoot) is
+  clipped, further out (a mask of ``0..255`` or ``-1..1`` floats) is refused.
+
+A support is where that alpha is > 0. Anything else (another dtype, NaN, a wrong shape) raises
+:class:`~facetoon.errors.InvalidImageError` naming the argument.
+
 Shape
 -----
 The region follows the face, not the crop square:
@@ -31,18 +46,64 @@ cut by the image border (padding) the mask stays hard: the photo ends there anyw
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ConfigError, InvalidImageError
 from ..face.geometry import apply_affine, estimate_similarity
 from ..face.template import DEFAULT_TEMPLATE, FaceTemplate
 
-__all__ = ["MaskShape", "DEFAULT_SHAPE", "face_outline", "face_region", "feather", "crop_face_mask"]
+__all__ = ["MaskShape", "DEFAULT_SHAPE", "as_alpha", "as_support", "face_outline", "face_region", "feather",
+           "crop_face_mask"]
 
 # fixed-point bits for sub-pixel polygon filling (cv2.fillPoly ``shift``)
 _SHIFT = 4
 _JAW = slice(0, 17)
+# float masks may leave [0, 1] by this much (cubic resampling overshoots ~11%) and are clipped
+_OVERSHOOT = 0.25
+
+
+def as_alpha(mask: Any, name: str, shape: tuple[int, ...] | None = None) -> np.ndarray:
+    """A mask given to facetoon as an ``(h, w)`` float32 alpha in ``[0, 1]`` (see the module doc:
+    bool; uint8 ``0..255``, or 0 / 1 when it holds only those; float in ``[0, 1]``).
+
+    Args:
+        mask: ``(h, w)`` or ``(h, w, 1)`` bool, uint8 or float array.
+        name: the argument's name, for error messages.
+        shape: the required ``(h, w)``, if any.
+
+    Raises:
+        InvalidImageError: not such an array, of another shape or dtype, with NaN or infinite
+            values, or float values clearly outside ``[0, 1]``.
+    """
+    if not isinstance(mask, np.ndarray) or mask.ndim not in (2, 3) or mask.size == 0 \
+            or (mask.ndim == 3 and mask.shape[2] != 1):
+        got = f"shape {mask.shape}" if isinstance(mask, np.ndarray) else type(mask).__name__
+        raise InvalidImageError(f"{name}: expected an (h, w) mask array, got {got}")
+    m = mask[:, :, 0] if mask.ndim == 3 else mask
+    if shape is not None and m.shape != tuple(shape[:2]):
+        raise InvalidImageError(f"{name}: expected shape {tuple(shape[:2])}, got {mask.shape}")
+    if m.dtype == np.bool_:
+        return m.astype(np.float32)
+    if m.dtype == np.uint8:
+        return m.astype(np.float32) if int(m.max()) <= 1 else m.astype(np.float32) / np.float32(255.0)
+    if not np.issubdtype(m.dtype, np.floating):
+        raise InvalidImageError(f"{name}: expected a bool, uint8 (0..255) or float ([0, 1]) mask, "
+                                f"got dtype {m.dtype}")
+    lo, hi = float(m.min()), float(m.max())
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        raise InvalidImageError(f"{name}: holds NaN or infinite values")
+    if lo < -_OVERSHOOT or hi > 1.0 + _OVERSHOOT:
+        raise InvalidImageError(f"{name}: a float mask must lie in [0, 1], got values in [{lo:.4g}, {hi:.4g}] "
+                                f"(divide a 0..255 mask by 255; pass uint8 or bool masks as they are)")
+    return np.clip(m.astype(np.float32), 0.0, 1.0)
+
+
+def as_support(mask: Any, name: str, shape: tuple[int, ...] | None = None) -> np.ndarray:
+    """A mask given to facetoon as an ``(h, w)`` bool support: where :func:`as_alpha` is > 0
+    (bool as is; any non-zero uint8; float > 0). Same inputs and errors as :func:`as_alpha`."""
+    return as_alpha(mask, name, shape) > 0.0
 
 
 @dataclass(frozen=True)
@@ -160,7 +221,8 @@ def feather(region: np.ndarray, width: float) -> np.ndarray:
     """Soft mask from a binary region: 0 at its boundary, smoothstep to 1 at depth ``width``.
 
     Args:
-        region: ``(h, w)`` array, non-zero inside. Pixels outside the array count as outside.
+        region: ``(h, w)`` support, read by :func:`as_support` (bool, uint8 or float; non-zero
+            inside). Pixels outside the array count as outside.
         width: transition width in pixels (> 0).
 
     Returns:
@@ -170,7 +232,7 @@ def feather(region: np.ndarray, width: float) -> np.ndarray:
 
     if width <= 0:
         raise ConfigError(f"feather width must be > 0 pixels, got {width!r}")
-    inside = np.pad((np.asarray(region) > 0).astype(np.uint8), 1)
+    inside = np.pad(as_support(region, "region").astype(np.uint8), 1)
     # distance of each inside pixel to the nearest outside pixel centre; the boundary lies
     # half a pixel before it
     dist = cv2.distanceTransform(inside, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)[1:-1, 1:-1]
@@ -191,8 +253,9 @@ def crop_face_mask(
     Args:
         landmarks: ``(5, 2)`` or ``(68, 2)`` landmarks in crop pixels.
         size: side of the crop.
-        valid: ``(size, size)`` float fraction of real (non-padded) pixels
-            (:attr:`AlignedFace.mask`); multiplied in, so padding gets weight 0.
+        valid: ``(size, size)`` alpha of real (non-padded) pixels (:attr:`AlignedFace.mask`;
+            read by :func:`as_alpha`: float ``[0, 1]``, uint8 or bool); multiplied in, so
+            padding gets weight 0.
         shape: proportions (see :class:`MaskShape`).
 
     Returns:
@@ -204,8 +267,8 @@ def crop_face_mask(
     region = face_region(polygon, int(size), edge=shape.edge * size / 256.0)
     mask = feather(region, max(1.0, shape.feather * width))
     if valid is not None:
-        v = np.asarray(valid, dtype=np.float32)
+        v = as_alpha(valid, "valid")
         if v.shape != mask.shape:
             raise ConfigError(f"valid: expected shape {mask.shape}, got {v.shape}")
-        mask = mask * np.clip(v, 0.0, 1.0)
+        mask = mask * v
     return mask

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ConfigError, InvalidImageError
+from .mask import as_alpha
 
 __all__ = ["SeamScore", "gradient_energy", "seam_score"]
 
@@ -107,8 +108,9 @@ def seam_score(
 
     Args:
         image: ``(H, W, 3)`` RGB uint8 (or float in ``[0, 255]``) composite to judge.
-        mask: ``(H, W)`` blend mask (float in ``[0, 1]``, bool, or uint8 0..255): the soft mask of
-            a blend, or the 0/1 mask of a hard paste.
+        mask: ``(H, W)`` blend mask, read by :func:`facetoon.blend.mask.as_alpha` (float in
+            ``[0, 1]``, bool, or uint8 0..255 — or 0/1 when it holds only those): the soft mask
+            of a blend, or the 0/1 mask of a hard paste.
         face, scene: optional ``(H, W, 3)`` sources of the composite (face warped into the photo
             frame, and the scene); enable :attr:`SeamScore.excess`.
         band: half-width in pixels of the band around the ``level`` contour.
@@ -122,12 +124,9 @@ def seam_score(
 
     image = _check_rgb(image, "image")
     hw = image.shape[:2]
-    m = np.asarray(mask)
-    if m.shape != hw:
-        raise ConfigError(f"mask: expected shape {hw}, got {m.shape}")
-    if m.dtype == np.uint8:
-        m = m.astype(np.float32) / 255.0
-    m = m.astype(np.float32)
+    if np.shape(mask)[:2] != hw:
+        raise ConfigError(f"mask: expected shape {hw}, got {np.shape(mask)}")
+    m = as_alpha(mask, "mask")
     if band <= 0 or ring <= 0:
         raise ConfigError(f"band and ring must be > 0 pixels, got band={band!r}, ring={ring!r}")
     if (face is None) != (scene is None):
@@ -162,8 +161,7 @@ def seam_score(
     if face is not None and scene is not None:
         f = _check_rgb(face, "face", hw)
         s = _check_rgb(scene, "scene", hw)
-        a = np.clip(mm, 0.0, 1.0)
-        e_ref = a * gradient_energy(np.asarray(f[sl], dtype=np.float32)) \
-            + (1.0 - a) * gradient_energy(np.asarray(s[sl], dtype=np.float32))
+        e_ref = mm * gradient_energy(np.asarray(f[sl], dtype=np.float32)) \
+            + (1.0 - mm) * gradient_energy(np.asarray(s[sl], dtype=np.float32))
         reference = mean(e_ref, b)
     return SeamScore(mean(energy, b), mean(energy, r_in), mean(energy, r_out), reference, int(b.sum()))

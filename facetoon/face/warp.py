@@ -235,22 +235,11 @@ def warp_to_image(
 
 
 def _as_alpha(mask: Any, name: str) -> np.ndarray:
-    """A mask as float32 in [0, 1]: bool, uint8 (0..255) or float arrays."""
-    if not isinstance(mask, np.ndarray) or mask.ndim not in (2, 3) or mask.size == 0:
-        raise InvalidImageError(f"{name}: expected an (h, w) array, got {type(mask).__name__}")
-    if mask.ndim == 3:
-        if mask.shape[2] != 1:
-            raise InvalidImageError(f"{name}: expected one channel, got shape {mask.shape}")
-        mask = mask[:, :, 0]
-    if mask.dtype == np.bool_:
-        return mask.astype(np.float32)
-    if mask.dtype == np.uint8:
-        return mask.astype(np.float32) / 255.0
-    if np.issubdtype(mask.dtype, np.floating):
-        if not np.all(np.isfinite(mask)):
-            raise InvalidImageError(f"{name}: holds NaN or infinite values")
-        return np.clip(mask.astype(np.float32), 0.0, 1.0)
-    raise InvalidImageError(f"{name}: expected a bool, uint8 or float mask, got dtype {mask.dtype}")
+    """A mask as float32 in [0, 1], read the way every facetoon function reads a soft mask
+    (:func:`facetoon.blend.mask.as_alpha`: bool, uint8 0..255 or 0/1, float [0, 1])."""
+    from ..blend.mask import as_alpha  # lazy: facetoon.blend builds on facetoon.face
+
+    return as_alpha(mask, name)
 
 
 def paste_back(image: Any, crop: Any, aligned: AlignedFace, mask: np.ndarray | None = None) -> np.ndarray:
@@ -264,8 +253,10 @@ def paste_back(image: Any, crop: Any, aligned: AlignedFace, mask: np.ndarray | N
         image: the original image, ``(H, W, 3)`` uint8 RGB (gray is expanded) or a path.
         crop: ``(h, w, 3)`` uint8 RGB crop covering the aligned square; any size.
         aligned: the :class:`AlignedFace` the crop was made from.
-        mask: optional ``(h', w')`` alpha of the crop (bool, uint8 0..255 or float 0..1), e.g. a
-            face-shaped mask; any size (resized to the crop).
+        mask: optional ``(h', w')`` alpha of the crop, e.g. a face-shaped mask; any size
+            (resized to the crop). Read like every facetoon mask
+            (:func:`facetoon.blend.mask.as_alpha`): bool; uint8 ``0..255``, or 0/1 when it holds
+            only those values; float in ``[0, 1]`` (a float mask clearly outside is refused).
 
     Returns:
         A new ``(H, W, 3)`` uint8 RGB image.

@@ -8,16 +8,24 @@ Channel order is **RGB** unless a name says otherwise. Value conventions:
 function            input                        output
 ==================  ===========================  ==============================================
 rgb_to_grayscale    RGB, any range (linear)      ``(*, 1, H, W)`` luma, same range as input
-rgb_to_yuv          RGB in [0, 1]                Y in [0, 1], U in [-0.436, 0.436],
+rgb_to_yuv          RGB in [0, 1] (checked >= 0) Y in [0, 1], U in [-0.436, 0.436],
                                                  V in [-0.615, 0.615] (analog BT.601 YUV)
 yuv_to_rgb          YUV as above                 RGB (in [0, 1] for in-gamut YUV)
-rgb_to_lab          sRGB in [0, 1]               L in [0, 100], a, b about [-128, 127] (D65)
+rgb_to_lab          sRGB in [0, 1] (checked)     L in [0, 100], a, b about [-128, 127] (D65)
 lab_to_rgb          Lab as above                 sRGB, clipped to [0, 1]
 rgb_to_bgr          RGB                          BGR (channel flip, its own inverse)
 ==================  ===========================  ==============================================
 
 The luma weights (0.299, 0.587, 0.114) are those of ITU-R BT.601; :func:`rgb_to_grayscale`
 works on [-1, 1] tensors unchanged because the weights sum to one.
+
+The [0, 1] inputs of :func:`rgb_to_yuv` and :func:`rgb_to_lab` are **checked**: facetoon's model
+tensors (:func:`facetoon.io.to_tensor`, every generator's output) are in [-1, 1], and such a
+tensor would otherwise give wrong colours silently. Values below ``-1e-3`` raise
+:class:`~facetoon.errors.InvalidImageError` (convert with ``(x + 1) / 2``), and so do values above
+``1 + 1e-3`` for :func:`rgb_to_lab`, which would clamp them (a [0, 255] image: ``x / 255``);
+:func:`rgb_to_yuv` is linear and passes values above 1 through (e.g. a brightness-shifted image
+in a loss). Smaller excursions (rounding, interpolation) are accepted; ``rgb_to_lab`` clamps them.
 
     >>> import torch
     >>> from facetoon.ops.color import rgb_to_yuv, yuv_to_rgb
@@ -62,6 +70,8 @@ _RGB2XYZ = (
     (0.019334, 0.119193, 0.950227),
 )
 _WHITE_D65 = (0.950456, 1.0, 1.088754)
+# how far outside [0, 1] an RGB input of rgb_to_yuv / rgb_to_lab may go (rounding, interpolation)
+_RANGE_TOLERANCE = 1e-3
 
 
 def _check_image(image: Tensor, name: str, channels: int = 3) -> None:
@@ -71,6 +81,18 @@ def _check_image(image: Tensor, name: str, channels: int = 3) -> None:
         raise InvalidImageError(f"{name}: expected shape (*, {channels}, H, W), got {tuple(image.shape)}")
     if not image.is_floating_point():
         raise InvalidImageError(f"{name}: expected a floating tensor, got {image.dtype}")
+
+
+def _check_unit_range(image: Tensor, name: str, upper: bool) -> None:
+    """Refuse an RGB input clearly below 0 (a [-1, 1] model tensor) or, with ``upper``, clearly
+    above 1 (a [0, 255] image)."""
+    if image.numel() == 0 or torch.jit.is_tracing() or torch.compiler.is_compiling():
+        return
+    lo, hi = (float(v) for v in torch.aminmax(image.detach()))
+    if lo < -_RANGE_TOLERANCE or (upper and hi > 1.0 + _RANGE_TOLERANCE):
+        raise InvalidImageError(
+            f"{name}: expected RGB in [0, 1], got values in [{lo:.4g}, {hi:.4g}]; convert a [-1, 1] "
+            f"tensor (facetoon.io.to_tensor, a model's output) with (x + 1) / 2, a [0, 255] one with x / 255")
 
 
 def _mix(image: Tensor, matrix: Tensor) -> Tensor:
@@ -92,13 +114,23 @@ def grayscale_to_rgb(image: Tensor) -> Tensor:
 
 
 def rgb_to_yuv(image: Tensor) -> Tensor:
-    """RGB in [0, 1] -> YUV (Y in [0, 1], U in [-0.436, 0.436], V in [-0.615, 0.615])."""
+    """``(*, 3, H, W)`` RGB in [0, 1] -> ``(*, 3, H, W)`` YUV (Y in [0, 1], U in [-0.436, 0.436],
+    V in [-0.615, 0.615]; analog BT.601).
+
+    The transform is linear: values above 1 pass through (scaled alike).
+
+    Raises:
+        InvalidImageError: not a floating ``(*, 3, H, W)`` tensor, or values below -1e-3 (e.g. a
+            [-1, 1] model tensor: pass ``(x + 1) / 2``).
+    """
     _check_image(image, "rgb_to_yuv(image)")
+    _check_unit_range(image, "rgb_to_yuv(image)", upper=False)
     return _mix(image, torch.tensor(_RGB2YUV, dtype=torch.float64))
 
 
 def yuv_to_rgb(image: Tensor) -> Tensor:
-    """Inverse of :func:`rgb_to_yuv` (exact matrix inverse; no clipping)."""
+    """``(*, 3, H, W)`` YUV -> RGB: the inverse of :func:`rgb_to_yuv` (exact matrix inverse; no
+    clipping, so RGB is in [0, 1] for in-gamut YUV)."""
     _check_image(image, "yuv_to_rgb(image)")
     return _mix(image, torch.linalg.inv(torch.tensor(_RGB2YUV, dtype=torch.float64)))
 
@@ -112,8 +144,16 @@ def _linear_to_srgb(c: Tensor) -> Tensor:
 
 
 def rgb_to_lab(image: Tensor) -> Tensor:
-    """sRGB in [0, 1] -> CIE L*a*b* (D65): L in [0, 100], a and b about [-128, 127]."""
+    """``(*, 3, H, W)`` sRGB in [0, 1] -> ``(*, 3, H, W)`` CIE L*a*b* (D65): L in [0, 100], a and
+    b about [-128, 127].
+
+    Raises:
+        InvalidImageError: not a floating ``(*, 3, H, W)`` tensor, or values more than 1e-3
+            outside [0, 1] (e.g. a [-1, 1] model tensor: pass ``(x + 1) / 2``); smaller
+            excursions are clamped.
+    """
     _check_image(image, "rgb_to_lab(image)")
+    _check_unit_range(image, "rgb_to_lab(image)", upper=True)
     xyz = _mix(_srgb_to_linear(image.clamp(0.0, 1.0)), torch.tensor(_RGB2XYZ, dtype=torch.float64))
     white = torch.tensor(_WHITE_D65, dtype=image.dtype, device=image.device).view(3, 1, 1)
     t = xyz / white
@@ -124,7 +164,7 @@ def rgb_to_lab(image: Tensor) -> Tensor:
 
 
 def lab_to_rgb(image: Tensor, clip: bool = True) -> Tensor:
-    """CIE L*a*b* (D65) -> sRGB; clipped to [0, 1] unless ``clip=False``."""
+    """``(*, 3, H, W)`` CIE L*a*b* (D65) -> sRGB; clipped to [0, 1] unless ``clip=False``."""
     _check_image(image, "lab_to_rgb(image)")
     L, a, b = image.unbind(-3)
     fy = (L + 16.0) / 116.0
