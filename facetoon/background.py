@@ -33,7 +33,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -101,9 +101,11 @@ class BackgroundStylizer:
         retain_memory: call :func:`retain_freed_memory` (process-wide; faster repeated calls,
             higher resident memory).
 
-    A module you pass is put in eval mode and moved to ``device`` in place (with ``"fast"`` on a
-    CPU with native bf16, a model without a fused graph is also converted to channels_last in
-    place); pass a copy if you keep training it.
+    A module you pass is put in eval mode, moved to ``device`` and cast to float32 in place (an
+    fp16, bf16 or float64 module too: ``precision`` chooses the compute precision; with ``"fast"``
+    on a CPU with native bf16, a model without a fused graph is also converted to channels_last in
+    place); pass a copy if you keep training it. A BackgroundStylizer can be pickled and
+    deep-copied (with its model; the copy gets its own lock).
 
     Thread safety: calls are serialised per model instance (:func:`~facetoon.ops.tiling.model_lock`):
     a tiled call keeps per-call normalisation statistics on the model, so two BackgroundStylizers
@@ -145,7 +147,7 @@ class BackgroundStylizer:
         self.overlap = tile_overlap
         self.guard = tile_guard
         self.internal_scale = float(internal_scale)
-        self.model = model.eval().to(self.device)
+        self.model = model.eval().to(device=self.device, dtype=torch.float32)
         # serialises calls per model instance, shared with every other stylizer of this module:
         # tiled passes keep per-call state on it (recorded norm statistics, patched norm layers)
         self._lock = model_lock(self.model)
@@ -155,6 +157,15 @@ class BackgroundStylizer:
         self._net: nn.Module = self.model
         if precision == "fast":
             self._net = self._make_fast(self.model)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        del state["_lock"]  # a lock does not pickle; the copy's model gets its own
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = model_lock(self.model)
 
     def _make_fast(self, model: nn.Module) -> nn.Module:
         from .models import animegan, cartoongan

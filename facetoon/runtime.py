@@ -102,9 +102,14 @@ class Runtime:
         return torch.autocast(self.device.type, dtype=self.autocast_dtype)
 
     def prepare_module(self, module: M) -> M:
-        """``module`` moved to the device and, where :attr:`channels_last`, converted to that memory
-        format, in place (``nn.Module.to``): the same module is returned, so a caller's module changes."""
-        module = module.to(self.device)
+        """``module`` moved to the device with its floating-point parameters and buffers in float32
+        and, where :attr:`channels_last`, converted to that memory format.
+
+        In place (``nn.Module.to``): the same module is returned, so a caller's module changes (an
+        fp16, bf16 or float64 module becomes float32). The inputs of :meth:`prepare_input` are
+        float32 and lower precision comes from :meth:`autocast`, so the weights must be float32.
+        """
+        module = module.to(device=self.device, dtype=torch.float32)
         if self.channels_last:
             module = to_channels_last(module)
         return module

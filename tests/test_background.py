@@ -250,6 +250,33 @@ def test_two_stylizers_on_one_module_take_turns(v2):
         assert all(np.array_equal(out, alone[i]) for out in outs), i
 
 
+@pytest.mark.parametrize("precision", ["fp32", "fast"])
+def test_a_module_of_another_dtype_is_cast_to_float32(v2, photo, precision):
+    """A float64 (or bf16) scene module runs on the float32 inputs, cast in place, instead of
+    torch's "expected scalar type Double but found Float"; float64 weights from float32 are exact."""
+    import copy
+
+    want = BackgroundStylizer(v2, precision=precision)(photo)
+    double = copy.deepcopy(v2).double()
+    assert np.array_equal(BackgroundStylizer(double, precision=precision)(photo), want)
+    assert next(double.parameters()).dtype == torch.float32
+    assert BackgroundStylizer(copy.deepcopy(v2).bfloat16(), precision=precision)(photo).shape == photo.shape
+
+
+def test_pickles_and_deep_copies(v2, photo):
+    """The model lock is not copied: a copy locks its own model (see model_lock)."""
+    import copy
+    import pickle
+
+    from facetoon.ops.tiling import model_lock
+
+    st = BackgroundStylizer(copy.deepcopy(v2), precision="fast")
+    want = st(photo)
+    for other in (copy.deepcopy(st), pickle.loads(pickle.dumps(st))):
+        assert other.model is not st.model and other._lock is model_lock(other.model) is not st._lock
+        assert np.array_equal(other(photo), want)
+
+
 def test_non_finite_fast_path_falls_back_to_fp32(v2, photo, caplog):
     """A fast-path kernel returning NaN must not become a black image: recomputed in fp32."""
     class Broken(torch.nn.Module):

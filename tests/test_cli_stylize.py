@@ -18,6 +18,7 @@ from PIL import Image
 
 torch = pytest.importorskip("torch")
 
+import facetoon  # noqa: E402
 from facetoon.cli import main  # noqa: E402
 from facetoon.models import create_model, save_pretrained  # noqa: E402
 from facetoon.models.serialization import weights_dir  # noqa: E402
@@ -298,6 +299,29 @@ def test_cartoongan_background(shared, weights, selfies, tmp_path) -> None:
     assert rc == 0 and (tmp_path / f"{selfies[1].stem}_facetoon.jpg").is_file()
 
 
+def test_no_faces_runs_the_scene_model_alone(weights, selfies, tmp_path, capsys) -> None:
+    """--no-faces: the scene model stylizes the whole photo (no face pasted on top), as
+    Stylizer(face_model=None); contradicting options are one-line errors."""
+    out_scene, out_both = tmp_path / "scene", tmp_path / "both"
+    assert main(["stylize", str(selfies[0]), "-o", str(out_scene), "--format", "png", "--no-faces",
+                 "--background-weights", str(weights["scene"])]) == 0
+    assert main(["stylize", str(selfies[0]), "-o", str(out_both), "--format", "png",
+                 *models(weights, scene=True)]) == 0
+    name = f"{selfies[0].stem}_facetoon.png"
+    with Image.open(out_scene / name) as a, Image.open(out_both / name) as b:
+        scene, both = np.asarray(a, np.float32), np.asarray(b, np.float32)
+    st = facetoon.Stylizer(face_model=None, background_model="animegan", background_weights=weights["scene"])
+    expected = np.asarray(st.stylize(selfies[0]), np.float32)
+    assert np.abs(scene - expected).max() <= 1.0  # the scene model's picture, JPEG/PNG aside
+    assert np.abs(scene - both).mean() > 1.0  # a face was pasted in the other one
+    capsys.readouterr()
+    for extra, clash in ((["--face-weights", str(weights["face"])], "--face-weights"),
+                         (["--require-face"], "--require-face"), (["--background", "none"], "--background none")):
+        assert main(["stylize", str(selfies[0]), "-o", str(tmp_path / "x"), "--no-faces", *extra]) != 0
+        err = capsys.readouterr().err
+        assert f"--no-faces and {clash}" in err and len(err.strip().splitlines()) == 1, err
+
+
 def test_require_face_counts_as_failure(weights, tmp_path, capsys) -> None:
     flat = tmp_path / "flat.png"
     Image.fromarray(np.full((64, 96, 3), 200, np.uint8)).save(flat)
@@ -332,3 +356,63 @@ def test_module_imports_no_torch() -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120)
     assert proc.returncode == 0, proc.stderr
+
+
+def _scene_weights_error(weights: dict[str, Path], tmp_path: Path, capsys, *options: str) -> str:
+    """The one-line error of `facetoon stylize` with these scene model options."""
+    capsys.readouterr()
+    rc = main(["stylize", str(ASTRONAUT), "-o", str(tmp_path / "out"), "--face-weights", str(weights["face"]),
+               *options])
+    err = capsys.readouterr().err.strip()
+    assert rc == 1 and len(err.splitlines()) == 1 and err.startswith("facetoon: error: "), err
+    # the options' names, not Python's arguments nor the generic list of options
+    reason = err.replace(str(tmp_path), "TMP")
+    assert "background_model" not in reason and "background_weights" not in reason, err
+    assert "[command line" not in reason, err
+    return err
+
+
+def test_background_weights_of_the_wrong_kind_say_what_to_pass(weights, tmp_path, capsys) -> None:
+    """--background-weights given a weights FILE, a training checkpoint or run folder, or a folder
+    of the other scene model: the error says what it is and which option or command to use."""
+    scene = weights["scene"]
+    err = _scene_weights_error(weights, tmp_path, capsys, "--background-weights", str(scene / "model.safetensors"))
+    assert f"pass its folder {scene}" in err and "unknown name" not in err, err
+    # a facetoon training run (torch.save of the dict facetoon.train saves; tiny states)
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "config.toml").write_text('[train]\nversion = "v2"\n')
+    checkpoint = run / "checkpoints" / "step_00000002.pt"
+    torch.save({"step": 2, "trainer": {"gen": {}, "disc": {}}, "config": {"version": "v2"}, "ema": None},
+               checkpoint)
+    export = f"export it first with `facetoon export animegan {run} OUT` and pass OUT as --background-weights"
+    err = _scene_weights_error(weights, tmp_path, capsys, "--background-weights", str(checkpoint))
+    assert "a facetoon training checkpoint" in err and export in err, err
+    err = _scene_weights_error(weights, tmp_path, capsys, "--background-weights", str(run))
+    assert "a facetoon training run folder" in err and export in err and "config.json" not in err, err
+    # a converted CartoonGAN folder without --background cartoongan, and the reverse
+    cartoon = save_pretrained(create_model("cartoongan", n_res_blocks=1), tmp_path / "cartoongan")
+    err = _scene_weights_error(weights, tmp_path, capsys, "--background-weights", str(cartoon))
+    assert "holds a 'cartoongan' model" in err and "use --background cartoongan" in err, err
+    err = _scene_weights_error(weights, tmp_path, capsys, "--background", "cartoongan", "--background-weights",
+                               str(scene))
+    assert "holds a 'animegan' model" in err and "use --background animegan" in err, err
+    err = _scene_weights_error(weights, tmp_path, capsys, "--background", "cartoongan")
+    assert "--background cartoongan needs --background-weights" in err, err
+
+
+def test_background_weights_official_cartoongan_without_background_cartoongan(
+        shared, weights, tmp_path, capsys) -> None:
+    hayao = shared / "models" / "cartoongan" / "Hayao_net_G_float.pth"
+    err = _scene_weights_error(weights, tmp_path, capsys, "--background-weights", str(hayao))
+    assert "these are official CartoonGAN weights: use --background cartoongan" in err, err
+
+
+def test_background_weights_help_says_what_it_takes(capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(["stylize", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    start = text.index("--background-weights PATH weights")  # the option's help, not the usage line
+    help_text = text[start:text.index("--background-scale", start)]
+    for needle in ("weights folder", "export", "AnimeGANv2", "PyTorch port", ".pt/.pth", "<Style>_net_G_float.pth"):
+        assert needle in help_text, (needle, help_text)

@@ -664,3 +664,180 @@ def test_stylize_batch_equals_stylize_per_image(stylizer, four_faces_result, sel
         assert np.abs(stylizer.stylize_crops([c])[0][0].astype(int) - b.astype(int)).max() <= 1
     zero = stylizer.stylize_batch(images, faces=faces, strength=0.0)
     assert all(np.array_equal(a, b) for a, b in zip(zero, images))
+
+
+# ----------------------------------------------------------------------------- models, options, copies
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64])
+def test_models_of_another_dtype_run_in_float32(face_model, scene_model, dtype) -> None:
+    """An fp16/bf16/float64 face or scene module is cast to float32 in place (the inputs are
+    float32; ``precision`` chooses the compute precision), not a torch dtype error at construction."""
+    import copy
+
+    face = copy.deepcopy(face_model).to(dtype)
+    st = Stylizer(face_model=face, background_model=None, precision="fp32")  # the warm-up runs the face model
+    assert st.face_model is face and next(face.parameters()).dtype == torch.float32
+    crop = np.full((st.face_size, st.face_size, 3), 90, np.uint8)
+    ref = Stylizer(face_model=copy.deepcopy(face_model), background_model=None, precision="fp32", warmup=False)
+    if dtype == torch.float64:  # float32 -> float64 -> float32 is exact
+        assert np.array_equal(st.stylize_crops([crop])[0][0], ref.stylize_crops([crop])[0][0])
+    scene = copy.deepcopy(scene_model).to(dtype)
+    photo = np.full((40, 48, 3), 120, np.uint8)
+    out = Stylizer(face_model=None, background_model=scene, precision="fp32", warmup=False)(photo)
+    assert out.shape == photo.shape and next(scene.parameters()).dtype == torch.float32
+
+
+def test_from_pretrained_blames_the_callers_typo_not_the_file(tmp_path, face_model) -> None:
+    """An unknown keyword argument is the caller's: a ConfigError naming it and no file; an unknown
+    key in pipeline.json's options names the file."""
+    import json
+
+    folder = Stylizer(face_model=face_model, background_model=None, warmup=False).save_pretrained(tmp_path / "p")
+    for where in (folder, folder / "face"):  # a pipeline folder, a plain model folder
+        with pytest.raises(ConfigError, match="from_pretrained: unknown option 'strenght'") as info:
+            Stylizer.from_pretrained(where, strenght=0.5)
+        assert info.value.path is None and "pipeline.json" not in str(info.value)
+    config = folder / "pipeline.json"
+    doc = json.loads(config.read_text())
+    doc["options"]["strenght"] = 0.5
+    config.write_text(json.dumps(doc))
+    with pytest.raises(ConfigError, match="options: unknown option 'strenght'") as info:
+        Stylizer.from_pretrained(folder, strength=0.5)
+    assert info.value.path == str(config)
+
+
+def test_options_set_later_are_checked_as_in_the_constructor(face_model) -> None:
+    st = Stylizer(face_model=face_model, background_model=None, warmup=False)
+    for name, value, needle in (("strength", 1.5, "strength: expected a number in"),
+                                ("strength", "0.5", "strength: expected a number in"),
+                                ("max_faces", "1", "max_faces: expected None or an integer"),
+                                ("face_size", 130, "face_size: expected a multiple of 4"),
+                                ("blend", "smudge", "blend: expected one of"),
+                                ("harmonize", 2.0, "harmonize: expected True, False"),
+                                ("padding", "zero", "padding: expected one of"),
+                                ("mask_shape", {"width": 1.0}, "mask_shape: expected a facetoon.blend.MaskShape"),
+                                ("face_score_ratio", 1.0, r"face_score_ratio: expected a number in \[0, 1\)")):
+        before = getattr(st, name)
+        with pytest.raises(ConfigError, match=needle):
+            setattr(st, name, value)
+        assert getattr(st, name) == before, name
+    st.strength, st.max_faces, st.harmonize, st.face_size = 0.25, np.int64(2), True, 96
+    assert (st.strength, st.max_faces, st.harmonize, st.face_size) == (0.25, 2, 1.0, 96)
+    assert type(st.max_faces) is int
+    st.face_size = None  # back to the face model's training size
+    assert st.face_size == face_model.config["img_size"]
+
+
+def test_a_stylizer_pickles_and_deep_copies(stylizer, selfies) -> None:
+    """The lock is not copied (each copy makes its own); the models are."""
+    import copy
+    import pickle
+
+    img = read_image(selfies[3])
+    want = stylizer(img)
+    for other in (copy.deepcopy(stylizer), pickle.loads(pickle.dumps(stylizer))):
+        assert other._lock is not stylizer._lock and other.face_model is not stylizer.face_model
+        assert other._background is not None and other._background.model is other.background_model
+        assert np.array_equal(other(img), want)
+
+
+def test_result_reprs_are_short(astronaut_result) -> None:
+    """Notebooks print shapes and dtypes, not whole arrays."""
+    res = astronaut_result
+    text, face = repr(res), repr(res.faces[0])
+    assert len(text) < 500 and "background=uint8(512, 512, 3)" in text and "faces=[1 FaceDetails]" in text
+    assert len(face) < 500 and "mask=float32(512, 512)" in face and "Face(box=" in face
+    assert "[[" not in text + face
+
+
+# ----------------------------------------------------------------------------- background_weights of the wrong kind
+
+
+def _tiny_animegan_run(root: Path) -> tuple[Path, list[Path]]:
+    """A training run folder as ``facetoon train animegan --out RUN`` leaves it: ``config.toml`` and
+    ``checkpoints/step_*.pt``, dicts of the keys facetoon.train.loop.Trainer saves (tiny states)."""
+    run = root / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "config.toml").write_text('[train]\nversion = "v2"\nimg_size = 32\niterations = 2\n')
+    checkpoints = []
+    for step in (1, 2):
+        checkpoints.append(run / "checkpoints" / f"step_{step:08d}.pt")
+        torch.save({"step": step, "train_seconds": 0.5, "ema": None, "best": None, "world_size": 1,
+                    "trainer": {"gen": {"net.out.weight": torch.zeros(3, 32, 1, 1)}, "disc": {}},
+                    "config": {"version": "v2", "img_size": 32, "iterations": 2}}, checkpoints[-1])
+    return run, checkpoints
+
+
+def _weights_error(**kwargs) -> str:
+    with pytest.raises(WeightsError) as err:
+        Stylizer(face_model=None, warmup=False, **kwargs)
+    msg = str(err.value)
+    assert "\n" not in msg and "--background" not in msg, msg  # Python's argument names, one line
+    return msg
+
+
+def test_background_weights_file_of_a_weights_folder_names_the_folder(tmp_path, scene_model) -> None:
+    """The model.safetensors of a weights folder (or an export's generator/) is not read as an
+    AnimeGANv2 port state dict ("77 tensor(s) of unknown name"): the message says to pass the folder."""
+    folder = save_pretrained(scene_model, tmp_path / "export" / "generator")
+    msg = _weights_error(background_model="animegan", background_weights=folder / "model.safetensors")
+    assert f"pass its folder {folder}" in msg and "unknown name" not in msg, msg
+    # with the other scene model, it also says which one the folder holds
+    msg = _weights_error(background_model="cartoongan", background_weights=folder / "model.safetensors")
+    assert f"pass its folder {folder}" in msg and "use background_model='animegan'" in msg, msg
+    assert Stylizer(face_model=None, background_weights=tmp_path / "export", warmup=False).background_model is not None
+
+
+def test_background_weights_training_checkpoint_or_run_says_export_it_first(tmp_path) -> None:
+    """A facetoon training checkpoint ("entry 'step' is not a named tensor") or run folder
+    ("config.json is missing") as background_weights: export it first, with the command."""
+    run, (older, latest) = _tiny_animegan_run(tmp_path)
+    export = f"export it first with `facetoon export animegan {run} OUT"
+    msg = _weights_error(background_weights=latest)
+    assert "a facetoon training checkpoint" in msg and f"{export}` and pass OUT as background_weights" in msg, msg
+    msg = _weights_error(background_weights=older)  # not the latest: export names it
+    assert f"{export} --checkpoint {older}`" in msg, msg
+    for folder in (run, run / "checkpoints"):
+        msg = _weights_error(background_weights=folder)
+        assert "a facetoon training run folder" in msg and f"{export}`" in msg and "config.json" not in msg, msg
+    # loading the checkpoint to say so never runs pickled code: a file that would is refused
+    marker = tmp_path / "code_ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (Path.touch, (marker,))
+
+    torch.save({"step": 1, "trainer": Payload(), "config": {}}, tmp_path / "evil.pt")
+    msg = _weights_error(background_weights=tmp_path / "evil.pt")
+    assert "never runs code" in msg and not marker.exists(), msg
+
+
+def test_background_weights_folder_of_the_other_scene_model_names_it(tmp_path, face_model, scene_model) -> None:
+    """A converted CartoonGAN folder given to 'animegan' (and the reverse) says which
+    background_model takes it; the face model's folder says face_model."""
+    torch.manual_seed(2)
+    cartoon = save_pretrained(create_model("cartoongan", n_res_blocks=1), tmp_path / "cartoongan")
+    anime = save_pretrained(scene_model, tmp_path / "animegan")
+    face = save_pretrained(face_model, tmp_path / "face")
+    msg = _weights_error(background_model="animegan", background_weights=cartoon)
+    assert "holds a 'cartoongan' model" in msg and "use background_model='cartoongan'" in msg, msg
+    msg = _weights_error(background_model="cartoongan", background_weights=anime)
+    assert "holds a 'animegan' model" in msg and "use background_model='animegan'" in msg, msg
+    msg = _weights_error(background_model="animegan", background_weights=face)
+    assert "it is a face model, for face_model" in msg, msg
+    assert Stylizer(face_model=None, background_model="cartoongan", background_weights=cartoon,
+                    warmup=False).background_model.arch == "cartoongan"
+
+
+def test_background_weights_official_cartoongan_file_says_use_cartoongan(shared, tmp_path) -> None:
+    """The official <Style>_net_G_float.pth given to 'animegan' (the default) is not "94 tensor(s) of
+    unknown name": it says to use background_model='cartoongan'."""
+    hayao = shared / HAYAO
+    msg = _weights_error(background_weights=hayao)
+    assert "these are official CartoonGAN weights: use background_model='cartoongan'" in msg, msg
+    assert "unknown name" not in msg
+    # an unknown state dict still says what background_weights takes
+    torch.save({"conv.weight": torch.zeros(1)}, tmp_path / "other.pth")
+    msg = _weights_error(background_weights=tmp_path / "other.pth")
+    assert "unknown name" in msg and "an AnimeGANv2 state dict file of the PyTorch port" in msg, msg

@@ -110,6 +110,22 @@ def test_generator_refuses_bad_inputs_with_a_typed_error() -> None:
         assert g(torch.zeros(1, 3, 8, 8))[0].shape == (1, 3, 8, 8)
 
 
+def test_generator_refuses_an_input_of_another_dtype() -> None:
+    """A float64 or uint8 input is an InvalidImageError naming the dtype the weights need, not
+    torch's "expected scalar type Double but found Float"; the input may differ under autocast."""
+    g = Generator(ngf=8, n_res=1, img_size=32, light=True).eval()
+    with torch.no_grad():
+        for x, needle in ((torch.zeros(1, 3, 32, 32, dtype=torch.float64),
+                           "must be float32 like the model's weights, got float64"),
+                          (torch.zeros(1, 3, 32, 32, dtype=torch.uint8),
+                           r"must be a float tensor in \[-1, 1\], got a torch.uint8 tensor")):
+            with pytest.raises(InvalidImageError, match=needle):
+                g(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            assert g(torch.zeros(1, 3, 32, 32, dtype=torch.bfloat16))[0].shape == (1, 3, 32, 32)
+        assert g.double()(torch.zeros(1, 3, 32, 32, dtype=torch.float64))[0].dtype == torch.float64
+
+
 @pytest.mark.parametrize(("n_layers", "patch"), [(5, 2), (4, 6), (3, 14)])
 def test_discriminator_outputs(n_layers: int, patch: int) -> None:
     torch.manual_seed(0)

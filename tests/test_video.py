@@ -615,6 +615,21 @@ def test_two_faces_tracked_and_a_late_face_fades_in(selfies: list[Path], tmp_pat
 # --------------------------------------------------------------------------- command line
 
 
+def test_cli_video_names_the_option_of_wrong_weights(clip, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """As `facetoon stylize`: weights of the wrong kind get the command line's own one-line message."""
+    from facetoon.cli import main
+    from facetoon.models.serialization import save_pretrained
+    from facetoon.models.ugatit import Generator
+
+    weights = save_pretrained(Generator(ngf=8, n_res=1, img_size=64, light=True), tmp_path / "face")
+    code = main(["video", str(clip.path), "-o", str(tmp_path / "out.mp4"), "--background-weights", str(weights),
+                 "--duration", "0.5", "--no-progress"])
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and len(err.splitlines()) == 1, err
+    assert "--face-weights" in err and "background_weights" not in err and "[command line:" not in err, err
+    assert not (tmp_path / "out.mp4").exists()
+
+
 def test_cli_video(clip, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     import facetoon.cli._stylizer_args as stylizer_args
     import facetoon.cli.video as cli_video

@@ -8,9 +8,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ..errors import ConfigError
+from ..errors import ConfigError, WeightsError
 
-__all__ = ["add_stylizer_arguments", "stylizer_options", "make_stylizer"]
+__all__ = ["add_stylizer_arguments", "stylizer_options", "make_stylizer", "command_line_error"]
 
 
 def add_stylizer_arguments(p: argparse.ArgumentParser, *, require_face: bool = False) -> None:
@@ -19,12 +19,17 @@ def add_stylizer_arguments(p: argparse.ArgumentParser, *, require_face: bool = F
     m.add_argument("--face-weights", metavar="PATH", default=None,
                    help="face model: a weights folder (config.json + model.safetensors, or an export "
                         "folder with a2b/) or a named model (default: ugatit-selfie2anime)")
+    m.add_argument("--no-faces", action="store_true",
+                   help="no face model: the scene model alone stylizes the whole image (no face detection)")
     m.add_argument("--background", choices=("animegan", "cartoongan", "none"), default="animegan",
                    help="scene model: animegan (default, shipped), cartoongan (needs --background-weights) "
                         "or none (keep the photo around the faces)")
     m.add_argument("--background-weights", metavar="PATH", default=None,
-                   help="weights of the scene model: an exported folder, or for cartoongan the official "
-                        "<Style>_net_G_float.pth")
+                   help="weights of the scene model: a facetoon weights folder (config.json + "
+                        "model.safetensors, as facetoon convert writes) or facetoon export output folder; for "
+                        "animegan also an AnimeGANv2 state dict file of the widely used PyTorch port (.pt/.pth), "
+                        "for cartoongan the official <Style>_net_G_float.pth (a training run or checkpoint: "
+                        "export it first, facetoon export animegan RUN OUT)")
     m.add_argument("--background-scale", type=float, default=None, metavar="S",
                    help="speed mode: run the scene model at S x the image size (0 < S <= 1; about 1/S^2 "
                         "faster) and restore edges with a guided filter (default 1: full resolution)")
@@ -54,7 +59,14 @@ def stylizer_options(args: argparse.Namespace) -> dict[str, Any]:
     """Constructor arguments of the options given (with --pipeline, these override the file's);
     raises ConfigError naming the option when a value is invalid (no model is loaded)."""
     opts: dict[str, Any] = {k: getattr(args, k) for k in ("device", "precision") if getattr(args, k) is not None}
-    if args.face_weights is not None:
+    if args.no_faces:
+        clash = "--face-weights" if args.face_weights is not None else \
+            "--require-face" if getattr(args, "require_face", False) else \
+            "--background none (nothing would be stylized)" if args.background == "none" else None
+        if clash:
+            raise ConfigError(f"--no-faces and {clash} exclude each other")
+        opts["face_model"] = None
+    elif args.face_weights is not None:
         opts["face_model"] = args.face_weights
     if args.background != "animegan" or args.background_weights is not None or args.pipeline is None:
         opts["background_model"] = None if args.background == "none" else args.background
@@ -90,3 +102,15 @@ def make_stylizer(args: argparse.Namespace, opts: dict[str, Any] | None = None) 
     if opts is None:
         opts = stylizer_options(args)
     return Stylizer.from_pretrained(args.pipeline, **opts) if args.pipeline else Stylizer(**opts)
+
+
+def command_line_error(exc: WeightsError) -> WeightsError:
+    """The WeightsError ``exc`` of loading the models as the command line says it: its
+    ``cli_reason`` (set by facetoon.pipeline.loading: the same message naming the options, e.g.
+    ``--background cartoongan`` for ``background_model='cartoongan'``) when it has one, else its
+    message with the options that choose the models."""
+    cli = getattr(exc, "cli_reason", None)
+    if cli is not None:
+        return WeightsError(cli, path=exc.path)
+    return WeightsError(f"{exc} [command line: --face-weights PATH, --background-weights PATH, "
+                        "--background none, --pipeline PATH]")

@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ._stylizer_args import add_stylizer_arguments, make_stylizer
+from ._stylizer_args import add_stylizer_arguments, command_line_error, make_stylizer
 
 __all__ = ["register", "run_stylize", "output_path"]
 
@@ -199,8 +199,7 @@ def run_stylize(args: argparse.Namespace) -> int:
         try:
             stylizer = make_stylizer(args)
         except WeightsError as exc:
-            raise WeightsError(f"{exc} [command line: --face-weights PATH, --background-weights PATH, "
-                               "--background none]") from None
+            raise command_line_error(exc) from None
         quiet = bool(getattr(args, "quiet", False))
         debug = bool(getattr(args, "debug", False))
         log = logging.getLogger("facetoon")

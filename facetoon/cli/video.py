@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ._stylizer_args import add_stylizer_arguments, make_stylizer, stylizer_options
+from ._stylizer_args import add_stylizer_arguments, command_line_error, make_stylizer, stylizer_options
 
 __all__ = ["register", "run_video", "default_output", "check_video_options"]
 
@@ -116,8 +116,7 @@ def run_video(args: argparse.Namespace) -> int:
     try:
         stylizer = make_stylizer(args, opts)
     except WeightsError as exc:
-        raise WeightsError(f"{exc} [command line: --face-weights PATH, --background-weights PATH, "
-                           "--background none]") from None
+        raise command_line_error(exc) from None
     quiet = bool(getattr(args, "quiet", False))
     with logging_redirect_tqdm(loggers=[logging.getLogger("facetoon")]):
         res = stylize_video(

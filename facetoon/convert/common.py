@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pickle
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -41,13 +42,24 @@ def load_state_dict_file(path: str | os.PathLike[str]) -> dict[str, torch.Tensor
     try:
         obj = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any file: the legacy unpickler raises KeyError, IndexError...
-        lines = str(exc).strip().splitlines()
+        text = str(exc).strip()
+        if isinstance(exc, pickle.UnpicklingError) and "WeightsUnpickler error:" in text:
+            # torch's message suggests weights_only=False, which would run the file's code: not here
+            detail = text.partition("WeightsUnpickler error:")[2].strip().splitlines()
+            raise WeightsError("cannot read as a torch state_dict: not a .pt/.pth file, or one that holds objects "
+                               f"other than tensors ({detail[0] if detail else 'unsupported content'}); facetoon "
+                               "reads with torch.load(weights_only=True) and never runs code from a file",
+                               path=p) from None
+        lines = text.splitlines()
         first = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
         raise WeightsError(f"cannot read as a torch state_dict (truncated or not a .pth file?): {first}",
                            path=p) from None
     if not isinstance(obj, Mapping):
         raise WeightsError(f"expected a state_dict (a mapping of names to tensors), got {type(obj).__name__}",
                            path=p)
+    if {"step", "trainer", "config"} <= set(obj):  # facetoon.train's checkpoints
+        raise WeightsError("a facetoon training checkpoint, not a state_dict of model weights: export its run "
+                           "first (facetoon export animegan|ugatit RUN OUT)", path=p)
     out: dict[str, torch.Tensor] = {}
     for key, value in obj.items():
         if not isinstance(key, str) or not isinstance(value, torch.Tensor):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 import importlib
+import inspect
 from typing import Any, Callable, TypeVar
 
 from torch import nn
@@ -74,13 +75,25 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
     ``"animegan"``, ``"animegan_discriminator"``, ``"cartoongan"``); ``kwargs``: that class's
     constructor options. For trained weights use :func:`facetoon.models.load_pretrained`.
 
+    The size options (the constructor arguments with an ``int`` default: ``ngf``, ``ndf``,
+    ``n_res``, ``n_layers``, ``img_size``, ``channels``, ``n_res_blocks``, ``in_channels``...)
+    must be integers >= 1.
+
     Raises:
-        ConfigError: an unknown name, or arguments the class does not take.
+        ConfigError: an unknown name, arguments the class does not take, or invalid values.
     """
     cls = get_model_class(name)
+    params = inspect.signature(cls).parameters
+    for key, value in kwargs.items():
+        default = params[key].default if key in params else None
+        if isinstance(default, int) and not isinstance(default, bool) \
+                and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ConfigError(f"bad arguments for model {name!r}: {key} must be an integer >= 1, got {value!r}")
     try:
         return cls(**kwargs)
-    except TypeError as exc:
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as exc:
         raise ConfigError(f"bad arguments for model {name!r}: {exc}") from None
 
 

@@ -33,6 +33,7 @@ from torch import nn
 from .._fileutil import atomic_write_bytes
 from .._version import __version__
 from ..errors import ConfigError, OutputError, WeightsError, first_line
+from ..runtime import resolve_device
 from .registry import create_model
 
 __all__ = ["save_pretrained", "load_pretrained", "read_config", "resolve_weights", "weights_dir",
@@ -151,18 +152,21 @@ def save_pretrained(
 
 
 def read_config(directory: str | os.PathLike[str]) -> dict[str, Any]:
-    """The parsed ``config.json`` of a weights folder (a path or a named folder).
+    """The parsed ``config.json`` of a weights folder (a path or a named folder; for a
+    ``facetoon export`` output, of its model folder, see :func:`export_model_folder`).
 
     Raises:
         WeightsError: ``config.json`` is missing or malformed, or it and ``model.safetensors``
             carry different save ids (they are from different saves: the folder's ``meta`` does
             not describe its weights).
     """
-    path = resolve_weights(directory) / CONFIG_NAME
+    path = export_model_folder(resolve_weights(directory)) / CONFIG_NAME
     try:
         doc = json.loads(path.read_text())
     except FileNotFoundError:
-        raise WeightsError("config.json is missing", path=path.parent) from None
+        inner = sorted(p.parent.name for p in path.parent.glob(f"*/{CONFIG_NAME}"))
+        hint = f" (pass one of its model folders: {', '.join(inner)})" if inner else ""
+        raise WeightsError(f"config.json is missing{hint}", path=path.parent) from None
     except json.JSONDecodeError as exc:
         raise WeightsError(f"config.json is not valid JSON ({exc.msg}, line {exc.lineno})", path=path) from None
     if not isinstance(doc, dict) or "arch" not in doc or "config" not in doc:
@@ -196,27 +200,34 @@ def load_pretrained(
     name_or_path: str | os.PathLike[str],
     *,
     device: str | torch.device = "cpu",
-    dtype: torch.dtype = torch.float32,
+    dtype: torch.dtype | str = torch.float32,
     archs: Collection[str] | None = None,
 ) -> nn.Module:
     """Build the architecture named in ``config.json`` and load its safetensors weights.
 
-    ``name_or_path``: a weights folder (``config.json`` + ``model.safetensors``), or the name of
-    one in :func:`weights_dir` (``$FACETOON_WEIGHTS``, else the checkout's ``weights/``), e.g.
-    ``"ugatit-selfie2anime"``. ``archs``: the registry names accepted (``None``: any); a folder
-    of another architecture is refused before its weights are read.
+    ``name_or_path``: a weights folder (``config.json`` + ``model.safetensors``), a
+    ``facetoon export`` output (its ``a2b/`` or ``generator/`` model folder is loaded, see
+    :func:`export_model_folder`), or the name of a folder in :func:`weights_dir`
+    (``$FACETOON_WEIGHTS``, else the checkout's ``weights/``), e.g. ``"ugatit-selfie2anime"``.
+    ``archs``: the registry names accepted (``None``: any); a folder of another architecture is
+    refused before its weights are read. ``device``: as :func:`facetoon.runtime.resolve_device`
+    takes it (``"cpu"``, ``"cuda"``, ``"auto"``...). ``dtype``: a floating torch dtype, or its
+    name (``"float32"``, ``"float16"``, ``"bfloat16"``).
 
     Returns the model in eval mode on ``device`` with floating tensors in ``dtype``. The image
     generators take and return RGB ``(B, 3, H, W)`` float tensors in [-1, 1]; the U-GAT-IT
     generator also returns its CAM logits and attention heatmap.
     Raises :class:`WeightsError` on a missing file, mismatching tensors, a ``config.json`` and
     ``model.safetensors`` from different saves (see :func:`read_config`), or an architecture
-    outside ``archs``.
+    outside ``archs``; :class:`~facetoon.errors.ConfigError` on an invalid or unavailable
+    ``device`` or a ``dtype`` that is not a floating torch dtype.
     """
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    folder = resolve_weights(name_or_path)
+    dev = resolve_device(device)
+    dtype = _floating_dtype(dtype)
+    folder = export_model_folder(resolve_weights(name_or_path))
     doc = read_config(folder)
     if archs is not None and doc["arch"] not in archs:
         raise WeightsError(f"holds a {doc['arch']!r} model; expected {' or '.join(repr(a) for a in archs)}",
@@ -249,4 +260,19 @@ def load_pretrained(
         raise WeightsError(f"weights do not match {doc['arch']}: " + "; ".join(parts), path=file)
     state = {k: (v.to(expected[k].dtype) if v.is_floating_point() else v) for k, v in state.items()}
     model.load_state_dict(state)
-    return model.to(device=device, dtype=dtype).eval()
+    return model.to(device=dev, dtype=dtype).eval()
+
+
+#: the ``dtype`` names :func:`load_pretrained` accepts
+DTYPE_NAMES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def _floating_dtype(dtype: Any) -> torch.dtype:
+    """``dtype`` (a floating torch dtype or one of :data:`DTYPE_NAMES`) as a torch dtype; raises
+    :class:`ConfigError` naming the argument otherwise."""
+    if isinstance(dtype, str) and dtype in DTYPE_NAMES:
+        return DTYPE_NAMES[dtype]
+    if isinstance(dtype, torch.dtype) and dtype.is_floating_point:
+        return dtype
+    raise ConfigError(f"dtype: expected a floating torch dtype (e.g. torch.float16) or one of "
+                      f"{', '.join(repr(n) for n in DTYPE_NAMES)}, got {dtype!r}")

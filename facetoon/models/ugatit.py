@@ -36,13 +36,22 @@ __all__ = ["Generator", "Discriminator", "MIN_SIZE", "check_generator_input"]
 MIN_SIZE = 8
 
 
-def check_generator_input(x: Tensor, *, light: bool, img_size: int, in_channels: int = 3) -> None:
+def check_generator_input(x: Tensor, *, light: bool, img_size: int, in_channels: int = 3,
+                          dtype: torch.dtype | None = None) -> None:
     """Raise :class:`~facetoon.errors.InvalidImageError` unless the U-GAT-IT generator runs on ``x``.
 
-    ``x`` must be ``(B, in_channels, H, W)`` with ``H`` and ``W`` multiples of 4 and at least
-    :data:`MIN_SIZE`; the full (non-light) generator runs at ``img_size`` only. The one input check
-    of :class:`Generator` and of its fused form, :class:`facetoon.models.ugatit_fast.FastGenerator`.
+    ``x`` must be a floating-point ``(B, in_channels, H, W)`` tensor with ``H`` and ``W`` multiples
+    of 4 and at least :data:`MIN_SIZE`; the full (non-light) generator runs at ``img_size`` only.
+    ``dtype``: the generator's weight dtype, which ``x`` must have too unless autocast is on for
+    ``x``'s device. The one input check of :class:`Generator` and of its fused form,
+    :class:`facetoon.models.ugatit_fast.FastGenerator`.
     """
+    if not isinstance(x, Tensor) or not x.is_floating_point():
+        what = f"a {x.dtype} tensor" if isinstance(x, Tensor) else type(x).__name__
+        raise InvalidImageError(f"U-GAT-IT input must be a float tensor in [-1, 1], got {what}")
+    if dtype is not None and x.dtype != dtype and not torch.is_autocast_enabled(x.device.type):
+        raise InvalidImageError(f"U-GAT-IT input must be {str(dtype).replace('torch.', '')} like the model's "
+                                f"weights, got {str(x.dtype).replace('torch.', '')}")
     if x.dim() != 4 or x.shape[1] != in_channels:
         raise InvalidImageError(f"U-GAT-IT input must be (B, {in_channels}, H, W), got shape {tuple(x.shape)}")
     h, w = x.shape[-2:]
@@ -99,7 +108,8 @@ class Generator(nn.Module):
         in_channels, out_channels: 3 (RGB).
 
     ``forward(x (B, 3, H, W) in [-1, 1])`` returns ``(image (B, 3, H, W) in [-1, 1],
-    cam_logit (B, 2), heatmap (B, 1, H/4, W/4))``; another input shape raises
+    cam_logit (B, 2), heatmap (B, 1, H/4, W/4))``; ``x`` has the dtype of the weights (float32
+    unless cast) or runs under autocast. Another input shape or dtype raises
     :class:`~facetoon.errors.InvalidImageError` (:func:`check_generator_input`).
     """
 
@@ -158,7 +168,8 @@ class Generator(nn.Module):
         return config == self.config
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        check_generator_input(x, light=self.light, img_size=self.img_size, in_channels=self.in_channels)
+        check_generator_input(x, light=self.light, img_size=self.img_size, in_channels=self.in_channels,
+                              dtype=self.gamma.weight.dtype)
         feats = self.encoder(x)
         feats, cam_logit = _cam_attention(feats, self.gap_fc, self.gmp_fc)
         feats = F.relu(self.conv1x1(feats))

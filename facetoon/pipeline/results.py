@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -13,7 +14,16 @@ from ..face import AlignedFace, Face
 __all__ = ["FaceDetails", "StylizeResult"]
 
 
-@dataclass(eq=False)
+def _brief(value: Any) -> str:
+    """A short description of an array (``uint8(512, 512, 3)``) or PIL image, for the reprs."""
+    if isinstance(value, np.ndarray):
+        return f"{value.dtype}{value.shape}"
+    if isinstance(value, Image.Image):
+        return f"PIL.Image(mode={value.mode!r}, size={value.size})"
+    return repr(value)
+
+
+@dataclass(eq=False, repr=False)
 class FaceDetails:
     """What the pipeline did with one face (for notebooks and debugging).
 
@@ -45,8 +55,12 @@ class FaceDetails:
         """``(S, S, 3)`` uint8 RGB aligned photo crop the face model saw."""
         return self.aligned.image
 
+    def __repr__(self) -> str:
+        return (f"FaceDetails(face={self.face!r}, aligned={self.aligned!r}, stylized={_brief(self.stylized)}, "
+                f"heatmap={_brief(self.heatmap)}, crop_mask={_brief(self.crop_mask)}, mask={_brief(self.mask)})")
 
-@dataclass(eq=False)
+
+@dataclass(eq=False, repr=False)
 class StylizeResult:
     """Typed result of ``Stylizer.stylize(..., return_details=True)``.
 
@@ -78,3 +92,9 @@ class StylizeResult:
     def array(self) -> np.ndarray:
         """The output as a ``uint8`` array (``(H, W, 3)`` RGB or ``(H, W, 4)`` RGBA)."""
         return np.asarray(self.image)
+
+    def __repr__(self) -> str:
+        timings = {k: round(v, 3) for k, v in self.timings.items()}
+        return (f"StylizeResult(image={_brief(self.image)}, faces=[{len(self.faces)} FaceDetails], "
+                f"background={_brief(self.background)}, photo={_brief(self.photo)}, alpha={_brief(self.alpha)}, "
+                f"strength={self.strength}, timings={timings})")

@@ -58,13 +58,54 @@ def _serialised(method: _Method) -> _Method:
     return cast(_Method, locked)
 
 
+def _check_padding(value: Any) -> str:
+    if value not in PADDING_MODES:
+        raise ConfigError(f"padding: expected one of {list(PADDING_MODES)}, got {value!r}")
+    return str(value)
+
+
+def _check_mask_shape(value: Any) -> MaskShape:
+    if not isinstance(value, MaskShape):
+        raise ConfigError(f"mask_shape: expected a facetoon.blend.MaskShape, got {type(value).__name__}")
+    return value
+
+
+def _check_face_score_ratio(value: Any) -> float:
+    if not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
+        raise ConfigError(f"face_score_ratio: expected a number in [0, 1), got {value!r}")
+    return float(value)
+
+
+#: the checks of the Stylizer's options, run by ``Stylizer.__setattr__`` (in the constructor and
+#: when an option is set later): ``check(stylizer, value)`` returns the normalised value
+_CHECKS: dict[str, Callable[[Stylizer, Any], Any]] = {
+    "strength": lambda st, v: validate_strength(v),
+    "max_faces": lambda st, v: validate_max_faces(v),
+    "blend": lambda st, v: validate_blend(v),
+    "harmonize": lambda st, v: validate_harmonize(v),
+    "require_face": lambda st, v: bool(v),
+    "padding": lambda st, v: _check_padding(v),
+    "mask_shape": lambda st, v: _check_mask_shape(v),
+    "face_score_ratio": lambda st, v: _check_face_score_ratio(v),
+    # in the constructor, before the face model is set, the value is face_size_of's result already
+    "face_size": lambda st, v: face_size_of(getattr(st, "face_model", None), v),
+}
+
+
 class Stylizer:
     """Portrait to anime: detect, align and stylize faces, stylize the scene, blend.
 
     Models are loaded (and moved to the device) once, in the constructor; every call reuses
     them. A module you pass as ``face_model`` or ``background_model`` is used in place: it is put
-    in eval mode, moved to the device and may be converted to channels_last; pass a copy if you
-    keep training it.
+    in eval mode, moved to the device, cast to float32 (an fp16, bf16 or float64 module too; the
+    ``precision`` option chooses the compute precision) and may be converted to channels_last;
+    pass a copy if you keep training it or need it in its own dtype.
+
+    The options ``face_size``, ``max_faces``, ``strength``, ``face_score_ratio``,
+    ``require_face``, ``blend``, ``harmonize``, ``mask_shape`` and ``padding`` are attributes of
+    the same names; setting one later is checked as in the constructor (a
+    :class:`~facetoon.errors.ConfigError` for a bad value). A Stylizer can be pickled and
+    deep-copied (with its models) when its ``detector`` is a backend name.
 
     Thread safety: calls on one Stylizer are serialised (:meth:`stylize`, :meth:`stylize_batch`,
     :meth:`stylize_crops`, :meth:`stylize_background` and :meth:`save_pretrained` hold one
@@ -150,21 +191,15 @@ class Stylizer:
         warmup: bool = True,
     ) -> None:
         self._lock = threading.RLock()
-        self.strength = validate_strength(strength)
-        self.max_faces = validate_max_faces(max_faces)
-        self.blend = validate_blend(blend)
-        self.harmonize = validate_harmonize(harmonize)
-        self.require_face = bool(require_face)
-        if padding not in PADDING_MODES:
-            raise ConfigError(f"padding: expected one of {list(PADDING_MODES)}, got {padding!r}")
+        # each checked by __setattr__ (_CHECKS), here and when set later
+        self.strength = strength
+        self.max_faces = max_faces
+        self.blend = blend
+        self.harmonize = harmonize
+        self.require_face = require_face
         self.padding = padding
-        if not isinstance(mask_shape, MaskShape):
-            raise ConfigError(f"mask_shape: expected a facetoon.blend.MaskShape, "
-                              f"got {type(mask_shape).__name__}")
         self.mask_shape = mask_shape
-        if not isinstance(face_score_ratio, (int, float)) or not 0.0 <= face_score_ratio < 1.0:
-            raise ConfigError(f"face_score_ratio: expected a number in [0, 1), got {face_score_ratio!r}")
-        self.face_score_ratio = float(face_score_ratio)
+        self.face_score_ratio = face_score_ratio
         self.detector = detector
         # keys and values checked here: a typo or a bad value fails now, not once per photo
         self.detector_options = check_option_keys("detector_options", detector_options or {}, detect_faces,
@@ -206,6 +241,22 @@ class Stylizer:
                   type(background).__name__ if background is not None else None,
                   self.runtime.device, self.runtime.precision)
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        check = _CHECKS.get(name)
+        super().__setattr__(name, value if check is None else check(self, value))
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle / deepcopy support: the lock is not copied (a new one is made), nor the fused face
+        module (rebuilt on first use)."""
+        state = dict(self.__dict__)
+        del state["_lock"]
+        state["_fused_face"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.__dict__["_lock"] = threading.RLock()
+
     def _warmup(self) -> None:
         """Load the detector's models (lazily loaded by the backend) and run the face model once."""
         from ..face.backends import FaceBackend, get_backend
@@ -241,6 +292,11 @@ class Stylizer:
         with the default scene model. ``overrides`` are constructor arguments and win over the
         file; for ``detector_options`` and ``background_options`` they win key by key (the file's
         other keys stay).
+
+        Raises:
+            ConfigError: an override the constructor does not take (the message names it), or an
+                unknown key in the file's ``options`` (the message names the file).
+            WeightsError: no such folder, or no ``pipeline.json`` nor model in it.
         """
         import json
 
@@ -254,6 +310,8 @@ class Stylizer:
                 raise WeightsError(f"no pipeline folder here, and {hint}" if hint is not None else
                                    f"no pipeline folder here nor named {os.fspath(path_or_name)!r} in "
                                    f"{weights_dir()}", path=path_or_name)
+        # a typo in the call's own arguments is the caller's, not the folder's
+        check_option_keys("Stylizer.from_pretrained", overrides, cls, reserved=())
         config_file = folder / PIPELINE_CONFIG
         if not config_file.is_file():
             if (folder / CONFIG_NAME).is_file() or (folder / "a2b" / CONFIG_NAME).is_file():
@@ -281,8 +339,15 @@ class Stylizer:
         options = doc.get("options", {})
         if not isinstance(options, dict):
             raise ConfigError("'options' must be an object", path=config_file)
+        try:
+            check_option_keys("options", options, cls, reserved=())
+        except ConfigError as exc:
+            raise ConfigError(exc.reason, path=config_file) from None
         if "mask_shape" in options and isinstance(options["mask_shape"], dict):
-            options = {**options, "mask_shape": MaskShape(**options["mask_shape"])}
+            try:
+                options = {**options, "mask_shape": MaskShape(**options["mask_shape"])}
+            except TypeError as exc:
+                raise ConfigError(f"options.mask_shape: {exc}", path=config_file) from None
         kwargs.update(options)
         for key, value in overrides.items():
             if key in ("detector_options", "background_options") and isinstance(kwargs.get(key), Mapping) \
@@ -291,8 +356,9 @@ class Stylizer:
             kwargs[key] = value
         try:
             return cls(**kwargs)
-        except TypeError as exc:
-            raise ConfigError(f"bad pipeline option: {exc}", path=config_file) from None
+        except TypeError as exc:  # keys are checked above: a value of the wrong type
+            raise ConfigError(f"an option (of {PIPELINE_CONFIG} or of the call) has the wrong type: {exc}",
+                              path=folder) from None
 
     @_serialised
     def save_pretrained(self, directory: str | os.PathLike[str], *, fp16: bool = False) -> Path:
