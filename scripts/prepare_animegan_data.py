@@ -6,7 +6,9 @@ edge-smoothed style copies computed by ``facetoon prepare-smooth``:
     OUT/train_photo/   BSDS500 train+val photos and the selfie2anime trainA selfies, minus the
                        face model's held-out validation selfies
     OUT/anime/style/   selfie2anime trainB anime frames, minus the face model's held-out ones
-    OUT/anime/smooth/  their edge-smoothed copies
+    OUT/anime/smooth/  their edge-smoothed copies, made at the training size (``--size``, default
+                       128: img_size of configs/animegan_anime_cpu.toml; the shipped animegan-anime
+                       weights were trained before this option, on copies made at the frames' 256 px)
     OUT/val/           8 BSDS500 test-like photos (the first of bsds500/val) for the sample grids
 
 The held-out split is the U-GAT-IT trainer's (``holdout=200``, ``holdout_seed=1234`` as in
@@ -41,6 +43,7 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=REPO.parent / "data" / "animegan")
     ap.add_argument("--holdout", type=int, default=200)
     ap.add_argument("--holdout-seed", type=int, default=1234)
+    ap.add_argument("--size", type=int, default=128, help="training img_size: the smooth copies are made at it")
     args = ap.parse_args()
     s2a = args.shared / "data" / "selfie2anime"
     selfies, _ = split_holdout(list_images(s2a / "trainA"), args.holdout, args.holdout_seed)
@@ -51,7 +54,7 @@ def main() -> int:
     link_all(bsds_val[:8], args.out / "val")
     link_all(anime, args.out / "anime" / "style")
     subprocess.run([sys.executable, "-m", "facetoon", "-q", "prepare-smooth", str(args.out / "anime" / "style"),
-                    str(args.out / "anime" / "smooth")], check=True)
+                    str(args.out / "anime" / "smooth"), "--size", str(args.size)], check=True)
     print(f"{args.out}: {len(bsds_train) + len(bsds_val) - 8 + len(selfies)} photos, {len(anime)} style images")
     return 0
 

@@ -11,6 +11,7 @@ with it).
 from __future__ import annotations
 
 import json
+import logging
 import math
 import shutil
 import signal
@@ -243,6 +244,51 @@ def test_export_fp16_discriminators_and_warm_start(synthetic_run: Path, layout: 
     one_line_error(capsys, code, "not a training run folder", str(tmp_path))
 
 
+def test_init_from_refuses_networks_exported_at_different_steps(
+        synthetic_run: Path, layout: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An export without --discriminators into the folder of an earlier --discriminators export left
+    its discriminator/ (step 4) beside the new generator/ (step 6): the export names it, and init_from,
+    which used to load the mix and continue at step 6, refuses it."""
+    out = tmp_path / "out"
+    step4 = synthetic_run / "checkpoints" / "step_00000004.pt"
+    assert main(["-q", "export", "animegan", str(synthetic_run), str(out), "--checkpoint", str(step4),
+                 "--discriminators"]) == 0
+    assert "earlier export" not in capsys.readouterr().err
+    assert main(["-q", "export", "animegan", str(synthetic_run), str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "still holds discriminator/ (step 4) of an earlier export, which this one (step 6) did not write" in err
+    code = train(layout, tmp_path / "warm", f"init_from={json.dumps(str(out))}")
+    one_line_error(capsys, code, "init_from", "different training steps", "generator/ step 6",
+                   "discriminator/ step 4", "export into an empty folder")
+    assert not (tmp_path / "warm").exists()
+    # an export of every network rewrites them all: no warning, and init_from takes the folder
+    assert main(["-q", "export", "animegan", str(synthetic_run), str(out), "--discriminators"]) == 0
+    assert "earlier export" not in capsys.readouterr().err
+    assert tiny_trainer(layout, tmp_path / "warm2", init_from=str(out)).step == 6
+
+
+def test_a_run_that_ends_within_the_initialisation_says_so(layout: Path, tmp_path: Path,
+                                                           caplog: pytest.LogCaptureFixture) -> None:
+    """iterations <= init_steps: the generator has only had the content-only initialisation."""
+    def warnings() -> list[str]:
+        return [r.getMessage() for r in caplog.records
+                if r.levelno == logging.WARNING and "only the content-only initialisation ran" in r.getMessage()]
+
+    trainer = tiny_trainer(layout, tmp_path / "run", iterations=2, sample_every=100)
+    with caplog.at_level(logging.WARNING, logger="facetoon"):
+        assert trainer.fit() == 2
+        trainer.export(tmp_path / "out")
+        got = warnings()
+        assert len(got) == 2 and got[0].startswith("the run ended at step 2, within the initialisation "
+                                                   "(init_steps = 2)") and got[1].startswith("exporting at step 2")
+        caplog.clear()
+        trainer.config.iterations = 3  # one adversarial step
+        assert trainer.fit() == 3
+        trainer.export(tmp_path / "out")
+        assert not warnings()
+    trainer.close()
+
+
 # ---- resume ------------------------------------------------------------------------------------------
 def test_exact_resume_from_a_checkpoint_into_a_new_run(synthetic_run: Path, layout: Path, tmp_path: Path) -> None:
     # from the end of the initialisation phase: the lr switch and the fresh discriminator follow
@@ -358,6 +404,19 @@ def test_holdout_keeps_style_images_and_their_smooth_copies_out_of_training(layo
     assert plain.dataset.styles == styles and plain.val_style == [] and plain.validate() == {}
 
 
+def test_no_kid_without_holdout_is_said_once_and_not_as_a_warning(layout: Path, tmp_path: Path,
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
+    """holdout = 0 (the default) asks for no KID: an INFO line; too few held-out images: a warning."""
+    with caplog.at_level(logging.INFO, logger="facetoon"):
+        plain = tiny_trainer(layout, tmp_path / "plain")
+        assert plain.validate() == {} and plain.validate() == {}
+        assert tiny_trainer(layout, tmp_path / "one", holdout=1).validate() == {}
+    kid = [(r.levelname, r.getMessage()) for r in caplog.records if "no validation KID" in r.getMessage()]
+    assert len(kid) == 2 and kid[0][0] == "INFO" and "holdout = 0" in kid[0][1]
+    assert kid[1] == ("WARNING", "no validation KID: it needs at least 2 images per side, got holdout = 1 "
+                                 "style image(s)")
+
+
 @pytest.mark.shared
 def test_mobilenet_perceptual_run_with_validation_kid(shared: Path, layout: Path, tmp_path: Path) -> None:
     from facetoon.models.mobilenet_v2 import default_tflite_path
@@ -394,6 +453,24 @@ def test_teacher_of_another_architecture_is_refused_before_training(
     taught = tiny_trainer(layout, tmp_path / "whole", init_steps=0, iterations=1, teacher=str(exported),
                           teacher_weight=1.0)
     assert taught.teacher is not None and taught.teacher.arch == "animegan"
+
+
+def test_an_img_size_the_teacher_does_not_take_is_refused_before_training(
+        layout: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A CartoonGAN teacher takes multiples of 4: img_size = 34 used to fail after the first step."""
+    from facetoon.errors import ConfigError
+    from facetoon.models import create_model, save_pretrained
+
+    teacher = tmp_path / "cartoongan"
+    save_pretrained(create_model("cartoongan", n_res_blocks=1), teacher)
+    with pytest.raises(ConfigError, match=r"img_size must be a multiple of 4 and >= 8 for the teacher .*"
+                                          r"\(cartoongan input sizes\), got 34"):
+        tiny_trainer(layout, tmp_path / "bad", img_size=34, init_steps=0, teacher=str(teacher), teacher_weight=1.0)
+    code = train(layout, tmp_path / "run", "img_size=34", "init_steps=0", f"teacher={json.dumps(str(teacher))}",
+                 "teacher_weight=1.0")
+    one_line_error(capsys, code, "img_size must be a multiple of 4", "got 34")
+    assert not (tmp_path / "run").exists()
+    assert tiny_trainer(layout, tmp_path / "ok", img_size=36, teacher=str(teacher), teacher_weight=1.0).teacher
 
 
 def test_an_animegan_export_folder_is_a_scene_model(exported: Path) -> None:
@@ -515,42 +592,108 @@ def test_version_sets_its_official_defaults() -> None:
     assert (mixed.d_norm, mixed.g_lr, mixed.d_lr, mixed.loss_preset) == ("layer", 1e-5, 8e-5, "v2")
 
 
-def test_saved_loss_weights_are_the_presets_numbers(synthetic_run: Path, exported: Path, tmp_path: Path) -> None:
-    """The six loss weights left unset take the preset's values when the config is made, so the saved
-    config (and the model card showing it) has the numbers trained with, not a -1 placeholder."""
+def test_saved_config_keeps_the_placeholders_and_the_export_the_numbers(
+        synthetic_run: Path, exported: Path, tmp_path: Path) -> None:
+    """The ten loss weights left unset take the preset's values when the config is made (the config and
+    the export metadata have the numbers trained with); config.toml keeps the -1 placeholder, with the
+    number in a comment, so that a later change of loss_preset or version re-derives them."""
     import dataclasses
     import tomllib
 
     from facetoon.losses.animegan import AnimeGANLossWeights
     from facetoon.train.config import save_config
 
-    fields = ("adv_g", "adv_d", "content", "style_weight", "color", "tv")
+    fields = ("adv_g", "adv_d", "content", "style_weight", "color", "tv", "d_real", "d_fake", "d_gray", "d_smooth")
     v2 = AnimeGANLossWeights.preset("v2")
-    numbers = (v2.adv_g, v2.adv_d, v2.content, v2.style, v2.color, v2.tv)
-    assert numbers == (300.0, 300.0, 1.5, 2.5, 10.0, 1.0)
+    numbers = (v2.adv_g, v2.adv_d, v2.content, v2.style, v2.color, v2.tv, v2.d_real, v2.d_fake, v2.d_gray,
+               v2.d_smooth)
+    assert numbers == (300.0, 300.0, 1.5, 2.5, 10.0, 1.0, 1.7, 1.7, 1.7, 1.0)
     cfg = AnimeGANConfig()
     assert tuple(getattr(cfg, k) for k in fields) == numbers and cfg.loss_weights() == v2
     save_config(cfg, tmp_path / "config.toml")
-    saved = tomllib.loads((tmp_path / "config.toml").read_text())["train"]
-    assert tuple(saved[k] for k in fields) == numbers
-    # so does a run's config.toml, and the metadata of its export
+    text = (tmp_path / "config.toml").read_text()
+    assert "content = -1.0  # resolved: 1.5\n" in text and 'd_norm = "auto"  # resolved: \'layer\'\n' in text
+    saved = tomllib.loads(text)["train"]
+    assert all(saved[k] == -1.0 for k in fields) and (saved["loss_preset"], saved["batch_size"]) == ("auto", 0)
+    assert load_config(AnimeGANConfig, tmp_path / "config.toml") == cfg
+    # so does a run's config.toml (TINY sets batch_size = 1: explicit values are saved as they are),
+    # while its checkpoints' configs resolve to the numbers, and the metadata of its export has them
     run_saved = tomllib.loads((synthetic_run / "config.toml").read_text())["train"]
-    assert tuple(run_saved[k] for k in fields) == numbers
+    assert all(run_saved[k] == -1.0 for k in fields) and run_saved["batch_size"] == 1
     meta = json.loads((exported / "generator" / "config.json").read_text())["meta"]["config"]
-    assert tuple(meta[k] for k in fields) == numbers
+    assert tuple(meta[k] for k in fields) == numbers and (meta["d_norm"], meta["g_lr"]) == ("layer", 2e-5)
     # another preset, another version; explicit values win
     paprika = AnimeGANConfig(loss_preset="v2-paprika")
     assert (paprika.content, paprika.style_weight, paprika.color, paprika.tv) == (2.0, 0.6, 50.0, 0.1)
+    assert paprika.loss_weights() == AnimeGANLossWeights.preset("v2-paprika") and paprika.d_smooth == 0.005
     assert AnimeGANConfig(version="v1").tv == 0.0
-    explicit = AnimeGANConfig(color=20.0, tv=0.0)
+    explicit = AnimeGANConfig(color=20.0, tv=0.0, d_smooth=0.5)
     assert (explicit.color, explicit.tv, explicit.content) == (20.0, 0.0, 1.5)
-    assert explicit.loss_weights() == v2.with_overrides(color=20.0, tv=0.0)
+    assert explicit.loss_weights() == v2.with_overrides(color=20.0, tv=0.0, d_smooth=0.5)
+    assert "color" not in explicit.placeholders() and explicit.placeholders()["content"] == -1.0
     # a config of an older version, with the -1 placeholders: still the preset's values
     old = tmp_path / "old.toml"
-    old.write_text("[train]\n" + "".join(f"{k} = -1.0\n" for k in fields) + 'loss_preset = "v2-hayao"\n')
+    old.write_text("[train]\n" + "".join(f"{k} = -1.0\n" for k in fields[:6]) + 'loss_preset = "v2-hayao"\n')
     hayao = load_config(AnimeGANConfig, old)
     assert hayao.loss_weights() == AnimeGANLossWeights.preset("v2-hayao") and hayao.color == 15.0
     assert dataclasses.replace(hayao) == hayao
+
+
+def test_a_changed_loss_preset_or_version_applies_in_full(
+        synthetic_run: Path, layout: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--resume --set loss_preset=...`` (or a copied config.toml with another version) used to change
+    only the discriminator's four weights: the others had been saved as explicit numbers."""
+    from facetoon.losses.animegan import AnimeGANLossWeights
+
+    paprika = AnimeGANLossWeights.preset("v2-paprika")
+    saved = synthetic_run / "config.toml"
+    assert load_config(AnimeGANConfig, saved, {"loss_preset": "v2-paprika"}).loss_weights() == paprika
+    v1 = load_config(AnimeGANConfig, saved, {"version": "v1"})
+    assert (v1.d_norm, v1.loss_preset, v1.init_lr, v1.g_lr, v1.d_lr) == ("instance", "v1", 1e-4, 4e-5, 8e-5)
+    assert v1.loss_weights() == AnimeGANLossWeights.preset("v1") and v1.style_weight == 3.0
+    assert AnimeGANConfig(**{**TINY_CONFIG, "batch_size": 0, "version": "v1"}).batch_size == 6
+    # --resume CHECKPOINT: its saved config keeps the placeholders too
+    checkpoint = synthetic_run / "checkpoints" / "step_00000006.pt"
+    assert load_checkpoint(checkpoint)["config"]["content"] == -1.0
+    code = main(["train", "animegan", "--data", str(layout), "--out", str(tmp_path / "new"), "--resume",
+                 str(checkpoint), "--set", "loss_preset=v2-paprika", "--dry-run"])
+    values = dict(line.split(" = ", 1) for line in capsys.readouterr().out.splitlines())
+    assert code == 0 and (values["content"], values["color"], values["d_smooth"]) == ("2.0", "50.0", "0.005")
+    # a resume on another preset: every weight changes, each change warned and recorded
+    run = tmp_path / "run"
+    shutil.copytree(synthetic_run, run)
+    trainer = AnimeGANTrainer(load_config(AnimeGANConfig, run / "config.toml", {"loss_preset": "v2-paprika"}),
+                              layout, run, resume=True)
+    assert trainer.criterion.weights == paprika
+    rows = [json.loads(line) for line in (run / "config_changes.jsonl").read_text().splitlines()]
+    assert {r["key"]: (r["old"], r["new"]) for r in rows} == {
+        "loss_preset": ("v2", "v2-paprika"), "content": (1.5, 2.0), "style_weight": (2.5, 0.6),
+        "color": (10.0, 50.0), "tv": (1.0, 0.1), "d_real": (1.7, 1.0), "d_fake": (1.7, 1.0),
+        "d_gray": (1.7, 1.0), "d_smooth": (1.0, 0.005)}
+    assert load_config(AnimeGANConfig, run / "config.toml").loss_weights() == paprika
+    trainer.close()
+
+
+def test_a_checkpoint_of_an_older_version_with_the_numbers_resumes_exactly(
+        synthetic_run: Path, layout: Path, tmp_path: Path) -> None:
+    """facetoon <= 0.1 saved the resolved numbers (and no discriminator weights) in config.toml and in
+    checkpoints: they stay as they were, and the run continues exactly, without config changes."""
+    import dataclasses
+
+    import tomli_w
+
+    resolved = dataclasses.asdict(AnimeGANConfig(**{**TINY_CONFIG, "iterations": 6, "checkpoint_every": 2,
+                                                    "keep_checkpoints": 3, "sample_every": 3}))
+    old = {k: v for k, v in resolved.items() if k not in ("d_real", "d_fake", "d_gray", "d_smooth")}
+    state = load_checkpoint(synthetic_run / "checkpoints" / "step_00000002.pt")
+    state["config"] = old
+    run = tmp_path / "old"
+    save_checkpoint(state, run, 2)
+    (run / "config.toml").write_text(tomli_w.dumps({"train": old}))
+    assert train(layout, run, extra=("--resume",)) == 0
+    assert loss_rows(run) == loss_rows(synthetic_run)[2:]
+    assert not (run / "config_changes.jsonl").exists()
+    assert load_config(AnimeGANConfig, run / "config.toml") == AnimeGANConfig(**resolved)
 
 
 def test_every_generator_loss_term_is_float32_under_autocast() -> None:
@@ -579,7 +722,8 @@ def test_every_generator_loss_term_is_float32_under_autocast() -> None:
 def test_bad_config_values_are_one_line_errors(layout: Path, tmp_path: Path,
                                                capsys: pytest.CaptureFixture[str]) -> None:
     cases = [
-        (["no_such_option=1"], "unknown AnimeGANConfig option(s): no_such_option"),
+        (["no_such_option=1"], "unknown AnimeGANConfig option(s): no_such_option (valid: adv_d, adv_g, "),
+        (["lr=1e-4"], "unknown AnimeGANConfig option(s): lr (did you mean g_lr, d_lr?)"),
         (["version=v3"], "version must be 'v1' or 'v2'"),
         (["holdout=-1"], "holdout and aug_margin must be >= 0"),
         (["kid_images=1"], "kid_images must be 0 (no KID) or >= 2"),
@@ -591,6 +735,7 @@ def test_bad_config_values_are_one_line_errors(layout: Path, tmp_path: Path,
         (["loss_preset=v9"], "unknown AnimeGAN loss preset 'v9'"),
         (["img_size=0"], "img_size must be >= 8, got 0"),
         (["version=v1", "img_size=30"], "img_size must be >= 8 and a multiple of 4 (v1), got 30"),
+        (["perceptual=mobilenet_v2", "img_size=30"], "img_size must be >= 32 with perceptual = 'mobilenet_v2'"),
         (["d_channels=0"], "need d_channels >= 2 and d_layers >= 1, got 0, "),
         (["d_layers=-1"], "need d_channels >= 2 and d_layers >= 1, got 8, -1"),
         (["d_norm=batch"], "d_norm must be 'auto', 'layer' or 'instance', got 'batch'"),

@@ -10,6 +10,7 @@ import time
 import cv2
 import numpy as np
 import pytest
+from PIL import Image
 
 from facetoon.cli import main
 from facetoon.data.animegan_layout import check_animegan_layout, list_styles
@@ -72,9 +73,10 @@ def test_directory_parallel_skip_and_failures(tmp_path, anime_faces):
     mtime = first.stat().st_mtime_ns
     again = smooth_directory(src, out, workers=2)
     assert len(again.skipped) == 4 and not again.written and first.stat().st_mtime_ns == mtime
-    # a newer input is redone; a corrupt one is reported, the rest still written
+    # a replaced input is redone (a merely touched one is not); a corrupt one is reported, the rest still written
     time.sleep(0.01)
-    os.utime(src / anime_faces[1].name)
+    shutil.copyfile(anime_faces[5], src / anime_faces[1].name)
+    os.utime(src / anime_faces[2].name)
     (src / "broken.jpg").write_bytes(b"not a jpeg")
     third = smooth_directory(src, out, workers=1)
     assert [p.name for p in third.written] == [anime_faces[1].name]
@@ -84,10 +86,77 @@ def test_directory_parallel_skip_and_failures(tmp_path, anime_faces):
     fourth = smooth_directory(src, out, workers=1, size=64)
     assert len(fourth.written) == 4 and not fourth.skipped
     assert read_image(first).shape[:2] != read_image(anime_faces[0]).shape[:2]
-    assert json.loads((out / SETTINGS_FILE).read_text()) == {"size": 64, "kernel_size": 5}
+    record = json.loads((out / SETTINGS_FILE).read_text())
+    assert {k: record[k] for k in ("size", "kernel_size")} == {"size": 64, "kernel_size": 5}
+    assert sorted(record["sources"]) == sorted(p.name for p in anime_faces[:4])
     assert len(smooth_directory(src, out, workers=1, size=64).skipped) == 4
     with pytest.raises(DataError, match="not found"):
         smooth_directory(tmp_path / "nope", out)
+
+
+def test_a_replaced_style_image_is_redone_whatever_its_timestamp(tmp_path, anime_faces):
+    """cp -p, rsync -a and unzip give a new file an older timestamp than the smooth copy of the old one."""
+    src, out = tmp_path / "style", tmp_path / "smooth"
+    src.mkdir()
+    for p in anime_faces[:2]:
+        shutil.copy(p, src / p.name)
+    smooth_directory(src, out, workers=1)
+    replaced = src / anime_faces[0].name
+    shutil.copyfile(anime_faces[3], replaced)
+    old = (out / replaced.name).stat().st_mtime_ns - 3600 * 10**9
+    os.utime(replaced, ns=(old, old))
+    report = smooth_directory(src, out, workers=1)
+    assert [p.name for p in report.written] == [replaced.name] and len(report.skipped) == 1
+    assert (read_image(out / replaced.name) == read_image(write_image(
+        edge_smooth(read_image(anime_faces[3])), tmp_path / "expected.jpg", quality=95))).all()
+
+
+def test_an_interrupted_run_keeps_its_work_and_unrecorded_outputs_are_redone(tmp_path, anime_faces, monkeypatch):
+    import facetoon.data.smoothing as smoothing
+
+    src, out = tmp_path / "style", tmp_path / "smooth"
+    src.mkdir()
+    for p in anime_faces[:4]:
+        shutil.copy(p, src / p.name)
+    real, calls = smoothing.smooth_file, []
+
+    def interrupted(*args, **kwargs):
+        calls.append(args[0])
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(smoothing, "smooth_file", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        smooth_directory(src, out, workers=1)
+    monkeypatch.setattr(smoothing, "smooth_file", real)
+    assert len(json.loads((out / SETTINGS_FILE).read_text())["sources"]) == 2
+    again = smooth_directory(src, out, workers=1)
+    assert len(again.skipped) == 2 and len(again.written) == 2
+    # a record without sources (an older facetoon, or made elsewhere): every output is redone
+    (out / SETTINGS_FILE).write_text(json.dumps({"size": None, "kernel_size": 5}))
+    assert len(smooth_directory(src, out, workers=1).written) == 4
+
+
+def test_gif_style_images_are_refused_up_front(tmp_path, capsys):
+    """A smooth copy has the style image's file name, and GIF (like PPM, AVIF) cannot be written."""
+    src = tmp_path / "style"
+    write_image(_square(), src / "a.png")
+    for name in ("b.gif", "c.GIF"):
+        Image.fromarray(_square()).save(src / name, format="GIF")
+    with pytest.raises(DataError, match=r"2 style image\(s\) .*\.gif.*: b\.gif, c\.GIF; convert them to PNG"):
+        smooth_directory(src, tmp_path / "out", workers=1)
+    assert not (tmp_path / "out").exists()
+    assert main(["prepare-smooth", str(src), str(tmp_path / "out"), "--workers", "1"]) == 1
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "convert them to PNG" in err, err
+
+
+def test_cli_help_says_size_is_the_training_img_size(capsys):
+    with pytest.raises(SystemExit):
+        main(["prepare-smooth", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "--size 256" in out and "short side is SIZE px; use the training img_size" in out
 
 
 def test_cli(tmp_path, anime_faces):
@@ -96,6 +165,9 @@ def test_cli(tmp_path, anime_faces):
     shutil.copy(anime_faces[0], src / "a.jpg")
     assert main(["prepare-smooth", str(src), str(tmp_path / "out"), "--workers", "1", "--size", "128"]) == 0
     assert read_image(tmp_path / "out" / "a.jpg").shape == (128, 128, 3)
+    write_image(read_image(anime_faces[1])[:, :200], src / "wide.png")  # 200 x 256: aspect ratio kept
+    assert main(["prepare-smooth", str(src), str(tmp_path / "out"), "--workers", "1", "--size", "100"]) == 0
+    assert read_image(tmp_path / "out" / "wide.png").shape == (128, 100, 3)
     (src / "b.jpg").write_bytes(b"garbage")
     assert main(["prepare-smooth", str(src), str(tmp_path / "out"), "--workers", "1"]) == 1
 
@@ -167,6 +239,15 @@ def test_layout_errors_name_what_is_missing(tmp_path):
     assert check_animegan_layout(tmp_path / "two", "Shinkai").style == "Shinkai"
     with pytest.raises(DataError, match="not found"):
         check_animegan_layout(tmp_path / "missing")
+
+
+def test_layout_asks_to_convert_gif_style_images_without_a_smooth_copy(tmp_path):
+    _layout(tmp_path)
+    Image.fromarray(_square()).save(tmp_path / "Hayao" / "style" / "b.gif", format="GIF")
+    with pytest.raises(DataError, match=r"1 style image\(s\) without a smooth copy .*convert them to PNG\): b\.gif"):
+        check_animegan_layout(tmp_path)
+    Image.fromarray(edge_smooth(_square())).save(tmp_path / "Hayao" / "smooth" / "b.gif", format="GIF")
+    assert len(check_animegan_layout(tmp_path).style_images) == 3  # a copy made elsewhere is fine
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [

@@ -100,6 +100,39 @@ def test_resume_from_a_missing_checkpoint_is_a_one_line_error(
     one_line_error(capsys, code, str(missing), "checkpoint not found")
 
 
+# ---- help ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(("model", "layout", "other"), [("animegan", "train_photo/", "trainA/"),
+                                                        ("ugatit", "trainA/", "train_photo/")])
+def test_each_trainer_has_its_own_help(model: str, layout: str, other: str, data: Path, tmp_path: Path,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """``facetoon train animegan --help`` used to show U-GAT-IT's data layout and --set example."""
+    import importlib
+    import re
+
+    from facetoon.cli.train import TRAINERS
+    from facetoon.train.config import parse_overrides
+
+    with pytest.raises(SystemExit) as info:
+        main(["train", model, "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert info.value.code == 0 and f"usage: facetoon train {model} " in text
+    assert layout in text and other not in text
+    # its --set example holds options of its own config
+    example = re.search(r"e\.g\. --set ((?:\w+=\S+ )+)", text)
+    assert example is not None, text
+    module, config_name, _ = TRAINERS[model]
+    load_config(getattr(importlib.import_module(module), config_name), None, parse_overrides(example[1].split()))
+    # --debug / -q after the model, as after any command
+    assert main(["train", model, "--data", str(data), "--out", str(tmp_path / "run"), "-q", "--dry-run"]) == 0
+
+
+def test_an_unknown_option_names_the_closest_valid_ones(data: Path, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["-q", "train", "animegan", "--data", str(data), "--out", str(tmp_path / "run"),
+                 "--set", "lr=1e-4", "--dry-run"])
+    one_line_error(capsys, code, "unknown AnimeGANConfig option(s): lr (did you mean g_lr, d_lr?)")
+
+
 # ---- config files ---------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("text", "needle"),

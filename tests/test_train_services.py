@@ -5,6 +5,7 @@ and the SIGINT/SIGTERM handling (:mod:`facetoon.train`, :mod:`facetoon.runtime`)
 from __future__ import annotations
 
 import csv
+import dataclasses
 import fractions
 import json
 import logging
@@ -126,6 +127,38 @@ def test_bad_config_files(tmp_path: Path) -> None:
     unknown.write_text("[train]\nlearning_rate = 1e-3\n")
     with pytest.raises(ConfigError, match="learning_rate"):
         load_config(UGATITConfig, unknown)
+
+
+def test_an_unknown_option_lists_the_closest_or_all_valid_ones() -> None:
+    with pytest.raises(ConfigError, match=r"unknown UGATITConfig option\(s\): ngff \(did you mean ngf\?\)"):
+        load_config(UGATITConfig, None, {"ngff": 8})
+    with pytest.raises(ConfigError) as info:
+        load_config(UGATITConfig, None, {"zzz": 8})
+    valid = str(info.value).partition("(valid: ")[2].rstrip(")").split(", ")
+    assert valid == sorted(f.name for f in dataclasses.fields(UGATITConfig))
+
+
+def test_save_config_keeps_placeholders(tmp_path: Path) -> None:
+    """Options a config derives when left unset are saved as their placeholder (the resolved value in
+    a comment), so that reading the file back with other settings derives them again."""
+    @dataclasses.dataclass
+    class Derived:
+        base: float = 1.0
+        twice: float = -1.0  # < 0: 2 * base
+
+        def __post_init__(self) -> None:
+            self._placeholders = {"twice": self.twice} if self.twice < 0 else {}
+            if self.twice < 0:
+                self.twice = 2 * self.base
+
+        def placeholders(self) -> dict[str, float]:
+            return dict(self._placeholders)
+
+    save_config(Derived(base=3.0), tmp_path / "config.toml")
+    assert (tmp_path / "config.toml").read_text() == "[train]\nbase = 3.0\ntwice = -1.0  # resolved: 6.0\n"
+    assert load_config(Derived, tmp_path / "config.toml", {"base": 5.0}).twice == 10.0
+    save_config(Derived(twice=4.0), tmp_path / "config.toml")
+    assert load_config(Derived, tmp_path / "config.toml", {"base": 5.0}).twice == 4.0
 
 
 def test_save_config_round_trip(tmp_path: Path) -> None:

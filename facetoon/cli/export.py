@@ -1,11 +1,21 @@
-"""``facetoon export ugatit RUN_DIR OUT_DIR``: checkpoint -> safetensors + config.json."""
+"""``facetoon export ugatit|animegan RUN_DIR OUT_DIR``: checkpoint -> safetensors + config.json.
+
+OUT_DIR gets one model folder per network; model folders of an earlier export that this one does
+not rewrite (e.g. ``discriminator/`` after an export without ``--discriminators``) are named in a
+warning (``facetoon train --export`` too): they may be of another step, and ``init_from`` refuses
+such a mix.
+"""
 
 from __future__ import annotations
 
 import argparse
+import logging
+from pathlib import Path
 from typing import Any
 
 from .train import TRAINERS
+
+log = logging.getLogger(__name__)
 
 
 def register(subparsers: Any) -> None:
@@ -30,7 +40,6 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     import dataclasses
     import importlib
-    from pathlib import Path
 
     from ..errors import ConfigError
     from ..train.checkpoint import checkpoint_config, latest_checkpoint
@@ -71,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     # that exporting never rewrites the run's own config.toml (which --resume reads)
     with tempfile.TemporaryDirectory(prefix="facetoon-export-") as scratch:
         trainer = getattr(module, trainer_name)(config, data, scratch, resume=checkpoint)
-        out = trainer.export(args.out_dir, fp16=args.fp16, discriminators=args.discriminators)
+        out = export_into(trainer, Path(args.out_dir), fp16=args.fp16, discriminators=args.discriminators)
         if args.samples:
             from ..io import write_image
 
@@ -87,3 +96,31 @@ def _data_dir_of(run_dir: Any) -> str:
     if not marker.is_file():
         raise ConfigError("the run folder does not record its data folder; pass --data", path=run_dir)
     return marker.read_text().strip()
+
+
+def export_into(trainer: Any, out_dir: Path, **options: Any) -> Path:
+    """``trainer.export(out_dir, **options)``, with a warning naming the model folders of ``out_dir``
+    that it did not rewrite (left by an earlier export)."""
+    before = _model_folders(out_dir)
+    out: Path = trainer.export(out_dir, **options)
+    stale = sorted((name, _step_of(doc)) for name, doc in _model_folders(out_dir).items() if before.get(name) == doc)
+    if stale:
+        log.warning("%s still holds %s of an earlier export, which this one (step %d) did not write: delete "
+                    "them or export into an empty folder (init_from refuses networks of different steps)",
+                    out, ", ".join(f"{name}/ (step {step})" for name, step in stale), trainer.step)
+    return out
+
+
+def _step_of(config_json: bytes) -> str:
+    """The training step an exported model's config.json records ("?" if none)."""
+    import json
+
+    try:
+        return str(json.loads(config_json)["meta"]["step"])
+    except (ValueError, KeyError, TypeError):
+        return "?"
+
+
+def _model_folders(out: Path) -> dict[str, bytes]:
+    """The model folders in ``out`` -> the bytes of their config.json (a new save id at every save)."""
+    return {p.parent.name: p.read_bytes() for p in out.glob("*/config.json")} if out.is_dir() else {}

@@ -2,6 +2,8 @@
 
 Runs :func:`facetoon.data.smoothing.smooth_directory`: Canny edges, dilated, Gaussian blur at
 edge pixels only; parallel over processes; files already done are skipped; atomic writes.
+``--size`` should be the training ``img_size`` (as in the official AnimeGAN scripts): smoothing
+made at a larger size mostly vanishes when training downsizes the copies.
 """
 
 from __future__ import annotations
@@ -16,15 +18,18 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "prepare-smooth", help="make the edge-smoothed copies of anime style images (AnimeGAN data)",
         description="Write an edge-smoothed copy of every image of STYLE_DIR into OUT_DIR (same file "
-        "names): Canny edges, dilated, Gaussian-blurred at the edge pixels only. Files already "
-        "done are skipped, so an interrupted run can be restarted.",
+        "names): Canny edges, dilated, Gaussian-blurred at the edge pixels only. Give --size the training "
+        "img_size (e.g. --size 256), as the official AnimeGAN scripts do. Files already done (same "
+        "style image, same settings) are skipped, so an interrupted run can be restarted.",
     )
     p.add_argument("style_dir", metavar="STYLE_DIR",
                    help="folder of anime style images (e.g. data/Hayao/style)")
     p.add_argument("out_dir", metavar="OUT_DIR", help="output folder (e.g. data/Hayao/smooth)")
     p.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
     p.add_argument("--size", type=int, default=None,
-                   help="resize to SIZE x SIZE first, as the official scripts do (default: keep size)")
+                   help="resize first so that the short side is SIZE px; use the training img_size, "
+                   "as the official scripts do (default: keep the source size, whose smoothing mostly "
+                   "vanishes when training downsizes the copies)")
     p.add_argument("--kernel-size", type=int, default=5, help="dilation and Gaussian kernel size (default 5)")
     p.add_argument("--overwrite", action="store_true", help="redo files that already exist")
     p.set_defaults(func=run)

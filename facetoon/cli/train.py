@@ -16,6 +16,13 @@ TRAINERS = {
     "ugatit": ("facetoon.train.ugatit", "UGATITConfig", "UGATITTrainer"),
     "animegan": ("facetoon.train.animegan", "AnimeGANConfig", "AnimeGANTrainer"),
 }
+# model name -> (what it trains, its --data layout, a --set example of its options)
+_HELP = {
+    "ugatit": ("U-GAT-IT (faces)", "trainA/ (photos) and trainB/ (anime), optionally testA/ and testB/ "
+               "for the samples and validation", "lr=2e-4 light=true"),
+    "animegan": ("AnimeGAN (scenes)", "train_photo/, STYLE/style/ and STYLE/smooth/ (facetoon prepare-smooth), "
+                 "optionally val/ photos for the samples and validation", "g_lr=1e-5 loss_preset=v2-hayao"),
+}
 
 
 def register(subparsers: Any) -> None:
@@ -23,10 +30,21 @@ def register(subparsers: Any) -> None:
         "train",
         help="train a model (U-GAT-IT faces, AnimeGAN scenes)",
         description="Train a model from a config file plus key=value overrides. The resolved config "
-                    "is saved as RUN_DIR/config.toml; checkpoints, logs and samples go to RUN_DIR.",
+                    "is saved as RUN_DIR/config.toml; checkpoints, logs and samples go to RUN_DIR. "
+                    "See facetoon train MODEL --help for a model's data layout and options.",
     )
-    p.add_argument("model", choices=sorted(TRAINERS), help="which model to train")
-    p.add_argument("--data", required=True, help="data folder (U-GAT-IT: trainA/ and trainB/)")
+    models = p.add_subparsers(dest="model", metavar="MODEL", required=True, parser_class=type(p))
+    for model in sorted(TRAINERS):
+        what, layout, example = _HELP[model]
+        sub = models.add_parser(model, help=f"train {what}", description=(
+            f"Train {what} from a config file plus key=value overrides. The resolved config is saved as "
+            "RUN_DIR/config.toml; checkpoints, logs and samples go to RUN_DIR."))
+        _add_arguments(sub, layout, example)
+    p.set_defaults(func=run)
+
+
+def _add_arguments(p: argparse.ArgumentParser, layout: str, example: str) -> None:
+    p.add_argument("--data", required=True, help=f"data folder: {layout}")
     p.add_argument("--out", required=True, help="run folder for checkpoints, logs, samples")
     p.add_argument("--config", help="TOML config file (a [train] table); see configs/. With --resume "
                                     "and no --config, RUN_DIR/config.toml is used; with --resume FILE, the "
@@ -38,8 +56,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("--fp16", action="store_true", help="export weights in float16")
     p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
     p.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
-                   help="config overrides, e.g. --set lr=2e-4 light=true")
-    p.set_defaults(func=run)
+                   help=f"config overrides (the options of the config files), e.g. --set {example}")
+    # facetoon.cli gives every command these; after the model, only its parser reads them
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks and debug logging")
+    p.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                   help="only print warnings and errors")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -76,7 +97,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         step = trainer.fit()
         if args.export and trainer.dist.is_main:
-            out = trainer.export(args.export, fp16=args.fp16)
+            from .export import export_into
+
+            out = export_into(trainer, Path(args.export), fp16=args.fp16)
             log.info("exported step %d to %s", step, out)
     finally:
         trainer.close()

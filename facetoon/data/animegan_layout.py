@@ -5,12 +5,13 @@
     ROOT/
       train_photo/          real photos (the content domain)
       <style>/style/        anime images of one style (e.g. Hayao/style)
-      <style>/smooth/       their edge-smoothed copies, same file names
-                            (``facetoon prepare-smooth ROOT/<style>/style ROOT/<style>/smooth``)
+      <style>/smooth/       their edge-smoothed copies, same file names (``facetoon prepare-smooth
+                            ROOT/<style>/style ROOT/<style>/smooth --size IMG_SIZE``)
       val/                  a few photos for the sample grids during training
 
 :func:`check_animegan_layout` returns the resolved file lists or raises :class:`DataError` with
-one line naming every missing or empty part (and how to make the smooth copies).
+one line naming every missing or empty part (and how to make the smooth copies). Style images
+whose smooth copy cannot be written under the same name (e.g. ``.gif``) must be converted to PNG.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 
 from ..errors import DataError
 from ..io import list_images
+from .smoothing import _names, unwritable_images
 
 __all__ = ["AnimeGANLayout", "check_animegan_layout", "list_styles"]
 
@@ -79,14 +81,19 @@ def check_animegan_layout(
     val_images = images("val", required=require_val)
     if style_images and smooth_dir.is_dir():
         have = {p.name for p in smooth_images}
-        lacking = [p.name for p in style_images if p.name not in have]
+        lacking = [p for p in style_images if p.name not in have]
+        unwritable = unwritable_images(lacking)
+        if unwritable:  # prepare-smooth cannot make their copies
+            problems.append(f"{len(unwritable)} style image(s) without a smooth copy are in a format the "
+                            f"copy cannot be written in (convert them to PNG): {_names(unwritable)}")
+            lacking = [p for p in lacking if p not in unwritable]
         if lacking:
             problems.append(f"{len(lacking)} of {len(style_images)} style images have no smooth copy "
-                            f"(e.g. {lacking[0]})")
+                            f"(e.g. {lacking[0].name})")
     if problems:
         hint = ""
         if any("smooth" in p for p in problems):
             hint = (f"; make the smooth copies with: facetoon prepare-smooth {r / style / 'style'} "
-                    f"{smooth_dir}")
+                    f"{smooth_dir} --size IMG_SIZE (the training img_size)")
         raise DataError("AnimeGAN dataset incomplete: " + "; ".join(problems) + hint, path=r)
     return AnimeGANLayout(r, style, photos, style_images, smooth_images, val_images)

@@ -11,18 +11,24 @@ anime images with their edges blurred, labelled *fake*. :func:`edge_smooth` make
 4. blurred pixels replace the original **only where the dilated edge map is set**; everything
    else is untouched.
 
-:func:`smooth_directory` does this for a folder in parallel over processes, skips outputs that
-already exist (and are newer than their input, and were made with the same ``size`` and
-``kernel_size``, recorded in the folder's ``.facetoon-smooth.json``), and writes each file
-atomically, so an interrupted run can simply be restarted.
+:func:`smooth_directory` does this for a folder in parallel over processes and writes each file
+atomically. The folder's ``.facetoon-smooth.json`` records the ``size`` and ``kernel_size`` used
+and, per output, a hash of the style image it was made from; an output is skipped only when it
+exists and its record matches (a style image replaced by another file, whatever its timestamp, is
+redone). The record is also written when a run is interrupted, so a restart redoes little.
+
+Training should see the smoothing at its own scale: make the copies with ``size`` = the training
+``img_size`` (:func:`smooth_size_warning` says when they were not).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,9 +37,10 @@ import numpy as np
 
 from .._fileutil import atomic_write_bytes, make_folder
 from ..errors import ConfigError, DataError, InvalidImageError
-from ..io import IMAGE_EXTENSIONS, list_images
+from ..io import IMAGE_EXTENSIONS, WRITE_FORMATS, list_images
 
-__all__ = ["edge_smooth", "smooth_file", "smooth_directory", "SmoothReport"]
+__all__ = ["edge_smooth", "smooth_file", "smooth_directory", "SmoothReport", "SETTINGS_FILE",
+           "unwritable_images", "smooth_size_warning"]
 
 log = logging.getLogger(__name__)
 
@@ -65,36 +72,84 @@ def edge_smooth(
 
 def smooth_file(src: str | os.PathLike[str], dst: str | os.PathLike[str], size: int | None = None,
                 kernel_size: int = 5) -> Path:
-    """Read ``src``, optionally resize to ``size`` x ``size`` (as the official scripts do), smooth,
-    write ``dst`` atomically."""
+    """Read ``src``, optionally resize it so that its short side is ``size`` (aspect ratio kept;
+    a square image becomes ``size`` x ``size``, as in the official scripts), smooth, write ``dst``
+    atomically."""
     from ..io import read_image, write_image
 
     image = read_image(Path(src))
     if size is not None:
         import cv2
 
-        image = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
+        h, w = image.shape[:2]
+        scale = size / min(h, w)
+        image = cv2.resize(image, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
     return write_image(edge_smooth(image, kernel_size), Path(dst), quality=95)
 
 
-#: the settings the smoothed images of a folder were made with (a change remakes them all)
+def unwritable_images(files: Iterable[Path]) -> list[Path]:
+    """The ``files`` whose extension the smooth copy (same file name) cannot be written in, e.g.
+    ``.gif``: convert them to PNG."""
+    return [p for p in files if p.suffix.lower() not in WRITE_FORMATS]
+
+
+def _names(files: Sequence[Path], n: int = 5) -> str:
+    shown = ", ".join(p.name for p in files[:n])
+    return shown + (f" and {len(files) - n} more" if len(files) > n else "")
+
+
+#: the record of a smooth folder: ``{"size": ..., "kernel_size": ..., "sources": {name: hash}}``
+#: (the settings all its images were made with, and the hash of the style image of each)
 SETTINGS_FILE = ".facetoon-smooth.json"
 
 
-def _settings_changed(dst_dir: Path, settings: dict[str, int | None]) -> bool:
-    """Whether ``dst_dir`` records settings other than ``settings`` (no record: unknown, False)."""
+def _read_record(dst_dir: Path) -> dict | None:
     try:
-        recorded = json.loads((dst_dir / SETTINGS_FILE).read_text())
+        record = json.loads((dst_dir / SETTINGS_FILE).read_text())
     except (OSError, ValueError):
-        return False
-    return bool(recorded != settings)
+        return None
+    return record if isinstance(record, dict) else None
 
 
-def _is_done(src: Path, dst: Path) -> bool:
+def _digest(path: Path) -> str:
+    """A hash of the file's bytes (blake2b, 128 bits)."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, lambda: hashlib.blake2b(digest_size=16)).hexdigest()
+
+
+def _is_done(dst: Path, digest: str, made_from: dict[str, str]) -> bool:
+    """``dst`` exists and is recorded as made from a source with hash ``digest``."""
     try:
-        return dst.stat().st_size > 0 and dst.stat().st_mtime >= src.stat().st_mtime
+        return made_from.get(dst.name) == digest and dst.stat().st_size > 0
     except FileNotFoundError:
         return False
+
+
+def smooth_size_warning(style_dir: Path, smooth_dir: Path, img_size: int) -> str | None:
+    """Why the smooth copies in ``smooth_dir`` do not suit training at ``img_size`` (made at another
+    ``size``, or at the source size of images whose short side is not ``img_size``), with the
+    command that remakes them; ``None`` when they suit or nothing is recorded (made elsewhere)."""
+    record = _read_record(smooth_dir)
+    if record is None or "size" not in record or record["size"] == img_size:
+        return None
+    if record["size"] is None:
+        from PIL import Image
+
+        sides = set()
+        for path in list_images(smooth_dir, required=False)[:5]:
+            try:
+                with Image.open(path) as im:
+                    sides.add(min(im.size))
+            except OSError:
+                continue
+        if sides <= {img_size}:
+            return None
+        made = f"at the source size (short side {', '.join(map(str, sorted(sides)))} px)"
+    else:
+        made = f"at size {record['size']}"
+    return (f"{smooth_dir}: the smooth copies were made {made}, not at the training img_size {img_size} "
+            f"(rescaled, their smoothing is much weaker or stronger than intended); remake them with: "
+            f"facetoon prepare-smooth {style_dir} {smooth_dir} --size {img_size}")
 
 
 def _work(args: tuple[str, str, int | None, int]) -> tuple[str, str | None]:
@@ -127,15 +182,17 @@ def smooth_directory(
 ) -> SmoothReport:
     """Write the edge-smoothed copy of every image of ``style_dir`` to ``out_dir`` (same file names).
 
-    ``workers`` processes (default: all cores; 1 runs in this process). Existing outputs newer
-    than their input are skipped unless ``overwrite``, or unless the folder's
-    ``.facetoon-smooth.json`` records another ``size`` or ``kernel_size``. Files that fail are collected in the
-    report (the others are still written).
+    ``workers`` processes (default: all cores; 1 runs in this process). ``size``: resize first so
+    that the short side is ``size`` px; use the training ``img_size``. An existing output is skipped
+    when the folder's ``.facetoon-smooth.json`` records it as made from the same style image (by
+    hash) with the same ``size`` and ``kernel_size``, unless ``overwrite``. Files that fail are
+    collected in the report (the others are still written).
 
     Raises:
         ConfigError: bad ``workers``, ``size`` or ``kernel_size`` (checked before any work), or
             ``out_dir`` is the style folder.
-        DataError: ``style_dir`` is missing or holds no images.
+        DataError: ``style_dir`` is missing, holds no images, or holds images whose smooth copy
+            cannot be written under the same name (e.g. ``.gif``: convert them to PNG).
         OutputError: a file stands where ``out_dir`` or one of its parents should be.
     """
     if workers is not None and workers < 1:
@@ -152,40 +209,71 @@ def smooth_directory(
         raise DataError(f"no images ({', '.join(sorted(IMAGE_EXTENSIONS))}) in the style folder", path=src_dir)
     if src_dir.resolve() == dst_dir.resolve():
         raise ConfigError(f"output folder must differ from the style folder ({src_dir})")
+    bad = unwritable_images(sources)
+    if bad:
+        raise DataError(f"{len(bad)} style image(s) cannot have a smooth copy of the same name "
+                        f"({', '.join(sorted({p.suffix.lower() for p in bad}))} cannot be written): "
+                        f"{_names(bad)}; convert them to PNG", path=src_dir)
     make_folder(dst_dir)
     settings = {"size": size, "kernel_size": kernel_size}
-    if not overwrite and _settings_changed(dst_dir, settings):
-        log.warning("%s was made with other settings than %s: remaking every image", dst_dir, settings)
-        overwrite = True
+    record = _read_record(dst_dir) or {}
+    made_from: dict[str, str] = record.get("sources") or {}
+    if {k: record.get(k) for k in settings} != settings:
+        if record:
+            log.warning("%s was made with other settings than %s: remaking every image", dst_dir, settings)
+        made_from = {}
     report = SmoothReport()
     todo: list[tuple[str, str, int | None, int]] = []
+    digests: dict[str, str] = {}
     for src in sources:
         dst = dst_dir / src.name
-        if not overwrite and _is_done(src, dst):
+        try:
+            digests[src.name] = _digest(src)
+        except OSError as exc:
+            report.failed[src] = f"{type(exc).__name__}: {exc.strerror or exc}"
+            continue
+        if not overwrite and _is_done(dst, digests[src.name], made_from):
             report.skipped.append(dst)
         else:
+            made_from.pop(src.name, None)
             todo.append((str(src), str(dst), size, kernel_size))
     n = workers if workers is not None else (os.cpu_count() or 1)
     log.info("edge-smoothing %d images (%d already done) with %d worker(s)",
              len(todo), len(report.skipped), n)
-    if n == 1 or len(todo) <= 1:
-        _collect(map(_work, todo), report, dst_dir, len(todo))
-    else:
-        with ProcessPoolExecutor(max_workers=min(n, len(todo))) as pool:
-            chunks = max(1, len(todo) // (8 * n))
-            _collect(pool.map(_work, todo, chunksize=chunks), report, dst_dir, len(todo))
-    # recorded once all are made: an interrupted remake is redone in full next time
-    atomic_write_bytes(dst_dir / SETTINGS_FILE, (json.dumps(settings) + "\n").encode())
+
+    def save_record() -> None:
+        data = {**settings, "sources": dict(sorted(made_from.items()))}
+        atomic_write_bytes(dst_dir / SETTINGS_FILE, (json.dumps(data, indent=0) + "\n").encode())
+
+    # the record follows the work (every 30 s, and when the run ends or is interrupted): a restart
+    # redoes only what is not recorded
+    try:
+        if n == 1 or len(todo) <= 1:
+            _collect(map(_work, todo), report, dst_dir, len(todo), made_from, digests, save_record)
+        else:
+            with ProcessPoolExecutor(max_workers=min(n, len(todo))) as pool:
+                chunks = max(1, len(todo) // (8 * n))
+                _collect(pool.map(_work, todo, chunksize=chunks), report, dst_dir, len(todo),
+                         made_from, digests, save_record)
+    finally:
+        save_record()
     return report
 
 
 def _collect(
-    results: Iterable[tuple[str, str | None]], report: SmoothReport, dst_dir: Path, total: int
+    results: Iterable[tuple[str, str | None]], report: SmoothReport, dst_dir: Path, total: int,
+    made_from: dict[str, str], digests: dict[str, str], save_record: Callable[[], None],
 ) -> None:
     from tqdm import tqdm
 
+    saved = time.monotonic()
     for src, error in tqdm(results, total=total, desc="smooth", unit="img", disable=None, leave=False):
+        name = Path(src).name
         if error is None:
-            report.written.append(dst_dir / Path(src).name)
+            report.written.append(dst_dir / name)
+            made_from[name] = digests[name]
         else:
             report.failed[Path(src)] = error
+        if time.monotonic() - saved > 30:
+            save_record()
+            saved = time.monotonic()

@@ -74,7 +74,8 @@ VERSION_DEFAULTS: dict[str, dict[str, Any]] = {
 
 #: config field -> :class:`AnimeGANLossWeights` field, of the loss weights a config may set
 LOSS_WEIGHT_FIELDS = {"adv_g": "adv_g", "adv_d": "adv_d", "content": "content", "style_weight": "style",
-                      "color": "color", "tv": "tv"}
+                      "color": "color", "tv": "tv", "d_real": "d_real", "d_fake": "d_fake", "d_gray": "d_gray",
+                      "d_smooth": "d_smooth"}
 
 
 @dataclasses.dataclass
@@ -94,15 +95,21 @@ class AnimeGANConfig(BaseTrainConfig):
     # losses: a preset of facetoon.losses.animegan ("v1", "v2", "v2-hayao", ...) + explicit overrides;
     # "auto": the version's own preset
     loss_preset: str = "auto"
-    # < 0 (the default): the preset's value, filled in when the config is made, so that the saved
-    # config shows the weights trained with (same for the fields below; a -1 in a config written by
-    # facetoon <= 0.1 means the same)
+    # < 0 (the default): the preset's value (same for the fields below). The config holds the
+    # resolved numbers (export metadata records them); config.toml and checkpoints keep the -1, so
+    # that the weights follow a later change of loss_preset or version (see placeholders()). Configs
+    # written by facetoon 0.1.x hold the numbers, which then stay as they are (explicit values)
     adv_g: float = -1.0
     adv_d: float = -1.0
     content: float = -1.0
     style_weight: float = -1.0
     color: float = -1.0
     tv: float = -1.0
+    # the discriminator's terms: real anime (-> 1), generated, grayscale and smoothed anime (-> 0)
+    d_real: float = -1.0
+    d_fake: float = -1.0
+    d_gray: float = -1.0
+    d_smooth: float = -1.0
     # perceptual network: "mobilenet_v2" (ImageNet, from the TFLite file), "vgg19:PATH" (ImageNet
     # VGG19 weights you supply; conv4_4 as published) or "random" (smoke tests only)
     perceptual: str = "mobilenet_v2"
@@ -135,18 +142,21 @@ class AnimeGANConfig(BaseTrainConfig):
     def __post_init__(self) -> None:
         if self.version not in ("v1", "v2"):
             raise ConfigError("version must be 'v1' or 'v2'")
-        # settings left at "auto" / < 0 (batch_size: 0) become the version's official values (the
-        # saved config shows them); before the base checks, which need a batch size
+        # the one place placeholders are resolved. Settings left at "auto" / < 0 (batch_size: 0)
+        # become the version's official values, before the base checks, which need a batch size;
+        # then loss weights left < 0 become the preset's (explicit values win)
+        self._placeholders: dict[str, Any] = {}
         for key, value in VERSION_DEFAULTS[self.version].items():
             current = getattr(self, key)
             if current == "auto" or (isinstance(current, float) and current < 0) or \
                     (key == "batch_size" and current == 0):
+                self._placeholders[key] = current
                 setattr(self, key, value)
         super().__post_init__()
-        # loss weights left < 0 become the preset's (explicit values win)
         preset = AnimeGANLossWeights.preset(self.loss_preset)
         for key, term in LOSS_WEIGHT_FIELDS.items():
             if getattr(self, key) < 0:
+                self._placeholders[key] = getattr(self, key)
                 setattr(self, key, getattr(preset, term))
         if self.teacher_weight < 0:
             raise ConfigError(f"teacher_weight must be >= 0, got {self.teacher_weight}")
@@ -163,6 +173,9 @@ class AnimeGANConfig(BaseTrainConfig):
         if self.img_size < 8 or self.img_size % multiple:
             raise ConfigError(f"img_size must be >= 8{' and a multiple of 4 (v1)' if multiple > 1 else ''}, "
                               f"got {self.img_size}")
+        if self.perceptual == "mobilenet_v2" and self.img_size < 32:  # models.mobilenet_v2._check_input
+            raise ConfigError(f"img_size must be >= 32 with perceptual = 'mobilenet_v2' (the smallest input "
+                              f"of MobileNetV2), got {self.img_size}")
         if self.d_channels < 2 or self.d_layers < 1:
             raise ConfigError(f"need d_channels >= 2 and d_layers >= 1, got {self.d_channels}, {self.d_layers}")
         if self.d_norm not in ("layer", "instance"):
@@ -178,10 +191,18 @@ class AnimeGANConfig(BaseTrainConfig):
                 self.perceptual.startswith("vgg19:") and len(self.perceptual) > len("vgg19:")):
             raise ConfigError(f"perceptual must be 'mobilenet_v2', 'vgg19:PATH' or 'random', got {self.perceptual!r}")
 
+    def placeholders(self) -> dict[str, Any]:
+        """The options left to the version or the loss preset, each with the placeholder it was given
+        as (``"auto"``, ``-1.0``, ``batch_size = 0``): :func:`~facetoon.train.config.save_config` and
+        checkpoints write these instead of the resolved values, so that a changed ``version`` or
+        ``loss_preset`` (``--resume --set loss_preset=...``, a copied config.toml) re-derives them
+        all. ``dataclasses.replace`` passes the resolved values on as explicit ones."""
+        return dict(self._placeholders)
+
     def loss_weights(self) -> AnimeGANLossWeights:
-        """The preset's weights (its discriminator terms) with this config's six loss weights."""
-        weights = AnimeGANLossWeights.preset(self.loss_preset)
-        return weights.with_overrides(**{term: getattr(self, key) for key, term in LOSS_WEIGHT_FIELDS.items()})
+        """This config's ten loss weights (the preset's where left unset)."""
+        weights = {term: getattr(self, key) for key, term in LOSS_WEIGHT_FIELDS.items()}
+        return AnimeGANLossWeights().with_overrides(**weights)
 
 
 def build_perceptual(spec: str) -> nn.Module:
@@ -195,9 +216,10 @@ def build_perceptual(spec: str) -> nn.Module:
     raise ConfigError(f"perceptual must be 'mobilenet_v2', 'vgg19:PATH' or 'random', got {spec!r}")
 
 
-def load_teacher(spec: str) -> nn.Module:
+def load_teacher(spec: str, img_size: int) -> nn.Module:
     """A frozen teacher generator: an official CartoonGAN ``.pth``, or a CartoonGAN or AnimeGAN
     weights folder (a ``facetoon export`` output too). Another architecture is a WeightsError here,
+    and an ``img_size`` the teacher does not take (CartoonGAN: multiples of 4) a ConfigError, both
     before any training step."""
     path = Path(spec)
     if path.suffix == ".pth":
@@ -206,6 +228,10 @@ def load_teacher(spec: str) -> nn.Module:
         model: nn.Module = load_official_cartoongan(path)
     else:
         model = load_pretrained(export_model_folder(path), archs=("cartoongan", "animegan"))
+    multiple, smallest = int(getattr(model, "size_multiple", 1)), int(getattr(model, "min_size", 1))
+    if img_size % multiple or img_size < smallest:
+        raise ConfigError(f"img_size must be a multiple of {multiple} and >= {smallest} for the teacher {spec} "
+                          f"({getattr(model, 'arch', type(model).__name__)} input sizes), got {img_size}")
     model.eval().requires_grad_(False)
     return model
 
@@ -254,7 +280,7 @@ class AnimeGANTrainer(Trainer):
         self._kid_reference: np.ndarray | None = None
         self._kid_warned = False
         self.criterion = AnimeGANLoss(rt.prepare_module(build_perceptual(cfg.perceptual)), cfg.loss_weights())
-        self.teacher = rt.prepare_module(load_teacher(cfg.teacher)) if cfg.teacher else None
+        self.teacher = rt.prepare_module(load_teacher(cfg.teacher, cfg.img_size)) if cfg.teacher else None
 
     def warm_start_targets(self) -> tuple[dict[str, nn.Module], tuple[str, ...]]:
         """``init_from`` folder layout: generator/ (required) and discriminator/."""
@@ -324,6 +350,20 @@ class AnimeGANTrainer(Trainer):
         out["lr"] = cfg.g_lr * ramp  # the generator's (the critic's is d_lr / g_lr times it)
         return out
 
+    def fit(self) -> int:
+        """:meth:`Trainer.fit`; a run that ends within the initialisation phase says so."""
+        step = super().fit()
+        if step >= self.config.iterations and self.dist.is_main:
+            self._warn_if_content_only("the run ended")
+        return step
+
+    def _warn_if_content_only(self, what: str) -> None:
+        """A warning when the generator has had only the content-only initialisation."""
+        if 0 < self.step <= self.config.init_steps:
+            log.warning("%s at step %d, within the initialisation (init_steps = %d): only the content-only "
+                        "initialisation ran, the generator has never been trained adversarially", what,
+                        self.step, self.config.init_steps)
+
     # ---- state ---------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         return {"gen": self.gen.state_dict(), "disc": self.disc.state_dict(),
@@ -389,12 +429,15 @@ class AnimeGANTrainer(Trainer):
         photos = list(self.layout.val_images[:cfg.kid_images])
         styles = self.val_style[:cfg.kid_images]
         if len(photos) < 2 or len(styles) < 2:
-            if not self._kid_warned:
+            if not self._kid_warned and cfg.holdout == 0:  # the default: no KID asked for
+                log.info("no validation KID: holdout = 0 keeps no style images out of training (set "
+                         "holdout >= 2 for one)")
+            elif not self._kid_warned:
                 lacking = [f"{len(photos)} photo(s) in val/"] if len(photos) < 2 else []
                 lacking += [f"holdout = {cfg.holdout} style image(s)"] if len(styles) < 2 else []
                 log.warning("no validation KID: it needs at least 2 images per side, got %s",
                             " and ".join(lacking))
-                self._kid_warned = True
+            self._kid_warned = True
             return {}
         from ..metrics.features import extract_features
         from ..metrics.kid import validation_kid_x100
@@ -424,6 +467,7 @@ class AnimeGANTrainer(Trainer):
         ``ema_generator/``.
         """
         out = Path(out_dir)
+        self._warn_if_content_only("exporting")
         meta = {"step": self.step, "train_hours": round(self.train_seconds / 3600, 3),
                 "trainer": "facetoon train animegan", "config": self.trained_config()}
         dtype = torch.float16 if fp16 else None

@@ -5,12 +5,16 @@ default and a comment. :func:`load_config` reads a TOML file (a ``[train]`` tabl
 nothing else, or the options at the top level), applies ``key=value`` overrides (values parsed as
 TOML, so ``lr=2e-4``, ``light=true``, ``name="x"`` or bare strings work) and rejects unknown keys,
 stray tables or wrong types with a :class:`~facetoon.errors.ConfigError` that names the config file
-when the file is at fault. :func:`save_config` writes the resolved config as TOML.
+when the file is at fault (an unknown key with the closest valid ones). :func:`save_config` writes the
+resolved config as TOML, except the options a config class derives from others when they are left
+unset (its ``placeholders()``, e.g. AnimeGAN's loss weights): those keep their placeholder, so that
+they are derived afresh when the config is read back with other settings.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 import tomllib
 from pathlib import Path
@@ -106,7 +110,8 @@ def load_config(
     for source, layer in layers:
         unknown = sorted(set(layer) - names)
         if unknown:
-            raise ConfigError(f"unknown {cls.__name__} option(s): {', '.join(unknown)}", path=source)
+            raise ConfigError(f"unknown {cls.__name__} option(s): {', '.join(unknown)} "
+                              f"({_suggest(unknown, names)})", path=source)
         try:
             layer.update({k: _coerce(cls.__name__, k, v, hints[k]) for k, v in layer.items()})
         except ConfigError as exc:
@@ -131,15 +136,32 @@ def load_config(
     raise ConfigError(message, path=source) from None
 
 
-def config_to_dict(config: Any) -> dict[str, Any]:
-    return dataclasses.asdict(config)
+def _suggest(unknown: list[str], names: set[str]) -> str:
+    """The valid options closest to the ``unknown`` ones, or all of them if none is close."""
+    close = list(dict.fromkeys(m for key in unknown for m in difflib.get_close_matches(key, sorted(names), n=3)))
+    return f"did you mean {', '.join(close)}?" if close else f"valid: {', '.join(sorted(names))}"
+
+
+def config_to_dict(config: Any, placeholders: bool = False) -> dict[str, Any]:
+    """The options of ``config`` as resolved; with ``placeholders``, those the config derived from
+    other options (its ``placeholders()``, if it has the method) as the placeholder they were given as."""
+    data = dataclasses.asdict(config)
+    if placeholders and hasattr(config, "placeholders"):
+        data.update(config.placeholders())
+    return data
 
 
 def save_config(config: Any, path: str | os.PathLike[str]) -> None:
-    """Write the resolved config as TOML (atomically)."""
+    """Write the config as TOML (atomically): the resolved values, except placeholders (see
+    :func:`config_to_dict`), whose lines end with a comment giving their resolved value."""
     import tomli_w
 
     from .._fileutil import atomic_write_bytes
 
-    data = {k: v for k, v in config_to_dict(config).items() if v is not None}
-    atomic_write_bytes(Path(path), tomli_w.dumps({"train": data}).encode())
+    resolved = config_to_dict(config)
+    data = {k: v for k, v in config_to_dict(config, placeholders=True).items() if v is not None}
+    lines = []
+    for line in tomli_w.dumps({"train": data}).splitlines():
+        key = line.partition(" = ")[0]
+        lines.append(f"{line}  # resolved: {resolved[key]!r}" if data.get(key) != resolved.get(key) else line)
+    atomic_write_bytes(Path(path), ("\n".join(lines) + "\n").encode())

@@ -6,7 +6,8 @@ augmentation (a seeded generator). A run resumed at step ``s`` therefore sees ex
 images an uninterrupted run would, whatever the number of loader workers, and each
 distributed rank draws its own disjoint indices.
 
-Images come out as ``(3, S, S)`` float tensors, RGB in [-1, 1].
+Images come out as ``(3, S, S)`` float tensors, RGB in [-1, 1]. Non-square images are not
+distorted: their centre square is used (the short side scaled to the size, the long side cropped).
 
 A bad file does not stop training: a sample whose image cannot be read, or is blank (one colour:
 nothing to learn, and constant maps under instance norm), is replaced by the next file of the same
@@ -23,7 +24,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import TYPE_CHECKING, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -31,6 +32,9 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ..errors import DataError, FacetoonError, first_line
 from ..io import list_images
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 __all__ = [
     "list_images",
@@ -95,12 +99,25 @@ def _read_rgb(path: Path) -> np.ndarray:
     return read_image(path)
 
 
-def load_image_tensor(path: Path, size: int) -> torch.Tensor:
-    """``(3, size, size)`` RGB in [-1, 1]: the image resized (bilinear) without augmentation."""
+def _resize_square(img: Image.Image, side: int) -> Image.Image:
+    """``img`` resized (bilinear) to ``side`` x ``side``; a non-square image is first cropped to
+    its centre square (its short side scaled to ``side``, the long side cut), so nothing is distorted."""
     from PIL import Image
 
-    img = Image.fromarray(_read_rgb(path)).resize((size, size), Image.Resampling.BILINEAR)
-    return _to_tensor(np.asarray(img))
+    w, h = img.size
+    if w != h:
+        m = min(w, h)
+        left, top = (w - m) // 2, (h - m) // 2
+        img = img.crop((left, top, left + m, top + m))
+    return img.resize((side, side), Image.Resampling.BILINEAR)
+
+
+def load_image_tensor(path: Path, size: int) -> torch.Tensor:
+    """``(3, size, size)`` RGB in [-1, 1]: the image resized (bilinear) without augmentation (a
+    non-square image: its centre square)."""
+    from PIL import Image
+
+    return _to_tensor(np.asarray(_resize_square(Image.fromarray(_read_rgb(path)), size)))
 
 
 def _to_tensor(rgb: np.ndarray) -> torch.Tensor:
@@ -109,9 +126,12 @@ def _to_tensor(rgb: np.ndarray) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class Augment:
-    """U-GAT-IT's augmentation: random horizontal flip, resize to ``size + margin``, random crop.
+    """U-GAT-IT's augmentation: random horizontal flip, resize to ``size + margin`` square, random
+    ``size`` crop. A non-square image keeps its aspect ratio: its short side is scaled to
+    ``size + margin`` and the long side centre-cropped (the random draws are the same as for a
+    square image).
 
-    ``margin=30`` is the paper's; ``margin=0`` disables cropping.
+    ``margin=30`` is the paper's; ``margin=0`` disables the random crop.
     """
 
     size: int
@@ -125,7 +145,7 @@ class Augment:
         if self.flip and rng.random() < 0.5:
             img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
         big = self.size + self.margin
-        img = img.resize((big, big), Image.Resampling.BILINEAR)
+        img = _resize_square(img, big)
         x, y = (int(v) for v in rng.integers(0, self.margin + 1, size=2))
         return _to_tensor(np.asarray(img)[y:y + self.size, x:x + self.size])
 
@@ -334,7 +354,11 @@ class PhotoStyleDataset(Dataset):
     """AnimeGAN samples: ``i`` -> ``(photo, style, smooth)``, each ``(3, S, S)`` RGB in [-1, 1].
 
     Photos and style images are drawn independently (unpaired); a style image and its
-    edge-smoothed copy share the file index and the augmentation, so they stay aligned. A bad
+    edge-smoothed copy share the file index and the augmentation, so they stay aligned (a style
+    image whose copy has another shape, made at a smaller size, is first resized to the copy's
+    shape, so that both are resampled alike and differ only at the edges). When
+    the smooth copies were made at another size than ``augment.size`` (their folder's record says
+    so), one warning gives the command that remakes them. A bad
     photo, or a style image whose file or smoothed copy is bad, is replaced by the next one (see
     the module docstring); :attr:`bad_files` lists those found.
     """
@@ -351,6 +375,13 @@ class PhotoStyleDataset(Dataset):
         self.samplers = (DomainSampler(len(self.photos), seed, 0), DomainSampler(len(self.styles), seed, 1))
         self.domains = (_Domain([(p,) for p in self.photos], self.samplers[0], augment.size),
                         _Domain(list(zip(self.styles, self.smooths)), self.samplers[1], augment.size))
+        style_dir, smooth_dir = _folder_of(self.styles), _folder_of(self.smooths)
+        if style_dir is not None and smooth_dir is not None:
+            from ..data.smoothing import smooth_size_warning
+
+            warning = smooth_size_warning(style_dir, smooth_dir, augment.size)
+            if warning:
+                log.warning("%s", warning)
 
     def __len__(self) -> int:
         return 2**62
@@ -363,6 +394,11 @@ class PhotoStyleDataset(Dataset):
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         (photo_rgb,) = self.domains[0].read(i)
         style_rgb, smooth_rgb = self.domains[1].read(i)
+        if style_rgb.shape != smooth_rgb.shape:  # copy made at another size: resample both alike
+            from PIL import Image
+
+            size = (smooth_rgb.shape[1], smooth_rgb.shape[0])
+            style_rgb = np.asarray(Image.fromarray(style_rgb).resize(size, Image.Resampling.BILINEAR))
         photo = self.augment(photo_rgb, np.random.default_rng([self.seed, 0, i, 7]))
         style = self.augment(style_rgb, np.random.default_rng([self.seed, 1, i, 7]))
         smooth = self.augment(smooth_rgb, np.random.default_rng([self.seed, 1, i, 7]))

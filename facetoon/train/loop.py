@@ -57,7 +57,7 @@ from ..errors import ConfigError, TrainingError, WeightsError
 from ..models.serialization import read_config
 from ..runtime import Runtime, resolve_runtime
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, set_aside_checkpoints
-from .config import save_config
+from .config import config_to_dict, save_config
 from .data import StepSampler, make_loader
 from .distributed import DistInfo, all_ranks, any_rank, cleanup_distributed, init_distributed
 from .ema import WeightAverage
@@ -447,7 +447,9 @@ class Trainer(abc.ABC):
     def _full_state(self) -> dict[str, Any]:
         return {"step": self.step, "train_seconds": self.train_seconds, "trainer": self.state_dict(),
                 "ema": self.ema.state_dict() if self.ema is not None else None,
-                "config": dataclasses.asdict(self.config), "best": self.best,
+                # as config.toml holds it: placeholders kept (e.g. AnimeGAN's preset-derived weights), so
+                # a --resume CHECKPOINT with another preset re-derives them; readers resolve it via the class
+                "config": config_to_dict(self.config, placeholders=True), "best": self.best,
                 "warm_started_at": self.warm_started_at, "world_size": self.dist.world_size,
                 "data": self.data_signature()}
 

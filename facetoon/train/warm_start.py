@@ -7,7 +7,8 @@ AnimeGAN: ``generator``, ``discriminator``; with ``ema_decay > 0`` also ``ema_a2
 ``ema_generator``, the weight averages) — the layout ``scripts/ship_weights.py`` writes to
 ``training/<name>/state``. The step count and training time recorded in the first required
 network's metadata carry on, so the learning-rate schedule and data order continue; optimiser
-moments start afresh (they are not exported).
+moments start afresh (they are not exported). Networks exported at different steps (a re-export
+into a folder that kept an earlier export's ``discriminator/``) are refused.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ def warm_start(folder: Path, targets: dict[str, nn.Module],
     """
     if not folder.is_dir():
         raise ConfigError(f"init_from: {folder} is not a folder")
+    _check_same_step(folder, [name for name in targets if (folder / name).is_dir()])
     loaded_names: set[str] = set()
     for name, module in targets.items():
         if not (folder / name).is_dir():
@@ -64,3 +66,18 @@ def warm_start(folder: Path, targets: dict[str, nn.Module],
     step = int(meta.get("step", 0))
     log.info("init_from: continuing at step %d (optimiser moments start afresh)", step)
     return step, float(meta.get("train_hours", 0.0)) * 3600, loaded_names
+
+
+def _check_same_step(folder: Path, names: list[str]) -> None:
+    """A :class:`ConfigError` if the exported networks ``folder/<name>`` record different training
+    steps in their metadata (folders without one, e.g. converted weights, are not compared)."""
+    steps: dict[str, int] = {}
+    for name in names:
+        step = read_config(folder / name).get("meta", {}).get("step")
+        if step is not None:
+            steps[name] = int(step)
+    if len(set(steps.values())) > 1:
+        listed = ", ".join(f"{name}/ step {step}" for name, step in steps.items())
+        raise ConfigError(f"init_from: {folder} holds networks of different training steps ({listed}), e.g. "
+                          "from exports into the same folder: export into an empty folder "
+                          "(facetoon export MODEL RUN_DIR OUT_DIR --discriminators)")
