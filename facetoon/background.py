@@ -159,9 +159,12 @@ class BackgroundStylizer:
             self._net = self._make_fast(self.model)
 
     def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
-        del state["_lock"]  # a lock does not pickle; the copy's model gets its own
-        return state
+        """Pickle / deepcopy support: copied under the model's lock (a tiled call patches the model's
+        norm layers for its duration); the lock itself does not pickle: the copy's model gets its own."""
+        import copy
+
+        with self._lock:
+            return copy.deepcopy({k: v for k, v in self.__dict__.items() if k != "_lock"})
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)

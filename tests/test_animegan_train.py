@@ -631,6 +631,10 @@ def test_saved_config_keeps_the_placeholders_and_the_export_the_numbers(
     assert (explicit.color, explicit.tv, explicit.content) == (20.0, 0.0, 1.5)
     assert explicit.loss_weights() == v2.with_overrides(color=20.0, tv=0.0, d_smooth=0.5)
     assert "color" not in explicit.placeholders() and explicit.placeholders()["content"] == -1.0
+    explicit.content = 3.0  # set after construction: explicit, saved as the number
+    assert "content" not in explicit.placeholders()
+    save_config(explicit, tmp_path / "later.toml")
+    assert load_config(AnimeGANConfig, tmp_path / "later.toml").content == 3.0
     # a config of an older version, with the -1 placeholders: still the preset's values
     old = tmp_path / "old.toml"
     old.write_text("[train]\n" + "".join(f"{k} = -1.0\n" for k in fields[:6]) + 'loss_preset = "v2-hayao"\n')
@@ -652,9 +656,10 @@ def test_a_changed_loss_preset_or_version_applies_in_full(
     assert (v1.d_norm, v1.loss_preset, v1.init_lr, v1.g_lr, v1.d_lr) == ("instance", "v1", 1e-4, 4e-5, 8e-5)
     assert v1.loss_weights() == AnimeGANLossWeights.preset("v1") and v1.style_weight == 3.0
     assert AnimeGANConfig(**{**TINY_CONFIG, "batch_size": 0, "version": "v1"}).batch_size == 6
-    # --resume CHECKPOINT: its saved config keeps the placeholders too
+    # --resume CHECKPOINT: the checkpoint keeps the numbers trained with, and apart which were placeholders
     checkpoint = synthetic_run / "checkpoints" / "step_00000006.pt"
-    assert load_checkpoint(checkpoint)["config"]["content"] == -1.0
+    state = load_checkpoint(checkpoint)
+    assert state["config"]["content"] == 1.5 and state["config_placeholders"]["content"] == -1.0
     code = main(["train", "animegan", "--data", str(layout), "--out", str(tmp_path / "new"), "--resume",
                  str(checkpoint), "--set", "loss_preset=v2-paprika", "--dry-run"])
     values = dict(line.split(" = ", 1) for line in capsys.readouterr().out.splitlines())

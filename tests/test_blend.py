@@ -394,7 +394,8 @@ def test_as_alpha_reads_every_mask_kind_one_way() -> None:
     assert as_alpha(soft * 1.1 - 0.05, "m").min() == 0.0                         # overshoot clipped
     assert np.array_equal(as_support(soft, "m"), soft > 0)
     for bad, message in [(soft * 255, "must lie in \\[0, 1\\]"), (soft * 2 - 1, "must lie in"),
-                         (disc.astype(np.int64), "dtype int64"), (np.full((4, 4), np.nan), "NaN"),
+                         (disc.astype(np.int64) * 300, "0..255"), (disc.astype(np.complex64), "dtype complex64"),
+                         (np.full((4, 4), np.nan), "NaN"),
                          (np.zeros((4, 4, 3)), "expected an \\(h, w\\) mask"), ([[0, 1]], "got list")]:
         with pytest.raises(InvalidImageError, match="^mask: .*" + message):
             as_alpha(bad, "mask")
@@ -444,3 +445,17 @@ def test_harmonize_and_seam_score_read_uint8_masks_as_0_to_255() -> None:
     assert ref_score.band_pixels > 0
     for mask in (disc.astype(np.uint8), disc.astype(np.uint8) * 255, disc.astype(np.float32)):
         assert seam_score(hard, mask, face=face, scene=scene) == ref_score, mask.dtype
+
+
+def test_integer_masks_of_any_type_read_like_uint8() -> None:
+    """An int64 0 / 1 mask (np.where) is a binary mask, as a uint8 one; out of 0..255 it is refused."""
+    from facetoon.blend.mask import as_alpha, feather
+    from facetoon.errors import InvalidImageError
+
+    m = np.where(np.arange(16).reshape(4, 4) > 7, 1, 0)
+    assert m.dtype == np.int64
+    np.testing.assert_array_equal(as_alpha(m, "m"), m.astype(np.float32))
+    np.testing.assert_array_equal(as_alpha(m * 255, "m"), m.astype(np.float32))
+    assert feather(np.pad(np.ones((6, 6), np.int64), 2), 2.0).max() > 0.9
+    with pytest.raises(InvalidImageError, match="0..255"):
+        as_alpha(m * 300, "m")

@@ -194,7 +194,8 @@ def test_best_state_holds_that_steps_average(data: Path, tmp_path: Path) -> None
     trainer = _ScriptedWorse(cfg, data, tmp_path / "run", resume=True)
     trainer.fit()
     best_json = json.loads((tmp_path / "run" / "checkpoints" / "best.json").read_text())
-    assert best_json == {"step": 6, "metric": "kid_x100", "value": 200.0, "weights": "trained"}
+    assert best_json == {"step": 6, "metric": "kid_x100", "value": 200.0, "weights": "trained",
+                         "measure": {"kid_images": cfg.kid_images, "kid_backend": cfg.kid_backend}}
     trainer.close()
 
 

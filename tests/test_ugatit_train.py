@@ -344,7 +344,7 @@ def test_end_to_end_real_images_with_kid(real_data: Path, tmp_path: Path) -> Non
 class _ScriptedValidation(UGATITTrainer):
     """The real trainer with a scripted validation metric, to test the best-state service."""
 
-    scores = {2: 50.0, 4: 40.0, 6: 45.0, 8: 30.0, 10: 35.0}
+    scores = {2: 50.0, 4: 40.0, 6: 45.0, 8: 30.0, 10: 35.0, 12: 60.0}
 
     def validate(self) -> dict[str, float]:
         return {"kid_x100": self.scores[self.step], "kid_x100_std": 0.0}
@@ -378,7 +378,8 @@ def test_best_validation_state_is_kept_apart_and_survives_resume(synthetic_data:
     # the best (step 4: 40) is kept although only the last checkpoint (step 6) survives pruning
     assert ckpt_steps(run) == [6]
     best = json.loads((run / "checkpoints" / "best.json").read_text())
-    assert best == {"step": 4, "metric": "kid_x100", "value": 40.0, "weights": "trained"}
+    measure = {"kid_images": cfg.kid_images, "kid_backend": cfg.kid_backend}
+    assert best == {"step": 4, "metric": "kid_x100", "value": 40.0, "weights": "trained", "measure": measure}
     state = load_checkpoint(run / "checkpoints" / "best.pt")
     assert state["step"] == 4 and state["best"] == best
     assert not list((run / "checkpoints").glob(".*"))  # no temporary files left behind
@@ -394,6 +395,14 @@ def test_best_validation_state_is_kept_apart_and_survives_resume(synthetic_data:
     assert main(["-q", "export", "ugatit", str(run), str(tmp_path / "best"), "--checkpoint",
                  str(run / "checkpoints" / "best.pt")]) == 0
     assert json.loads((tmp_path / "best" / "a2b" / "config.json").read_text())["meta"]["step"] == 8
+    # a KID measured on another sample (kid_images is runtime-only) is not compared with the old best:
+    # the first validation after the change is the new best although its value is worse
+    cfg = dataclasses.replace(cfg, iterations=12, kid_images=cfg.kid_images + 2)
+    trainer = _ScriptedValidation(cfg, synthetic_data, run, resume=True)
+    trainer.fit()
+    trainer.close()
+    best = json.loads((run / "checkpoints" / "best.json").read_text())
+    assert (best["step"], best["value"], best["measure"]["kid_images"]) == (12, 60.0, cfg.kid_images)
 
 
 def test_dry_run_prints_config_and_writes_nothing(synthetic_data: Path, tmp_path: Path,

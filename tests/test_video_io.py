@@ -553,3 +553,20 @@ def test_an_av1_source_is_reported_as_av1_and_kept_by_codec_source(tmp_path: Pat
     info = probe_video(src)
     assert info.codec == "av1"
     assert resolve_codec("source", "matroska", info.codec) == "libsvtav1"
+
+
+def test_a_plan_of_other_settings_is_not_used(tmp_path: Path) -> None:
+    """VideoWriter(plan=...) skips its checks only for the settings the plan was made for: other
+    ones are checked (a bad colorspace is a ConfigError, not a KeyError) and honoured."""
+    plan = check_output(tmp_path / "a.mp4", width=64, height=48)
+    tb = Fraction(1, 24)
+    with pytest.raises(ConfigError, match="colorspace"):
+        VideoWriter(tmp_path / "b.mp4", width=64, height=48, fps=24, time_base=tb, plan=plan, colorspace="bogus")
+    with pytest.raises(ConfigError, match="crf"):
+        VideoWriter(tmp_path / "b.mp4", width=64, height=48, fps=24, time_base=tb, plan=plan, crf=99)
+    w = VideoWriter(tmp_path / "c.mp4", width=64, height=48, fps=24, time_base=tb, plan=plan, codec="mpeg4")
+    assert w.encoder == "mpeg4"
+    w.abort(keep_partial=False)
+    w = VideoWriter(tmp_path / "a.mp4", width=64, height=48, fps=24, time_base=tb, plan=plan)
+    assert w.encoder == "libx264"
+    w.abort(keep_partial=False)

@@ -12,13 +12,18 @@ opacity per pixel) or :func:`as_support` (a binary **support**: where something 
 all accept the same inputs, ``(h, w)`` or ``(h, w, 1)``:
 
 * ``bool``: ``False`` / ``True`` = 0 / 1;
-* ``uint8``: ``0..255`` = opacity ``v / 255`` — except a mask holding only the values 0 and 1
-  (the usual binary mask of OpenCV code, and of :func:`face_region`), which is read as 0 / 1;
+* ``uint8`` (or another integer type): ``0..255`` = opacity ``v / 255`` — except a mask holding
+  only the values 0 and 1 (the usual binary mask of OpenCV code, of ``np.where`` and of
+  :func:`face_region`), which is read as 0 / 1;
 * float (16, 32 or 64 bits): ``[0, 1]``; up to 0.25 outside (interpolation overshoot) is
   clipped, further out (a mask of ``0..255`` or ``-1..1`` floats) is refused.
 
-A support is where that alpha is > 0. Anything else (another dtype, NaN, a wrong shape) raises
-:class:`~facetoon.errors.InvalidImageError` naming the argument.
+A support is where that alpha is > 0. Anything else (another dtype, NaN, not an ``(h, w)``
+array) raises :class:`~facetoon.errors.InvalidImageError` naming the argument; a mask whose size
+differs from the image it goes with is a :class:`~facetoon.errors.ConfigError` in
+:func:`~facetoon.blend.harmonize.harmonize`, :func:`~facetoon.blend.seam.seam_score` and
+:func:`crop_face_mask` (an :class:`~facetoon.errors.InvalidImageError` in ``poisson_blend``,
+``band_weights`` and ``paste_back``, which check it with the mask).
 
 Shape
 -----
@@ -86,10 +91,14 @@ def as_alpha(mask: Any, name: str, shape: tuple[int, ...] | None = None) -> np.n
         raise InvalidImageError(f"{name}: expected shape {tuple(shape[:2])}, got {mask.shape}")
     if m.dtype == np.bool_:
         return m.astype(np.float32)
-    if m.dtype == np.uint8:
-        return m.astype(np.float32) if int(m.max()) <= 1 else m.astype(np.float32) / np.float32(255.0)
+    if np.issubdtype(m.dtype, np.integer):  # uint8, or e.g. int64 from np.where: 0..255 or 0 / 1
+        low, top = int(m.min()), int(m.max())
+        if low < 0 or top > 255:
+            raise InvalidImageError(f"{name}: an integer mask must lie in 0..255 (or be 0 / 1), got values "
+                                    f"in [{low}, {top}]")
+        return m.astype(np.float32) if top <= 1 else m.astype(np.float32) / np.float32(255.0)
     if not np.issubdtype(m.dtype, np.floating):
-        raise InvalidImageError(f"{name}: expected a bool, uint8 (0..255) or float ([0, 1]) mask, "
+        raise InvalidImageError(f"{name}: expected a bool, integer (0..255) or float ([0, 1]) mask, "
                                 f"got dtype {m.dtype}")
     lo, hi = float(m.min()), float(m.max())
     if not (np.isfinite(lo) and np.isfinite(hi)):

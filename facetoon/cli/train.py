@@ -116,7 +116,7 @@ def _checkpoint_config(config_cls: type, checkpoint: Any) -> dict[str, Any] | No
     from ..train.checkpoint import checkpoint_config
     from ..train.loop import RUNTIME_ONLY_KEYS
 
-    saved = checkpoint_config(checkpoint)
+    saved = checkpoint_config(checkpoint, placeholders=True)  # a --set loss_preset re-derives its weights
     if saved is None:
         log.warning("--resume: %s holds no saved config: the config is resolved as for --resume without "
                     "a file", checkpoint)

@@ -255,8 +255,13 @@ def smooth_directory(
                 chunks = max(1, len(todo) // (8 * n))
                 _collect(pool.map(_work, todo, chunksize=chunks), report, dst_dir, len(todo),
                          made_from, digests, save_record)
-    finally:
-        save_record()
+    except BaseException:
+        try:  # keep what was made (an interrupt, a full disk...), but raise the error that stopped it
+            save_record()
+        except OSError as exc:
+            log.warning("%s: could not record the smoothed copies made so far: %s", dst_dir, exc)
+        raise
+    save_record()
     return report
 
 

@@ -219,8 +219,9 @@ def color_loss(photo: Tensor, fake: Tensor) -> Tensor:
     (in float32 also under autocast)."""
     _check_pair(photo, fake, "color_loss")
     with _full_precision(photo):
-        p = rgb_to_yuv((photo.float() + 1.0) * 0.5)
-        g = rgb_to_yuv((fake.float() + 1.0) * 0.5)
+        # [-1, 1] images (tanh outputs, data) mapped to [0, 1]: no range check in the training loop
+        p = rgb_to_yuv((photo.float() + 1.0) * 0.5, check=False)
+        g = rgb_to_yuv((fake.float() + 1.0) * 0.5, check=False)
         return ((p[:, 0] - g[:, 0]).abs().mean()
                 + F.huber_loss(g[:, 1], p[:, 1], delta=1.0)
                 + F.huber_loss(g[:, 2], p[:, 2], delta=1.0))

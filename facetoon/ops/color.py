@@ -113,18 +113,20 @@ def grayscale_to_rgb(image: Tensor) -> Tensor:
     return image.expand(*image.shape[:-3], 3, *image.shape[-2:])
 
 
-def rgb_to_yuv(image: Tensor) -> Tensor:
+def rgb_to_yuv(image: Tensor, *, check: bool = True) -> Tensor:
     """``(*, 3, H, W)`` RGB in [0, 1] -> ``(*, 3, H, W)`` YUV (Y in [0, 1], U in [-0.436, 0.436],
     V in [-0.615, 0.615]; analog BT.601).
 
-    The transform is linear: values above 1 pass through (scaled alike).
+    The transform is linear: values above 1 pass through (scaled alike). ``check=False`` skips the
+    range check (a device sync), for callers whose input is in [0, 1] by construction (losses).
 
     Raises:
         InvalidImageError: not a floating ``(*, 3, H, W)`` tensor, or values below -1e-3 (e.g. a
             [-1, 1] model tensor: pass ``(x + 1) / 2``).
     """
     _check_image(image, "rgb_to_yuv(image)")
-    _check_unit_range(image, "rgb_to_yuv(image)", upper=False)
+    if check:
+        _check_unit_range(image, "rgb_to_yuv(image)", upper=False)
     return _mix(image, torch.tensor(_RGB2YUV, dtype=torch.float64))
 
 

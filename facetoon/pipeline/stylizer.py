@@ -247,11 +247,15 @@ class Stylizer:
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickle / deepcopy support: the lock is not copied (a new one is made), nor the fused face
-        module (rebuilt on first use)."""
-        state = dict(self.__dict__)
-        del state["_lock"]
-        state["_fused_face"] = None
-        return state
+        module (rebuilt on first use). The state is copied under the lock, so a call running in
+        another thread (which patches the scene model's norm layers while tiling) is not caught
+        half-way."""
+        import copy
+
+        with self._lock:
+            state = {k: v for k, v in self.__dict__.items() if k != "_lock"}
+            state["_fused_face"] = None
+            return copy.deepcopy(state)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)

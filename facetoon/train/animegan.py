@@ -145,18 +145,18 @@ class AnimeGANConfig(BaseTrainConfig):
         # the one place placeholders are resolved. Settings left at "auto" / < 0 (batch_size: 0)
         # become the version's official values, before the base checks, which need a batch size;
         # then loss weights left < 0 become the preset's (explicit values win)
-        self._placeholders: dict[str, Any] = {}
+        self._placeholders: dict[str, tuple[Any, Any]] = {}  # option -> (as given, as resolved)
         for key, value in VERSION_DEFAULTS[self.version].items():
             current = getattr(self, key)
             if current == "auto" or (isinstance(current, float) and current < 0) or \
                     (key == "batch_size" and current == 0):
-                self._placeholders[key] = current
+                self._placeholders[key] = (current, value)
                 setattr(self, key, value)
         super().__post_init__()
         preset = AnimeGANLossWeights.preset(self.loss_preset)
         for key, term in LOSS_WEIGHT_FIELDS.items():
             if getattr(self, key) < 0:
-                self._placeholders[key] = getattr(self, key)
+                self._placeholders[key] = (getattr(self, key), getattr(preset, term))
                 setattr(self, key, getattr(preset, term))
         if self.teacher_weight < 0:
             raise ConfigError(f"teacher_weight must be >= 0, got {self.teacher_weight}")
@@ -196,8 +196,9 @@ class AnimeGANConfig(BaseTrainConfig):
         as (``"auto"``, ``-1.0``, ``batch_size = 0``): :func:`~facetoon.train.config.save_config` and
         checkpoints write these instead of the resolved values, so that a changed ``version`` or
         ``loss_preset`` (``--resume --set loss_preset=...``, a copied config.toml) re-derives them
-        all. ``dataclasses.replace`` passes the resolved values on as explicit ones."""
-        return dict(self._placeholders)
+        all. An option set to another value since is explicit (not listed); ``dataclasses.replace``
+        passes the resolved values on as explicit ones."""
+        return {k: given for k, (given, resolved) in self._placeholders.items() if getattr(self, k) == resolved}
 
     def loss_weights(self) -> AnimeGANLossWeights:
         """This config's ten loss weights (the preset's where left unset)."""

@@ -104,9 +104,11 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
         raise WeightsError(f"cannot read checkpoint ({detail})", path=p) from None
 
 
-def checkpoint_config(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+def checkpoint_config(path: str | os.PathLike[str], placeholders: bool = False) -> dict[str, Any] | None:
     """The config saved in a checkpoint (``None`` if it has none), read without loading its tensors
-    (memory-mapped: about a second, where :func:`load_checkpoint` reads everything)."""
+    (memory-mapped: about a second, where :func:`load_checkpoint` reads everything): the values it
+    trained with, or with ``placeholders`` those left to a placeholder as such (e.g. AnimeGAN's
+    ``-1`` = the preset's weight; see ``AnimeGANConfig.placeholders``)."""
     p = Path(path)
     if not p.is_file():
         raise WeightsError("checkpoint not found", path=p)
@@ -117,4 +119,7 @@ def checkpoint_config(path: str | os.PathLike[str]) -> dict[str, Any] | None:
         detail = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
         raise WeightsError(f"cannot read checkpoint ({detail})", path=p) from None
     config = state.get("config") if isinstance(state, dict) else None
-    return dict(config) if isinstance(config, dict) else None
+    if not isinstance(config, dict):
+        return None
+    given = state.get("config_placeholders") if placeholders else None
+    return {**config, **given} if isinstance(given, dict) else dict(config)

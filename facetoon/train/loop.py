@@ -57,7 +57,7 @@ from ..errors import ConfigError, TrainingError, WeightsError
 from ..models.serialization import read_config
 from ..runtime import Runtime, resolve_runtime
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, set_aside_checkpoints
-from .config import config_to_dict, save_config
+from .config import save_config
 from .data import StepSampler, make_loader
 from .distributed import DistInfo, all_ranks, any_rank, cleanup_distributed, init_distributed
 from .ema import WeightAverage
@@ -193,7 +193,7 @@ class Trainer(abc.ABC):
         self.runtime: Runtime = runtime
         self.step = 0
         self.train_seconds = 0.0  # wall-clock seconds spent in training steps, summed over sessions
-        self.best: dict[str, Any] | None = None  # {"step", "metric", "value"} of the best validation
+        self.best: dict[str, Any] | None = None  # {"step", "metric", "value", ...} of the best validation
         self.warm_started_at: int | None = None  # the step an init_from warm start continued at
         # the config saved with the resumed checkpoint (what its weights trained with), until a step trains
         self._checkpoint_config: dict[str, Any] | None = None
@@ -447,9 +447,10 @@ class Trainer(abc.ABC):
     def _full_state(self) -> dict[str, Any]:
         return {"step": self.step, "train_seconds": self.train_seconds, "trainer": self.state_dict(),
                 "ema": self.ema.state_dict() if self.ema is not None else None,
-                # as config.toml holds it: placeholders kept (e.g. AnimeGAN's preset-derived weights), so
-                # a --resume CHECKPOINT with another preset re-derives them; readers resolve it via the class
-                "config": config_to_dict(self.config, placeholders=True), "best": self.best,
+                # the values trained with, and apart the options left to placeholders (e.g. AnimeGAN's
+                # preset-derived weights), which a --resume CHECKPOINT with another preset re-derives
+                "config": dataclasses.asdict(self.config),
+                "config_placeholders": getattr(self.config, "placeholders", dict)(), "best": self.best,
                 "warm_started_at": self.warm_started_at, "world_size": self.dist.world_size,
                 "data": self.data_signature()}
 
@@ -465,14 +466,20 @@ class Trainer(abc.ABC):
         value = stats.get(self.best_metric)
         if not self.dist.is_main or value is None or not math.isfinite(value):
             return False
-        # what the metric measured: the weight average or the trained weights (``ema_decay``)
+        # what the metric measured: the weight average or the trained weights (``ema_decay``), and
+        # with which sample and features (runtime-only keys: a resume may change them)
         weights = "average" if self.ema is not None and self.ema.started else "trained"
+        measure = {k: getattr(self.config, k) for k in ("kid_images", "kid_backend") if hasattr(self.config, k)}
         if self.best is not None and self.best.get("weights", "trained") != weights:
             log.info("the best %s so far (step %d) measured the %s weights, this one the %s: comparing afresh",
                      self.best_metric, self.best["step"], self.best.get("weights", "trained"), weights)
+        elif self.best is not None and self.best.get("measure", measure) != measure:
+            log.info("the best %s so far (step %d) was measured with %s, this one with %s: comparing afresh",
+                     self.best_metric, self.best["step"], self.best["measure"], measure)
         elif self.best is not None and value >= float(self.best["value"]):
             return False
-        self.best = {"step": self.step, "metric": self.best_metric, "value": float(value), "weights": weights}
+        self.best = {"step": self.step, "metric": self.best_metric, "value": float(value), "weights": weights,
+                     "measure": measure}
         folder = self.run_dir / "checkpoints"
         with atomic_open(folder / "best.pt", suffix=".pt") as f:
             torch.save(self._full_state(), f)

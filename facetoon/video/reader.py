@@ -100,8 +100,8 @@ _MATRIX_OF_TAG: dict[int, str] = {
 # (FFmpeg's own, av_color_transfer_name, but for the HDR ones: "pq", "hlg"); others are "unknown"
 TRANSFER_NAMES: dict[int, str] = {
     1: "bt709",
-    4: "bt470m",          # gamma 2.2
-    5: "bt470bg",         # gamma 2.8
+    4: "gamma22",         # BT.470 M
+    5: "gamma28",         # BT.470 BG
     6: "smpte170m",       # BT.601
     7: "smpte240m",
     8: "linear",

@@ -345,12 +345,19 @@ def _check_muxing(path: Path, container: str, encoder: str, pix_fmt: str, size: 
 
 @dataclass(frozen=True)
 class OutputPlan:
-    """What :func:`check_output` settled: the muxer, the encoder, its pixel format and options."""
+    """What :func:`check_output` settled: the muxer, the encoder, its pixel format and options;
+    ``request``: the settings it checked (a :class:`VideoWriter` uses the plan only for the same)."""
 
     container: str
     encoder: str
     pix_fmt: str
     options: dict[str, str] = field(default_factory=dict)
+    request: tuple[Any, ...] = ()
+
+
+def _request(path: Path, *settings: Any, audio: Sequence[Any], options: Mapping[str, str] | None) -> tuple[Any, ...]:
+    """The settings of a :func:`check_output` call, comparable (see :attr:`OutputPlan.request`)."""
+    return (str(path), *settings, tuple(id(s) for s in audio), tuple(sorted((options or {}).items())))
 
 
 def check_output(
@@ -398,6 +405,7 @@ def check_output(
         raise ConfigError(f"transfer: expected None or one of {', '.join(_TRANSFER_TAGS)}, got {transfer!r}")
     encoder = resolve_codec(codec, container, source_codec)
     _quiet_encoder(encoder)
+    pix_fmt_given = pix_fmt
     if pix_fmt is None:
         pix_fmt = "yuv420p" if int(width) % 2 == 0 and int(height) % 2 == 0 else "yuv444p"
     if preset is not None and (isinstance(preset, bool) or not isinstance(preset, (str, int))):
@@ -416,7 +424,9 @@ def check_output(
         _check_encoder(encoder, pix_fmt, opts, size)
     # before creating any file: codecs the container cannot hold, the audio to copy included
     _check_muxing(path, container, encoder, pix_fmt, size, opts, audio, muxes)
-    return OutputPlan(container=container, encoder=encoder, pix_fmt=pix_fmt, options=opts)
+    return OutputPlan(container=container, encoder=encoder, pix_fmt=pix_fmt, options=opts,
+                      request=_request(path, width, height, codec, crf, preset, pix_fmt_given, colorspace, transfer,
+                                       source_codec, audio=audio, options=options))
 
 
 class VideoWriter:
@@ -481,6 +491,11 @@ class VideoWriter:
         self.path = Path(path)
         self.width, self.height = int(width), int(height)
         audio = list(audio)
+        if plan is not None and plan.request != _request(self.path, width, height, codec, crf, preset, pix_fmt,
+                                                         colorspace, transfer, source_codec, audio=audio,
+                                                         options=options):
+            log.debug("%s: the plan given is of other settings: checked again", self.path)
+            plan = None
         if plan is None:
             plan = check_output(self.path, width=self.width, height=self.height, codec=codec, crf=crf,
                                 preset=preset, pix_fmt=pix_fmt, colorspace=colorspace, transfer=transfer,
