@@ -159,12 +159,10 @@ class BackgroundStylizer:
             self._net = self._make_fast(self.model)
 
     def __getstate__(self) -> dict[str, Any]:
-        """Pickle / deepcopy support: copied under the model's lock (a tiled call patches the model's
-        norm layers for its duration); the lock itself does not pickle: the copy's model gets its own."""
-        import copy
-
-        with self._lock:
-            return copy.deepcopy({k: v for k, v in self.__dict__.items() if k != "_lock"})
+        """Pickle / deepcopy support: the lock does not pickle (the copy's model gets its own). Copy
+        it while no other thread runs it: a tiled call patches the model's norm layers meanwhile
+        (:class:`~facetoon.Stylizer` copies its scene model under the model's lock)."""
+        return {k: v for k, v in self.__dict__.items() if k != "_lock"}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)

@@ -250,12 +250,14 @@ class Stylizer:
         module (rebuilt on first use). The state is copied under the lock, so a call running in
         another thread (which patches the scene model's norm layers while tiling) is not caught
         half-way."""
+        import contextlib
         import copy
 
-        with self._lock:
+        scene = self._background
+        with self._lock, (scene._lock if scene is not None else contextlib.nullcontext()):
             state = {k: v for k, v in self.__dict__.items() if k != "_lock"}
             state["_fused_face"] = None
-            return copy.deepcopy(state)
+            return copy.deepcopy(state)  # one copy: the models shared by its parts stay shared
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
