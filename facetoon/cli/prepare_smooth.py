@@ -43,19 +43,20 @@ def run(args: argparse.Namespace) -> int:
     from ..data.smoothing import smooth_directory
     from ..errors import ConfigError, DataError, OutputError
 
-    # checked before any image is read or the output folder (and its settings record) is made
-    if args.size is not None and args.size < 8:
-        raise ConfigError(f"--size must be >= 8, got {args.size}")
-    if args.kernel_size < 1 or args.kernel_size % 2 == 0:
-        raise ConfigError(f"--kernel-size must be a positive odd number (e.g. 3, 5, 7), got {args.kernel_size}")
-    if args.workers is not None and args.workers < 1:
-        raise ConfigError(f"--workers must be >= 1, got {args.workers}")
+    # the OUT_DIR blocker named as the command line names it (smooth_directory checks its settings
+    # before any work too; their messages get the option's name below)
     blocker = not_a_folder(Path(args.out_dir))
     if blocker is not None:
         raise OutputError("OUT_DIR is a file, not a folder" if blocker == Path(args.out_dir)
                           else f"OUT_DIR cannot be made: {not_a_folder_reason(blocker)}", path=args.out_dir)
-    report = smooth_directory(args.style_dir, args.out_dir, workers=args.workers, size=args.size,
-                              kernel_size=args.kernel_size, overwrite=args.overwrite)
+    try:
+        report = smooth_directory(args.style_dir, args.out_dir, workers=args.workers, size=args.size,
+                                  kernel_size=args.kernel_size, overwrite=args.overwrite)
+    except ConfigError as exc:
+        name = next((k for k in ("kernel_size", "workers", "size") if exc.reason.startswith(f"{k} must")), None)
+        if name is None:
+            raise
+        raise ConfigError(f"--{name.replace('_', '-')}{exc.reason[len(name):]}", path=exc.path) from None
     log = logging.getLogger("facetoon")
     log.info("smooth: %d written, %d already done, %d failed -> %s", len(report.written),
              len(report.skipped), len(report.failed), args.out_dir)
