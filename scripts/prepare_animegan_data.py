@@ -7,7 +7,7 @@ edge-smoothed style copies computed by ``facetoon prepare-smooth``:
                        face model's held-out validation selfies
     OUT/anime/style/   selfie2anime trainB anime frames, minus the face model's held-out ones
     OUT/anime/smooth/  their edge-smoothed copies, made at the training size (``--size``, default
-                       128: img_size of configs/animegan_anime_cpu.toml; the shipped animegan-anime
+                       128: img_size of configs/animegan_anime_cpu*.toml; the first run's animegan-anime
                        weights were trained before this option, on copies made at the frames' 256 px)
     OUT/val/           8 BSDS500 test-like photos (the first of bsds500/val) for the sample grids
 

@@ -55,6 +55,28 @@ def phase_config_file(config: dict) -> str | None:
     return None
 
 
+def animegan_config_file(config: dict) -> str | None:
+    """The committed ``configs/animegan_*.toml`` a run's resolved config comes from: the one all of
+    whose settings the run has, but those a resume may change (``RUNTIME_ONLY_KEYS``: schedule of
+    checkpoints and samples, precision, ``init_from``); ``None`` if none does."""
+    from facetoon.train.loop import RUNTIME_ONLY_KEYS
+
+    for path in sorted((REPO / "configs").glob("animegan_*.toml")):
+        train = tomllib.loads(path.read_text()).get("train", {})
+        if all(config.get(k) == v for k, v in train.items() if k not in RUNTIME_ONLY_KEYS):
+            return path.relative_to(REPO).as_posix()
+    return None
+
+
+def scene_scores_table(rows: list[dict]) -> str:
+    """The rows of ``scripts/score_scene_model.py --record`` as a Markdown table."""
+    lines = ["| generator | what it is | its step | KIDx100 | date |", "|---|---|---|---|---|"]
+    for r in rows:
+        step = "-" if r.get("step") is None else r["step"]
+        lines.append(f"| `{r['generator']}` | {r.get('label') or '-'} | {step} | {r['kid_x100']:.1f} | {r['date']} |")
+    return "\n".join(lines)
+
+
 def session_config_file(row: dict) -> str | None:
     """The config file a ``sessions.jsonl`` row trained with (older rows: by their image size)."""
     return row.get("config_file") or LEGACY_UGATIT_CONFIGS.get(row.get("img_size", 0))
@@ -412,6 +434,37 @@ def animegan_card(meta: dict, stats: list[dict], config_text: str, sessions: lis
     teacher = (f"yes: the official CartoonGAN Hayao generator (MIT licence) as a distillation teacher, "
                f"`teacher_weight = {cfg['teacher_weight']}` x L1(G(p), T(p)) added to the AnimeGAN losses"
                if cfg.get("teacher") and cfg.get("teacher_weight", 0) > 0 else "none")
+    if cfg.get("teacher_init"):
+        teacher += " and to the initialisation's content loss (`teacher_init`)"
+    init = "content + distillation" if cfg.get("teacher_init") else "content-only"
+    steps_note = f"the first {cfg['init_steps']} steps are the {init} initialisation"
+    if meta["step"] <= cfg["init_steps"]:
+        steps_note = (f"all within the {cfg['init_steps']}-step {init} initialisation: "
+                      "**not yet trained adversarially**")
+    config_path = animegan_config_file(tomllib.loads(config_text).get("train", {}))
+    config_file = f"`{config_path}`" if config_path else "(no committed config file has all of the run's settings)"
+    config_arg = config_path or "CONFIG"
+    training = REPO / "training" / NAMES["animegan"]
+    scores = read_jsonl(training / "scene_scores.jsonl")
+    scores_text = "" if not scores else f"""
+## Validation on portraits
+
+`python scripts/score_scene_model.py GENERATOR ... --record training/animegan-anime/scene_scores.jsonl`:
+each generator stylizes the face model's 200 held-out selfies (256 px; kept out of this model's
+data too) and the score is KIDx100 against the face model's 200 held-out anime faces (issue 8's
+metric, the face model's validation). It says how far the scene model alone moves a portrait toward
+the anime frames of the face model; the selfies unchanged score about 165, the CartoonGAN Hayao
+teacher about 63.
+
+{scene_scores_table(scores)}
+"""
+    first_run = REPO / "training" / "animegan-anime-run1"
+    first_run_text = "" if not first_run.is_dir() else f"""
+**An earlier run.** `training/animegan-anime-run1/` holds the first run of this model
+(`configs/animegan_anime_cpu.toml`: content-only initialisation of 500 steps, then 4111
+adversarial steps, 4.27 h): its generator barely moved from the initialisation{" (its scores below)" if scores else ""};
+its step-1381 weights were the default scene model before this run's.
+"""
     return f"""# animegan-anime: the default scene (background) model of facetoon
 
 AnimeGAN{cfg['version']} generator (photo -> anime scene), trained **from scratch on this project's
@@ -420,7 +473,7 @@ AnimeGAN{cfg['version']} generator (photo -> anime scene), trained **from scratc
 | | |
 |---|---|
 | architecture | `animegan` version {cfg['version']} (2,143,552 parameters for v2), trained at {cfg['img_size']} px, runs at any size |
-| training steps | {meta['step']} (batch {cfg['batch_size']}; the first {cfg['init_steps']} steps are the content-only initialisation) |
+| training steps | {meta['step']} (batch {cfg['batch_size']}; {steps_note}) |
 | wall-clock training time | {meta['train_hours']:.2f} h on 2 CPU cores (shared with development work) |
 | losses | AnimeGAN{cfg['version']}: adversarial (LSGAN, grayscale and edge-smoothed anime as negatives), content, grayscale style, colour, TV; preset `{cfg['loss_preset']}` |
 | perceptual network | `{cfg['perceptual']}` |
@@ -429,12 +482,12 @@ AnimeGAN{cfg['version']} generator (photo -> anime scene), trained **from scratc
 | storage | fp16 safetensors, upcast to fp32 on load |
 
 **Status: an early checkpoint of a run that continues across sessions**; it is not yet a good
-anime scene model.{continued(meta)}
+anime scene model.{continued(meta)}{" Being from the initialisation, it mostly imitates the teacher's colours and is still blurred; the adversarial phase (its edge-smoothed negatives push for crisp edges) comes next." if meta["step"] <= cfg["init_steps"] else ""}
 
 ## Training sessions
 
 {sessions_table(sessions)}
-
+{first_run_text}{scores_text}
 ## Data
 
 Built by `python scripts/prepare_animegan_data.py` from `../shared`: photos = BSDS500 train+val
@@ -453,7 +506,7 @@ and, for validation photos, the photo | CartoonGAN Hayao | this model:
 
 ## Configuration
 
-`configs/animegan_anime_cpu.toml` (its header lists every deviation from the official settings,
+{config_file} (its header lists every deviation from the official settings,
 all for CPU time). Resolved config of the run:
 
 ```toml
@@ -468,9 +521,9 @@ all for CPU time). Resolved config of the run:
 
 ```bash
 python scripts/prepare_animegan_data.py
-facetoon train animegan --data ../data/animegan --out RUN_DIR --config configs/animegan_anime_cpu.toml --resume
+facetoon train animegan --data ../data/animegan --out RUN_DIR --config {config_arg} --resume
 # without the full checkpoint (a new machine): warm start from the committed compact state
-facetoon train animegan --data ../data/animegan --out RUN_DIR --config configs/animegan_anime_cpu.toml \\
+facetoon train animegan --data ../data/animegan --out RUN_DIR --config {config_arg} \\
     --set init_from=training/animegan-anime/state
 python scripts/ship_weights.py animegan RUN_DIR
 ```
@@ -547,7 +600,8 @@ def main() -> int:
     run_config = tomllib.loads(config_text).get("train", {})
     precision = run_config.get("precision", "auto")  # the run's, not the export's
     sessions = record_session(training / "sessions.jsonl", first_step, state_meta, precision,
-                              phase_config_file(run_config) if args.model == "ugatit" else None)
+                              phase_config_file(run_config) if args.model == "ugatit"
+                              else animegan_config_file(run_config))
     # the step the committed state continues from (with --no-state: the step of the state left in place)
     meta["state_step"] = committed_state_step(state / GENERATOR[args.model], meta["step"]) if args.no_state \
         else state_meta["step"]

@@ -509,6 +509,26 @@ def test_teacher_adds_a_distillation_term(exported: Path, layout: Path, tmp_path
         assert im.size == (3 * (32 + 2) + 2, 2 * (32 + 2) + 2)
 
 
+def test_teacher_init_distils_during_the_initialisation(exported: Path, layout: Path, tmp_path: Path) -> None:
+    """``teacher_init``: the initialisation step adds ``teacher_weight * L1(G(p), T(p))`` to the
+    content loss (and logs it); without it the initialisation stays content-only."""
+    teacher = str(exported / "generator")
+    plain = tiny_trainer(layout, tmp_path / "plain", iterations=1, teacher=teacher, teacher_weight=10.0)
+    taught = tiny_trainer(layout, tmp_path / "taught", iterations=1, teacher=teacher, teacher_weight=10.0,
+                          teacher_init=True)
+    batch = tuple(t[None] for t in plain.dataset[0])
+    a, b = plain.train_step(batch), taught.train_step(batch)
+    assert sorted(a) == sorted(INIT_KEYS + ["lr"]) and a["g_content"] == b["g_content"]
+    assert b["g_teacher"] > 0
+    assert b["g_total"] - a["g_total"] == pytest.approx(10.0 * b["g_teacher"], rel=1e-4)
+    # the update follows the distillation: after one step the generators differ
+    assert any(not torch.equal(p, q) for p, q in zip(plain.gen.parameters(), taught.gen.parameters()))
+    from facetoon.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="teacher_init = true needs teacher"):
+        AnimeGANConfig(**TINY_CONFIG, teacher_init=True)
+
+
 def test_export_needs_neither_the_data_nor_the_teacher(exported: Path, layout: Path, tmp_path: Path,
                                                        capsys: pytest.CaptureFixture[str]) -> None:
     """A run moved to another machine: its data folder and teacher file are gone, the checkpoint

@@ -271,3 +271,37 @@ def test_average_snapshots_scores_on_the_validation_split(tmp_path: Path, shared
     assert len(rows) == 1 and rows[0]["snapshot_steps"] == [1000, 2000] and rows[0]["kid_images"] == 4
     assert set(rows[0]["each"]) == {"1000", "2000"} and rows[0]["kid_x100"] > 0  # untrained: far from anime
     assert (tmp_path / "avg" / "samples.jpg").is_file()
+
+
+def test_the_scene_models_config_file_is_the_one_whose_every_setting_the_run_has(tmp_path: Path) -> None:
+    """The AnimeGAN card names the committed config a run came from: the file all of whose
+    settings (but init_from) the run's resolved config has; the two scene configs differ in
+    init_steps and teacher_init, so each run is told apart."""
+    first = tomllib.loads((REPO / "configs" / "animegan_anime_cpu.toml").read_text())["train"]
+    distil = tomllib.loads((REPO / "configs" / "animegan_anime_cpu_distil.toml").read_text())["train"]
+    resolved = {"seed": 0, "adv_g": -1.0, "holdout": 0}  # settings no config file names
+    assert ship_weights.animegan_config_file({**resolved, **first, "init_from": "x"}) == \
+        "configs/animegan_anime_cpu.toml"
+    assert ship_weights.animegan_config_file({**resolved, **distil}) == "configs/animegan_anime_cpu_distil.toml"
+    assert ship_weights.animegan_config_file({**resolved, **distil, "teacher_weight": 5.0}) is None
+    # settings a resume may change (RUNTIME_ONLY_KEYS) do not hide the file
+    assert ship_weights.animegan_config_file({**resolved, **distil, "checkpoint_every": 1000,
+                                              "precision": "fp32"}) == "configs/animegan_anime_cpu_distil.toml"
+
+
+def test_scene_scores_are_recorded_and_tabled(tmp_path: Path) -> None:
+    """score_scene_model.py --record appends a row per generator (with the training step of a
+    weights folder); ship_weights.py tables them on the scene model's card."""
+    import score_scene_model
+
+    folder = tmp_path / "gen"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"arch": "animegan", "meta": {"step": 2500}}))
+    path = tmp_path / "deep" / "scores.jsonl"
+    score_scene_model.record(path, str(folder), 101.234, "a run at step 2500")
+    score_scene_model.record(path, "teacher.pth", 62.9)
+    rows = ship_weights.read_jsonl(path)
+    assert [(r["step"], r["kid_x100"]) for r in rows] == [(2500, 101.23), (None, 62.9)]
+    table = ship_weights.scene_scores_table(rows).splitlines()
+    assert table[2] == f"| `{folder}` | a run at step 2500 | 2500 | 101.2 | {rows[0]['date']} |"
+    assert table[3].startswith("| `teacher.pth` | - | - | 62.9 |")

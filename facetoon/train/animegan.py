@@ -7,7 +7,8 @@ Data: the AnimeGAN layout checked by :func:`facetoon.data.animegan_layout.check_
 A step:
 
 1. initialisation phase (the first ``init_steps`` steps): the generator alone, content loss only,
-   learning rate ``init_lr`` (the paper's "initialization" epochs);
+   learning rate ``init_lr`` (the paper's "initialization" epochs; with ``teacher_init`` the
+   distillation term below as well);
 2. afterwards, as published: one discriminator update on real anime (-> 1), generated pictures,
    grayscale anime and edge-smoothed (grayscale) anime (-> 0), then one generator update with the
    adversarial, content, grayscale-style, colour (and, v2, total-variation) losses. Each
@@ -137,6 +138,11 @@ class AnimeGANConfig(BaseTrainConfig):
     # optional distillation from a pretrained teacher (CartoonGAN .pth or an exported folder)
     teacher: str = ""
     teacher_weight: float = 0.0
+    # also distil during the initialisation phase (content + teacher_weight * L1 at init_lr): a
+    # CPU-time choice that starts the adversarial phase from the teacher's style rather than from an
+    # identity-like generator; off = the papers' content-only initialisation. The adversarial phase
+    # distils whenever teacher_weight > 0, so past init_steps this option changes nothing
+    teacher_init: bool = False
     n_samples: int = 4
 
     def __post_init__(self) -> None:
@@ -162,6 +168,8 @@ class AnimeGANConfig(BaseTrainConfig):
             raise ConfigError(f"teacher_weight must be >= 0, got {self.teacher_weight}")
         if self.teacher_weight > 0 and not self.teacher:
             raise ConfigError("teacher_weight > 0 needs teacher = PATH")
+        if self.teacher_init and not (self.teacher and self.teacher_weight > 0):
+            raise ConfigError("teacher_init = true needs teacher = PATH and teacher_weight > 0")
         check_data_options(holdout=self.holdout, kid_images=self.kid_images, kid_backend=self.kid_backend,
                            n_samples=self.n_samples, aug_margin=self.aug_margin)
         self._check_sizes_and_choices()
@@ -296,6 +304,15 @@ class AnimeGANTrainer(Trainer):
         self.scaler_g.step(optimizer)
         self.scaler_g.update()
 
+    def _distillation(self, photo: Tensor, fake: Tensor) -> Tensor:
+        """``L1(G(photo), T(photo))``, the mean absolute difference to the frozen teacher's output
+        (both ``(N, 3, H, W)`` in [-1, 1] RGB), in fp32."""
+        if self.teacher is None:  # the config checks make this unreachable
+            raise RuntimeError("distillation without a teacher")
+        with torch.no_grad():
+            target = self.teacher(photo)
+        return F.l1_loss(fake.float(), target.float())
+
     def train_step(self, batch: tuple[Tensor, Tensor, Tensor]) -> dict[str, float]:
         cfg, rt = self.config, self.runtime
         photo, style, smooth = (rt.prepare_input(t) for t in batch)
@@ -307,16 +324,20 @@ class AnimeGANTrainer(Trainer):
             set_lr(opt, lr * ramp)
         initialising = self.step < cfg.init_steps
         if self.step == cfg.init_steps and self.ema is not None:
-            self.ema.restart()  # average the adversarial phase only, not the content-only initialisation
+            self.ema.restart()  # average the adversarial phase only, not the initialisation
 
         with rt.autocast():
             fake = self.gen_ddp(photo)
         if initialising:
             with rt.autocast():
                 g_total, parts = self.criterion.init_loss(photo, fake)
+                if cfg.teacher_init:
+                    distill = self._distillation(photo, fake)
+                    g_total = g_total + cfg.teacher_weight * distill
+                    parts["teacher"] = distill.detach()
             self._g_step(g_total, self.opt_init)
-            return {"g_total": float(g_total.detach()), "g_content": float(parts["content"]),
-                    "lr": cfg.init_lr * ramp}
+            return {"g_total": float(g_total.detach())} | {f"g_{k}": float(v) for k, v in parts.items()} \
+                | {"lr": cfg.init_lr * ramp}
 
         # discriminator: anime -> 1; generated, grayscale anime, smoothed anime -> 0
         gray = grayscale_rgb(style)
@@ -337,9 +358,7 @@ class AnimeGANTrainer(Trainer):
                 g_logits = self.disc(fake)
                 g_total, g_parts = self.criterion.generator_loss(photo, fake, gray, g_logits.float())
                 if self.teacher is not None and cfg.teacher_weight > 0:
-                    with torch.no_grad():
-                        target = self.teacher(photo)
-                    distill = F.l1_loss(fake.float(), target.float())
+                    distill = self._distillation(photo, fake)
                     g_total = g_total + cfg.teacher_weight * distill
                     g_parts["teacher"] = distill.detach()
             self._g_step(g_total, self.opt_g)
@@ -361,9 +380,10 @@ class AnimeGANTrainer(Trainer):
     def _warn_if_content_only(self, what: str) -> None:
         """A warning when the generator has had only the content-only initialisation."""
         if 0 < self.step <= self.config.init_steps:
-            log.warning("%s at step %d, within the initialisation (init_steps = %d): only the content-only "
+            phase = "content and distillation" if self.config.teacher_init else "content-only"
+            log.warning("%s at step %d, within the initialisation (init_steps = %d): only the %s "
                         "initialisation ran, the generator has never been trained adversarially", what,
-                        self.step, self.config.init_steps)
+                        self.step, self.config.init_steps, phase)
 
     # ---- state ---------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

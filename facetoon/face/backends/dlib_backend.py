@@ -3,7 +3,10 @@
 Model files come from the ``face-recognition-models`` package (``pip install
 face-recognition-models``), located with :func:`importlib.util.find_spec` (no
 ``pkg_resources``), or from the folder named by the ``FACETOON_DLIB_MODELS`` environment
-variable. They are loaded once per process, on first use, under a lock.
+variable. They are loaded once per process, on first use, under a lock. A dlib object must not be
+used by two threads at once (its maintainer's rule; the HOG detector releases the GIL and two
+threads detecting at the same time crashed the process), so each model runs under its own lock:
+threads sharing a backend take turns in dlib and run the rest of the pipeline in parallel.
 
 Licences of the model files (not of this code):
 
@@ -46,7 +49,8 @@ _INSTALL_HINT = (
 )
 
 _MODELS: dict[str, Any] = {}
-_LOCK = threading.Lock()
+_LOCK = threading.Lock()  # loading
+_RUN_LOCKS = {kind: threading.Lock() for kind in ("hog", "cnn", "5", "68")}  # one caller per dlib model
 
 
 def _models_dir() -> Path | None:
@@ -157,16 +161,19 @@ class DlibBackend(FaceBackend):
                 from .._image import to_gray
 
                 img = to_gray(img)
-            rects, scores, _ = _model("hog").run(img, int(upsample), thr)
+            with _RUN_LOCKS["hog"]:
+                rects, scores, _ = _model("hog").run(img, int(upsample), thr)
             return [Detection(_box(r), float(s)) for r, s in zip(rects, scores)]
         if img.ndim == 2:
             img = np.repeat(img[:, :, None], 3, axis=2)
-        found = _model("cnn")(img, int(upsample))
+        with _RUN_LOCKS["cnn"]:
+            found = _model("cnn")(img, int(upsample))
         return [Detection(_box(d.rect), float(d.confidence)) for d in found
                 if d.confidence >= thr]
 
     def landmarks(self, image: np.ndarray, box: Box) -> np.ndarray:
-        shape = _model(self.points)(np.ascontiguousarray(image), _rect(box))
+        with _RUN_LOCKS[self.points]:
+            shape = _model(self.points)(np.ascontiguousarray(image), _rect(box))
         return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float64)
 
     def __repr__(self) -> str:
