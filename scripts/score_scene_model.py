@@ -64,15 +64,15 @@ def main() -> int:
     if args.label and len(args.label) != len(args.generators):
         parser.error(f"{len(args.label)} --label for {len(args.generators)} generators: give one per generator")
 
+    from average_snapshots import holdout_selfies  # the face model's validation inputs, as its averages are scored
     from facetoon.errors import FacetoonError
     from facetoon.metrics.features import extract_features
     from facetoon.metrics.kid import validation_kid_x100
-    from facetoon.train.data import list_images, load_image_tensor, split_holdout
+    from facetoon.train.data import load_image_tensor
 
     try:
-        _, val_a = split_holdout(list_images(args.data / "trainA"), HOLDOUT, HOLDOUT_SEED)
-        _, val_b = split_holdout(list_images(args.data / "trainB"), HOLDOUT, HOLDOUT_SEED)
-        selfies = torch.stack([load_image_tensor(p, SIZE) for p in val_a])
+        split = {"holdout": HOLDOUT, "holdout_seed": HOLDOUT_SEED, "kid_images": HOLDOUT, "img_size": SIZE}
+        selfies, val_b = holdout_selfies(args.data, split)
         reference = extract_features(torch.stack([load_image_tensor(p, SIZE) for p in val_b]), backend="litert")
         generators = [(spec, load_generator(spec)) for spec in args.generators]
     except (FacetoonError, OSError) as exc:
@@ -89,7 +89,7 @@ def main() -> int:
         return value
 
     if not args.json:
-        print(f"KIDx100, {len(val_a)} held-out selfies ({SIZE} px) stylized vs {len(val_b)} held-out anime faces\n")
+        print(f"KIDx100, {len(selfies)} held-out selfies ({SIZE} px) stylized vs {len(val_b)} held-out anime faces\n")
         print("| generator | KIDx100 | seconds |\n|---|---|---|")
     report("(the selfies unchanged)", selfies, 0.0)
     labels = args.label or [None] * len(generators)

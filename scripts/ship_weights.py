@@ -459,10 +459,14 @@ teacher about 63.
 {scene_scores_table(scores)}
 """
     first_run = REPO / "training" / "animegan-anime-run1"
-    first_run_text = "" if not first_run.is_dir() else f"""
+    first_run_text = ""
+    if first_run.is_dir():
+        run1 = read_jsonl(first_run / "sessions.jsonl")[-1]  # its last session: steps and hours in all
+        run1_init = tomllib.loads((first_run / "config.toml").read_text())["train"]["init_steps"]
+        first_run_text = f"""
 **An earlier run.** `training/animegan-anime-run1/` holds the first run of this model
-(`configs/animegan_anime_cpu.toml`: content-only initialisation of 500 steps, then 4111
-adversarial steps, 4.27 h): its generator barely moved from the initialisation{" (its scores below)" if scores else ""};
+(`configs/animegan_anime_cpu.toml`: content-only initialisation of {run1_init} steps, then {run1['to_step'] - run1_init}
+adversarial steps, {run1['train_hours_total']:.2f} h): its generator barely moved from the initialisation{" (its scores below)" if scores else ""};
 its step-1381 weights were the default scene model before this run's.
 """
     return f"""# animegan-anime: the default scene (background) model of facetoon
