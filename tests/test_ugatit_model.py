@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from facetoon.errors import InvalidImageError
-from facetoon.layers import ILN, AdaILN, clip_rho, instance_layer_norm
+from facetoon.layers import ILN, AdaILN, clip_rho, instance_layer_norm, normal_init_
 from facetoon.losses.ugatit import (
     UGATITLossWeights,
     discriminator_adversarial_loss,
@@ -176,6 +176,38 @@ def test_discriminator_is_spectrally_normalised() -> None:
         # ... while the stored, unnormalised weight is not
         raw = conv.parametrizations.weight.original.detach().flatten(1).double()
         assert torch.linalg.matrix_norm(raw, ord=2).item() != pytest.approx(1.0, abs=0.05)
+
+
+def test_normal_init_draws_conv_and_linear_weights_only() -> None:
+    """The paper's initialisation: every conv / linear weight ~ N(0, 0.02) (the unnormalised one
+    under spectral norm), biases 0; normalisation parameters untouched; spectral norm still holds."""
+    torch.manual_seed(0)
+    g = Generator(ngf=16, n_res=2, img_size=64, light=True)
+    d = Discriminator(ndf=16, n_layers=5)
+    layer_types = (torch.nn.Conv2d, torch.nn.Linear)
+    norms_before = {k: v.clone() for k, v in g.state_dict().items() if "rho" in k or "norm" in k}
+    assert norms_before  # the generator has ILN / AdaILN parameters
+    for net in (g, d):
+        layers = [m for m in net.modules() if isinstance(m, layer_types)]
+        assert normal_init_(net, 0.02) == len(layers)
+        for m in layers:
+            w = m.parametrizations.weight.original if hasattr(m, "parametrizations") else m.weight
+            if w.numel() >= 2000:  # enough draws for a tight estimate of the spread
+                assert w.std().item() == pytest.approx(0.02, rel=0.1), m
+                assert abs(w.mean().item()) < 0.002, m
+            if m.bias is not None:
+                assert not m.bias.any(), m
+    for k, v in g.state_dict().items():
+        if k in norms_before:
+            assert torch.equal(v, norms_before[k]), k
+    d.train()
+    for _ in range(30):  # the power iteration adapts to the new weights
+        d(torch.randn(1, 3, 64, 64))
+    conv = d.features[1]
+    assert torch.linalg.matrix_norm(conv.weight.detach().flatten(1).double(), ord=2).item() == pytest.approx(
+        1.0, abs=0.02)
+    with pytest.raises(ValueError, match="std"):
+        normal_init_(g, 0.0)
 
 
 # ---- AdaILN / ILN against their formulas -----------------------------------------------------------

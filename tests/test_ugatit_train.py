@@ -300,6 +300,26 @@ def test_kid_options_fail_when_the_config_is_made() -> None:
             UGATITConfig(**{**TINY_CONFIG, "kid_images": value})
 
 
+def test_init_std_gives_the_papers_initialisation_by_default(tmp_path: Path) -> None:
+    """Fresh networks: N(0, 0.02) weights and zero biases (the paper) unless init_std = 0
+    (PyTorch's default, as the authors' PyTorch release); a negative value is refused."""
+    from facetoon.errors import ConfigError
+
+    assert UGATITConfig().init_std == 0.02
+
+    def first_conv(init_std: float) -> torch.nn.Conv2d:
+        cfg = UGATITConfig(**{**TINY_CONFIG, "ngf": 16, "init_std": init_std})
+        trainer = UGATITTrainer(cfg, None, tmp_path / f"run-{init_std}")
+        return next(m for m in trainer.gens.a2b.modules() if isinstance(m, torch.nn.Conv2d))
+
+    paper, default = first_conv(0.02), first_conv(0.0)  # 16 x 3 x 7 x 7 weights each
+    assert paper.weight.std().item() == pytest.approx(0.02, rel=0.15)
+    # PyTorch's Kaiming-uniform bound for fan-in 147: 1/sqrt(147), std = bound/sqrt(3) ~ 0.048
+    assert default.weight.std().item() == pytest.approx(1 / math.sqrt(3 * 147), rel=0.15)
+    with pytest.raises(ConfigError, match="init_std must be >= 0"):
+        UGATITConfig(**{**TINY_CONFIG, "init_std": -0.02})
+
+
 def test_warm_start_at_another_resolution(synthetic_run: Path, synthetic_data: Path, tmp_path: Path,
                                           capsys: pytest.CaptureFixture[str]) -> None:
     """A light generator trained at 32 px continues at 64 px (a low-resolution phase first)."""

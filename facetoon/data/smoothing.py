@@ -11,6 +11,12 @@ anime images with their edges blurred, labelled *fake*. :func:`edge_smooth` make
 4. blurred pixels replace the original **only where the dilated edge map is set**; everything
    else is untouched.
 
+Small differences from the official script (AnimeGANv2 ``tools/edge_smooth.py``), none of them
+in the steps above: it stretches every image to ``size`` x ``size`` with OpenCV's default
+(bilinear) resize and reads the colour and the grayscale image separately, truncating the blend
+to uint8; :func:`smooth_file` keeps the aspect ratio (area resampling), takes the grayscale image
+from the resized colour one and rounds.
+
 :func:`smooth_directory` does this for a folder in parallel over processes and writes each file
 atomically. The folder's ``.facetoon-smooth.json`` records the ``size`` and ``kernel_size`` used
 and, per output, a hash of the style image it was made from; an output is skipped only when it

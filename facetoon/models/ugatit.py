@@ -194,8 +194,9 @@ class Discriminator(nn.Module):
 
     ``forward(x (B, 3, H, W) in [-1, 1])`` returns ``(patch_logits (B, 1, h, w),
     cam_logit (B, 2), heatmap (B, 1, h', w'))``. Spectral normalisation wraps every conv and
-    the CAM classifiers. During training, wrap the forwards of one step in
-    ``torch.nn.utils.parametrize.cached()`` to normalise each weight once per step.
+    the CAM classifiers; each training-mode forward runs one power iteration of it (wrapping
+    several forwards in ``torch.nn.utils.parametrize.cached()`` would normalise each weight once
+    for all of them; facetoon's trainer does not, see the README).
     """
 
     def __init__(self, ndf: int = 64, n_layers: int = 5, in_channels: int = 3) -> None:

@@ -65,7 +65,8 @@ log = logging.getLogger(__name__)
 #: What depends on the version when not set explicitly: the official code of each version
 #: (AnimeGAN: TachibanaYoshino/AnimeGAN main.py and its discriminator with instance norm;
 #: AnimeGANv2: TachibanaYoshino/AnimeGANv2 main.py, layer norm in the discriminator), including
-#: the batch size of its main.py (v2: 12, v1: 6).
+#: the batch size of its main.py (v2: 12, v1: 6); except v1's loss weights, which are the paper's
+#: (preset ``v1``; the v1 code's own values are the preset ``v1-code``).
 VERSION_DEFAULTS: dict[str, dict[str, Any]] = {
     "v1": {"d_norm": "instance", "loss_preset": "v1", "init_lr": 1e-4, "g_lr": 4e-5, "d_lr": 8e-5,
            "batch_size": 6},
@@ -81,7 +82,10 @@ LOSS_WEIGHT_FIELDS = {"adv_g": "adv_g", "adv_d": "adv_d", "content": "content", 
 
 @dataclasses.dataclass
 class AnimeGANConfig(BaseTrainConfig):
-    """AnimeGAN hyper-parameters; defaults follow the official v2 training code (main.py)."""
+    """AnimeGAN hyper-parameters; defaults follow the official v2 training code (main.py), except
+    ``perceptual`` (MobileNetV2 features: VGG19's ImageNet weights are not available offline),
+    ``init_steps`` and ``iterations`` (counted in steps, where the official code counts epochs);
+    the comments at each field say more."""
 
     version: str = "v2"  # generator: "v2" (AnimeGANv2) or "v1" (the paper's)
     style: str = ""  # style folder name under the data root ("" = the only one present)

@@ -356,7 +356,10 @@ class PhotoStyleDataset(Dataset):
     Photos and style images are drawn independently (unpaired); a style image and its
     edge-smoothed copy share the file index and the augmentation, so they stay aligned (a style
     image whose copy has another shape, made at a smaller size, is first resized to the copy's
-    shape, so that both are resampled alike and differ only at the edges). When
+    shape, so that both are resampled alike and differ only at the edges; the official AnimeGANv2
+    code draws the smoothed images through a loader of their own, so its batches pair a style
+    image with another image's smoothed copy: each loss term averages over the same images
+    either way). When
     the smooth copies were made at another size than ``augment.size`` (their folder's record says
     so), one warning gives the command that remakes them. A bad
     photo, or a style image whose file or smoothed copy is bad, is replaced by the next one (see

@@ -30,7 +30,7 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from ..errors import ConfigError
-from ..layers import clip_rho
+from ..layers import clip_rho, normal_init_
 from ..losses.ugatit import (
     DiscOutput,
     UGATITLossWeights,
@@ -62,6 +62,9 @@ class UGATITConfig(BaseTrainConfig):
     light: bool = False
     n_layers_global: int = 7
     n_layers_local: int = 5
+    # initialisation: every conv / linear weight ~ N(0, init_std), biases 0, as the paper (and its
+    # TensorFlow release); 0 = PyTorch's default initialisation, as the authors' PyTorch release
+    init_std: float = 0.02
     # optimisation (Adam as published; linear decay to 0 over the second half)
     lr: float = 1e-4
     beta1: float = 0.5
@@ -102,7 +105,7 @@ class UGATITConfig(BaseTrainConfig):
             raise ConfigError("decay_start must be in [0, 1]")
         check_data_options(holdout=self.holdout, kid_images=self.kid_images, kid_backend=self.kid_backend,
                            n_samples=self.n_samples, aug_margin=self.aug_margin)
-        for name in ("adv_weight", "cycle_weight", "identity_weight", "cam_weight", "lr", "weight_decay"):
+        for name in ("adv_weight", "cycle_weight", "identity_weight", "cam_weight", "lr", "weight_decay", "init_std"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0")
         for name in ("n_layers_global", "n_layers_local"):
@@ -169,9 +172,13 @@ class UGATITTrainer(Trainer):
     def build_networks(self) -> None:
         cfg = self.config
         rt = self.runtime
-        self.gens = rt.prepare_module(GeneratorPair(ngf=cfg.ngf, n_res=cfg.n_res, img_size=cfg.img_size,
-                                                    light=cfg.light))
-        self.discs = rt.prepare_module(DiscriminatorSet(cfg.ndf, cfg.n_layers_global, cfg.n_layers_local))
+        gens = GeneratorPair(ngf=cfg.ngf, n_res=cfg.n_res, img_size=cfg.img_size, light=cfg.light)
+        discs = DiscriminatorSet(cfg.ndf, cfg.n_layers_global, cfg.n_layers_local)
+        if cfg.init_std > 0:  # a resume or warm start overwrites these weights afterwards
+            normal_init_(gens, cfg.init_std)
+            normal_init_(discs, cfg.init_std)
+        self.gens = rt.prepare_module(gens)
+        self.discs = rt.prepare_module(discs)
         settings: dict[str, Any] = dict(lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay)
         self.opt_g = adam(self.gens.parameters(), **settings)
         self.opt_d = adam(self.discs.parameters(), **settings)
