@@ -1,9 +1,10 @@
 """Weight initialisation of convolutions and linear layers.
 
-The GAN papers facetoon implements initialise every convolution and fully connected weight from a
-zero-centred normal distribution (U-GAT-IT: standard deviation 0.02, as DCGAN) and every bias with
-0; PyTorch's default (Kaiming-uniform) initialisation is what the authors' PyTorch releases use
-instead. :func:`normal_init_` applies the former to a built network, in place.
+The U-GAT-IT paper (and its TensorFlow release) initialises every convolution and fully connected
+weight from a zero-centred normal distribution with standard deviation 0.02 (as DCGAN) and every
+bias with 0; its authors' PyTorch release keeps PyTorch's default (Kaiming-uniform) initialisation.
+:func:`normal_init_` applies the former to a built network, in place. (AnimeGAN's networks have
+their own initialisation, in :mod:`facetoon.models.animegan` and :mod:`facetoon.models.discriminators`.)
 """
 
 from __future__ import annotations
