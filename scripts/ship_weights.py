@@ -45,23 +45,15 @@ GENERATOR = {"ugatit": "a2b", "animegan": "generator"}  # the inference network 
 LEGACY_UGATIT_CONFIGS = {128: "configs/ugatit_selfie2anime_cpu.toml", 256: "configs/ugatit_selfie2anime_cpu_256.toml"}
 
 
-def phase_config_file(config: dict) -> str | None:
-    """The committed ``configs/ugatit_*.toml`` a run's resolved config comes from: the one whose
-    ``img_size`` and ``iterations`` (which tell the phases apart) it has; ``None`` if none does."""
-    for path in sorted((REPO / "configs").glob("ugatit_*.toml")):
-        train = tomllib.loads(path.read_text()).get("train", {})
-        if (train.get("img_size"), train.get("iterations")) == (config.get("img_size"), config.get("iterations")):
-            return path.relative_to(REPO).as_posix()
-    return None
-
-
-def animegan_config_file(config: dict) -> str | None:
-    """The committed ``configs/animegan_*.toml`` a run's resolved config comes from: the one all of
+def committed_config_file(model: str, config: dict) -> str | None:
+    """The committed ``configs/<model>_*.toml`` a run's resolved config comes from: the one all of
     whose settings the run has, but those a resume may change (``RUNTIME_ONLY_KEYS``: schedule of
-    checkpoints and samples, precision, ``init_from``); ``None`` if none does."""
+    checkpoints and samples, precision, ``init_from``); ``None`` if none does. (The face model's
+    phases differ in ``img_size``, ``iterations`` or ``decay_start``; the scene configs in
+    ``init_steps`` and ``teacher_init``.)"""
     from facetoon.train.loop import RUNTIME_ONLY_KEYS
 
-    for path in sorted((REPO / "configs").glob("animegan_*.toml")):
+    for path in sorted((REPO / "configs").glob(f"{model}_*.toml")):
         train = tomllib.loads(path.read_text()).get("train", {})
         if all(config.get(k) == v for k, v in train.items() if k not in RUNTIME_ONLY_KEYS):
             return path.relative_to(REPO).as_posix()
@@ -318,7 +310,7 @@ def ugatit_card(meta: dict, stats: list[dict], config_text: str, sessions: list[
     NAME = NAMES["ugatit"]
     cfg = meta["config"]
     # the phase the run continues in: the latest session's config file
-    config_file = (session_config_file(sessions[-1]) if sessions else phase_config_file(cfg)) or "CONFIG"
+    config_file = (session_config_file(sessions[-1]) if sessions else committed_config_file("ugatit", cfg)) or "CONFIG"
     averaged = "moving average" in meta.get("weights", "")
     shipped_kid = (lambda r: r["kid_x100"]) if averaged else trained_kid
     rows = "\n".join(f"| {s['step']} | {s.get('train_hours', 0):.2f} | {trained_kid(s):.2f} | "
@@ -441,7 +433,7 @@ def animegan_card(meta: dict, stats: list[dict], config_text: str, sessions: lis
     if meta["step"] <= cfg["init_steps"]:
         steps_note = (f"all within the {cfg['init_steps']}-step {init} initialisation: "
                       "**not yet trained adversarially**")
-    config_path = animegan_config_file(tomllib.loads(config_text).get("train", {}))
+    config_path = committed_config_file("animegan", tomllib.loads(config_text).get("train", {}))
     config_file = f"`{config_path}`" if config_path else "(no committed config file has all of the run's settings)"
     config_arg = config_path or "CONFIG"
     training = REPO / "training" / NAMES["animegan"]
@@ -604,8 +596,7 @@ def main() -> int:
     run_config = tomllib.loads(config_text).get("train", {})
     precision = run_config.get("precision", "auto")  # the run's, not the export's
     sessions = record_session(training / "sessions.jsonl", first_step, state_meta, precision,
-                              phase_config_file(run_config) if args.model == "ugatit"
-                              else animegan_config_file(run_config))
+                              committed_config_file(args.model, run_config))
     # the step the committed state continues from (with --no-state: the step of the state left in place)
     meta["state_step"] = committed_state_step(state / GENERATOR[args.model], meta["step"]) if args.no_state \
         else state_meta["step"]

@@ -38,13 +38,16 @@ def test_training_phases_group_consecutive_sessions_in_step_order() -> None:
 
 
 def test_a_new_config_at_the_same_size_is_a_new_phase(tmp_path: Path) -> None:
-    """Rows name their config file (found from the run's img_size and iterations); a second lr
-    cycle at 256 px is a phase of its own, on the card and on the KID curve."""
-    cycle2 = tomllib.loads((REPO / "configs" / "ugatit_selfie2anime_cpu_256_cycle2.toml").read_text())["train"]
-    assert ship_weights.phase_config_file(cycle2) == "configs/ugatit_selfie2anime_cpu_256_cycle2.toml"
-    assert ship_weights.phase_config_file({"img_size": 256, "iterations": 27000}) == \
+    """Rows name their config file (the committed one all of whose settings the run has); a second
+    lr cycle at 256 px is a phase of its own, on the card and on the KID curve."""
+    def train(name: str) -> dict:
+        return tomllib.loads((REPO / "configs" / name).read_text())["train"]
+
+    cycle2, phase256 = train("ugatit_selfie2anime_cpu_256_cycle2.toml"), train("ugatit_selfie2anime_cpu_256.toml")
+    assert ship_weights.committed_config_file("ugatit", cycle2) == "configs/ugatit_selfie2anime_cpu_256_cycle2.toml"
+    assert ship_weights.committed_config_file("ugatit", {**phase256, "init_from": "x"}) == \
         "configs/ugatit_selfie2anime_cpu_256.toml"
-    assert ship_weights.phase_config_file({"img_size": 256, "iterations": 12345}) is None
+    assert ship_weights.committed_config_file("ugatit", {**phase256, "iterations": 12345}) is None
     rows = [_session(0, 18000, 128), _session(18000, 27000, 256),
             {**_session(27000, 28000, 256), "config_file": "configs/ugatit_selfie2anime_cpu_256_cycle2.toml"}]
     assert ship_weights.phases(rows).splitlines()[-1] == \
@@ -280,12 +283,13 @@ def test_the_scene_models_config_file_is_the_one_whose_every_setting_the_run_has
     first = tomllib.loads((REPO / "configs" / "animegan_anime_cpu.toml").read_text())["train"]
     distil = tomllib.loads((REPO / "configs" / "animegan_anime_cpu_distil.toml").read_text())["train"]
     resolved = {"seed": 0, "adv_g": -1.0, "holdout": 0}  # settings no config file names
-    assert ship_weights.animegan_config_file({**resolved, **first, "init_from": "x"}) == \
+    assert ship_weights.committed_config_file("animegan", {**resolved, **first, "init_from": "x"}) == \
         "configs/animegan_anime_cpu.toml"
-    assert ship_weights.animegan_config_file({**resolved, **distil}) == "configs/animegan_anime_cpu_distil.toml"
-    assert ship_weights.animegan_config_file({**resolved, **distil, "teacher_weight": 5.0}) is None
+    assert ship_weights.committed_config_file("animegan", {**resolved, **distil}) == \
+        "configs/animegan_anime_cpu_distil.toml"
+    assert ship_weights.committed_config_file("animegan", {**resolved, **distil, "teacher_weight": 5.0}) is None
     # settings a resume may change (RUNTIME_ONLY_KEYS) do not hide the file
-    assert ship_weights.animegan_config_file({**resolved, **distil, "checkpoint_every": 1000,
+    assert ship_weights.committed_config_file("animegan", {**resolved, **distil, "checkpoint_every": 1000,
                                               "precision": "fp32"}) == "configs/animegan_anime_cpu_distil.toml"
 
 
