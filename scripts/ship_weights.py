@@ -323,11 +323,14 @@ def ugatit_card(meta: dict, stats: list[dict], config_text: str, sessions: list[
         here = [r for r in stats if r["step"] == meta["step"]]
         shipped = f"{shipped_kid(here[0]):.2f}" if here else "not validated at this step"
         if "snapshot_steps" in meta and "kid_x100" in meta:
-            shipped = (f"{meta['kid_x100']:.2f} (the average; the same validation images and features, "
-                       "`training/ugatit-selfie2anime/averages.jsonl`)")
+            shipped = (f"{meta['kid_x100']:.2f} (the average of all snapshots, the repository's rule rather than "
+                       "the best of several averages; the trainer's validation images and features, the "
+                       "generator in fp32: `training/ugatit-selfie2anime/averages.jsonl`)")
     else:
         latest_kid = best_kid = shipped = "not measured yet (first validation pass at step " \
             f"{cfg['validate_every']})"
+    reexport = ("# these weights average snapshots: remake them and the card as below\n" if "snapshot_steps" in meta
+                else "python scripts/ship_weights.py ugatit RUN_DIR     # re-export this folder and its card\n")
     return f"""# ugatit-selfie2anime: the default face model of facetoon
 
 U-GAT-IT generator (selfie -> anime face), A->B direction, trained **from scratch on this
@@ -343,9 +346,9 @@ used; no teacher model.
 | shipped weights | {shipped_weights(meta)} |
 | storage | fp16 safetensors, upcast to fp32 on load |
 | validation KIDx100 of these weights | {shipped} |
-| validation KIDx100 (latest step of the run) | {latest_kid} |
-| validation KIDx100 (best step of the run) | {best_kid} |
-| quality bar (issue 8) | <= 40; goal <= 15 |
+| validation KIDx100 (latest step of the run) | {latest_kid} (as the trainer validated it, in its precision: `training/{NAME}/stats.jsonl`) |
+| validation KIDx100 (best step of the run) | {best_kid} (likewise) |
+| quality bar (issue 8; the README's "Default weights and model cards") | <= 40; goal <= 15 |
 
 **Status: an early checkpoint of a run that continues across sessions.** Until the KID bar is met
 these weights are a work in progress; see the history below.{continued(meta)}
@@ -411,8 +414,7 @@ facetoon train ugatit --data ../shared/data/selfie2anime --out RUN_DIR \\
 # without the full checkpoint (a new machine): warm start from the committed compact state
 facetoon train ugatit --data ../shared/data/selfie2anime --out RUN_DIR \\
     --config {config_file} --set init_from=training/{NAME}/state
-python scripts/ship_weights.py ugatit RUN_DIR     # re-export this folder and its card
-```
+{reexport}```
 {averaging_text(meta)}
 ## Licences
 
@@ -449,7 +451,15 @@ the anime frames of the face model; the selfies unchanged score about 165, the C
 teacher about 63.
 
 {scene_scores_table(scores)}
+
+Each row names the generator as it was scored: `runs/` folders stay on the machine that trained,
+and `weights/animegan-anime` holds the weights shipped at the time (`git log -- weights/animegan-anime`
+finds earlier ones); `python scripts/score_scene_model.py weights/animegan-anime` scores the weights
+shipped now.
 """
+    scored_here = [r for r in scores if r.get("step") == meta["step"] and "cartoongan" not in r["generator"]]
+    shipped_score = (f"{scored_here[-1]['kid_x100']:.1f} (`scripts/score_scene_model.py`, table below)"
+                     if scored_here else "not scored yet (`scripts/score_scene_model.py`)")
     first_run = REPO / "training" / "animegan-anime-run1"
     first_run_text = ""
     if first_run.is_dir():
@@ -476,6 +486,7 @@ AnimeGAN{cfg['version']} generator (photo -> anime scene), trained **from scratc
 | teacher | {teacher} |
 | shipped weights | {shipped_weights(meta)} |
 | storage | fp16 safetensors, upcast to fp32 on load |
+| KIDx100 of these weights on the face model's held-out selfies | {shipped_score} |
 
 **Status: an early checkpoint of a run that continues across sessions**; it is not yet a good
 anime scene model.{continued(meta)}{" Being from the initialisation, it mostly imitates the teacher's colours and is still blurred; the adversarial phase (its edge-smoothed negatives push for crisp edges) comes next." if meta["step"] <= cfg["init_steps"] else ""}
@@ -487,9 +498,9 @@ anime scene model.{continued(meta)}{" Being from the initialisation, it mostly i
 ## Data
 
 Built by `python scripts/prepare_animegan_data.py` from `../shared`: photos = BSDS500 train+val
-(research use) and the selfie2anime trainA selfies (research use) minus the face model's held-out
-validation selfies; style = the selfie2anime trainB anime frames (their background art; research
-use) minus the face model's held-out ones; their edge-smoothed copies from `facetoon prepare-smooth`.
+(research use; the first 8 of val are kept out for the sample grids) and the selfie2anime trainA
+selfies (research use) minus the face model's held-out validation selfies; style = the selfie2anime
+trainB anime frames (their background art; research use) minus the face model's held-out ones; their edge-smoothed copies from `facetoon prepare-smooth`.
 
 **Why these style images.** `../shared` offers two anime style domains for scenes: the trainB frames
 (the face model's own target domain, so face and scene of one portrait share a style) and the

@@ -7,8 +7,9 @@ automatically, so adding a command means adding one file. Subcommand modules mus
 torch or dlib at module level (``facetoon --help`` stays fast); they import inside ``func``.
 
 Errors: a :class:`facetoon.errors.FacetoonError` (or any other exception) prints one line on
-stderr and exits with status 1 (130 on Ctrl-C); a usage error (bad option or value) prints one
-line too and exits with status 2. ``--debug`` shows the traceback and enables debug logging;
+stderr and exits with status 1 (130 on Ctrl-C), a value out of range included; a command line
+that cannot be parsed (unknown option, missing or non-numeric value) prints one line too and exits
+with status 2. ``--debug`` shows the traceback and enables debug logging;
 ``--debug`` and ``-q`` are accepted before or after the command.
 """
 
