@@ -16,13 +16,16 @@ its translation, one pair per cell) and appends the scores to
 ``training/ugatit-selfie2anime/averages.jsonl``. The score is the trainer's validation KIDx100: the
 same held-out images (the snapshots' ``holdout``, ``holdout_seed``, ``kid_images``), the same
 MobileNetV2 features (``kid_backend``), the generator in fp32. ``--each`` also scores every
-snapshot alone. Without ``--data`` nothing is scored (and nothing is recorded).
+snapshot alone; a snapshot whose weights file (by its sha256) was scored before, on as many images
+with the same features, keeps its recorded score (``--rescore`` scores it again). Without
+``--data`` nothing is scored (and nothing is recorded).
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import hashlib
 import json
 import sys
 from pathlib import Path
@@ -36,8 +39,8 @@ REPO = Path(__file__).resolve().parents[1]
 RECORD = REPO / "training" / "ugatit-selfie2anime" / "averages.jsonl"
 
 
-def load_snapshots(folders: list[Path]) -> tuple[list[nn.Module], list[dict[str, Any]]]:
-    """The generators (fp32, eval mode) and their ``config.json`` documents, sorted by step."""
+def load_snapshots(folders: list[Path]) -> tuple[list[nn.Module], list[dict[str, Any]], list[Path]]:
+    """The generators (fp32, eval mode), their ``config.json`` documents and their folders, sorted by step."""
     from facetoon.errors import ConfigError
     from facetoon.models import load_pretrained
     from facetoon.models.serialization import read_config
@@ -49,7 +52,24 @@ def load_snapshots(folders: list[Path]) -> tuple[list[nn.Module], list[dict[str,
         if (doc["arch"], doc["config"]) != (docs[0]["arch"], docs[0]["config"]):
             raise ConfigError(f"{f}: another architecture than {folders[0]} ({doc['arch']} {doc['config']})")
     order = sorted(range(len(folders)), key=lambda i: docs[i]["meta"]["step"])
-    return [load_pretrained(folders[i]).eval() for i in order], [docs[i] for i in order]
+    return [load_pretrained(folders[i]).eval() for i in order], [docs[i] for i in order], [folders[i] for i in order]
+
+
+def weights_digest(folder: Path) -> str:
+    """The sha256 of a snapshot's ``model.safetensors``: the key its score is recorded under."""
+    return hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()
+
+
+def recorded_scores(record: Path, kid_images: int, kid_backend: str) -> dict[str, float]:
+    """Scores of single snapshots in ``record`` by their weights' sha256 (rows scored on
+    ``kid_images`` images with ``kid_backend`` features; rows without digests are left out)."""
+    scores: dict[str, float] = {}
+    if record.is_file():
+        for row in map(json.loads, record.read_text().splitlines()):
+            if (row.get("kid_images"), row.get("kid_backend")) == (kid_images, kid_backend):
+                scores.update({digest: row["each"][step] for step, digest in row.get("sha256", {}).items()
+                               if step in row.get("each", {})})
+    return scores
 
 
 def uniform_average(models: list[nn.Module]) -> nn.Module:
@@ -87,6 +107,8 @@ def main() -> int:
     ap.add_argument("--out", type=Path, help="write the average here (fp16 weights folder + samples.jpg)")
     ap.add_argument("--data", type=Path, help="selfie2anime folder: score the average on the validation split")
     ap.add_argument("--each", action="store_true", help="also score every snapshot alone (with --data)")
+    ap.add_argument("--rescore", action="store_true",
+                    help="with --each, score every snapshot again instead of keeping recorded scores")
     ap.add_argument("--samples", type=int, default=8, help="held-out selfies in samples.jpg (default 8)")
     ap.add_argument("--kid-images", type=int,
                     help="score on this many held-out images (default: the run's kid_images, as validated)")
@@ -96,7 +118,7 @@ def main() -> int:
     from facetoon.errors import FacetoonError
 
     try:
-        models, docs = load_snapshots(args.snapshots)
+        models, docs, folders = load_snapshots(args.snapshots)
     except FacetoonError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -121,16 +143,19 @@ def main() -> int:
             fakes = extract_features(translate(g, x), backend=cfg["kid_backend"])
             return float(validation_kid_x100(fakes, anime)["kid_x100"])
 
-        each = {}
+        each, digests = {}, {str(step): weights_digest(f) for step, f in zip(steps, folders)}
         if args.each:
+            known = {} if args.rescore else recorded_scores(args.record, cfg["kid_images"], cfg["kid_backend"])
             for step, m in zip(steps, models):
-                each[str(step)] = round(score(m), 4)
-                print(f"step {step}: KIDx100 {each[str(step)]:.2f}", flush=True)
+                digest = digests[str(step)]
+                each[str(step)] = known[digest] if digest in known else round(score(m), 4)
+                print(f"step {step}: KIDx100 {each[str(step)]:.2f}" + (" (recorded)" if digest in known else ""),
+                      flush=True)
         meta["kid_x100"] = round(score(average), 4)
         print(f"uniform average of {len(models)} snapshots (steps {steps[0]}-{steps[-1]}): "
               f"KIDx100 {meta['kid_x100']:.2f}", flush=True)
-        row = {"date": datetime.date.today().isoformat(), "snapshot_steps": steps,
-               "kid_x100": meta["kid_x100"], "kid_images": cfg["kid_images"], "each": each}
+        row = {"date": datetime.date.today().isoformat(), "snapshot_steps": steps, "kid_x100": meta["kid_x100"],
+               "kid_images": cfg["kid_images"], "kid_backend": cfg["kid_backend"], "each": each, "sha256": digests}
         args.record.parent.mkdir(parents=True, exist_ok=True)
         with args.record.open("a") as f:
             f.write(json.dumps(row) + "\n")

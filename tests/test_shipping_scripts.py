@@ -4,6 +4,7 @@ weights is stitched across sessions and drawn (developer scripts; run here on re
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import sys
 import tomllib
@@ -247,7 +248,9 @@ def test_average_snapshots_averages_and_labels_the_weights(tmp_path: Path, monke
 
 def test_average_snapshots_scores_on_the_validation_split(tmp_path: Path, shared: Path) -> None:
     """With --data, the average and each snapshot are scored on the trainer's held-out images (real
-    selfie2anime files, 4 of them here) and the scores are appended to the record."""
+    selfie2anime files, 4 of them here) and the scores are appended to the record, with the sha256
+    of each snapshot's weights; a later --each keeps the score of a snapshot whose weights file was
+    scored before on as many images (--rescore, or another number of images, scores it again)."""
     import subprocess
 
     import torch
@@ -274,6 +277,28 @@ def test_average_snapshots_scores_on_the_validation_split(tmp_path: Path, shared
     assert len(rows) == 1 and rows[0]["snapshot_steps"] == [1000, 2000] and rows[0]["kid_images"] == 4
     assert set(rows[0]["each"]) == {"1000", "2000"} and rows[0]["kid_x100"] > 0  # untrained: far from anime
     assert (tmp_path / "avg" / "samples.jpg").is_file()
+    assert rows[0]["sha256"]["1000"] == hashlib.sha256((folders[0] / "model.safetensors").read_bytes()).hexdigest()
+
+    # step 2000's weights change: only that snapshot is scored again
+    torch.manual_seed(7)
+    save_pretrained(create_model("ugatit_generator", img_size=32, ngf=8, n_res=2, light=True), folders[1],
+                    meta={"step": 2000, "train_hours": 1.0, "config": run_cfg})
+
+    def again(*extra: str) -> tuple[str, dict]:
+        done = subprocess.run([sys.executable, str(SCRIPTS / "average_snapshots.py"), *map(str, folders), "--data",
+                               str(data), "--each", "--record", str(record), *extra], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        return done.stdout, json.loads(record.read_text().splitlines()[-1])
+
+    out, row = again("--kid-images", "4")
+    assert "step 1000: KIDx100" in out and "(recorded)" in out.split("step 2000")[0] and "(recorded)" not in \
+        out.split("step 2000")[1]
+    assert row["each"]["1000"] == rows[0]["each"]["1000"] and row["sha256"]["1000"] == rows[0]["sha256"]["1000"]
+    assert row["sha256"]["2000"] != rows[0]["sha256"]["2000"]
+    out, _ = again("--kid-images", "4", "--rescore")
+    assert "(recorded)" not in out
+    out, _ = again("--kid-images", "6")  # other images: nothing recorded applies
+    assert "(recorded)" not in out
 
 
 def test_the_scene_models_config_file_is_the_one_whose_every_setting_the_run_has(tmp_path: Path) -> None:
