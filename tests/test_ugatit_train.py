@@ -718,6 +718,19 @@ def test_resume_with_a_changed_config_warns_and_records_the_change(
     trainer.close()
 
 
+def test_the_readme_names_every_runtime_only_key() -> None:
+    """The README's paragraph on resuming lists the keys a resume may change without a warning:
+    exactly RUNTIME_ONLY_KEYS."""
+    import re
+
+    from facetoon.train.loop import RUNTIME_ONLY_KEYS
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    listed = re.search(r"other than the runtime-only\s+ones \((.*?)`RUNTIME_ONLY_KEYS`", text, re.S)
+    assert listed is not None, "the README no longer lists the runtime-only keys"
+    assert set(re.findall(r"`(\w+)`", listed.group(1))) == RUNTIME_ONLY_KEYS
+
+
 def test_resume_with_only_runtime_settings_changed_warns_nothing(
         synthetic_run: Path, synthetic_data: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     import logging

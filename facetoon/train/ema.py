@@ -7,9 +7,10 @@ after ``n`` updates (the warm-up of TensorFlow's ``ExponentialMovingAverage(num_
 so that an average started at step 0 is not dominated by the first, untrained weights. It
 changes no training update: the networks, losses and optimisers train exactly as without it;
 only validation, sample grids and exported weights use the average. Neither U-GAT-IT nor
-AnimeGAN uses one (``ema_decay = 0``, the papers' setting, is the default), and our CPU configs
-leave it off too: on our face model the average scored worse than the trained weights (see the
-header of ``configs/ugatit_selfie2anime_cpu.toml``).
+AnimeGAN uses one (``ema_decay = 0``, the papers' setting, is the default), and our U-GAT-IT
+configs leave it off too: on our face model the average scored worse than the trained weights (see
+the header of ``configs/ugatit_selfie2anime_cpu.toml``); the scene model's
+``configs/animegan_anime_cpu_distil.toml`` uses 0.999.
 
 A thin wrapper of :class:`torch.optim.swa_utils.AveragedModel` (it keeps the copy and the update
 count) with that warmed-up EMA as its averaging function (``torch._foreach_lerp_``, as torch's own
